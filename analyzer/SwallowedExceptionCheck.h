@@ -1,0 +1,33 @@
+#pragma once
+
+#include "utils/AsyncStateCheck.h"
+
+#include "llvm/Support/Regex.h"
+
+namespace clang::tidy::asyncstate {
+
+// Flags error paths that drop the error: catch blocks in continuations that
+// neither rethrow nor report, exceptionally()/handle() callbacks that ignore the
+// error they get, and error handlers that ignore the error and continue.
+// Docs: docs/checks/swallowed-exception.md
+class SwallowedExceptionCheck : public AsyncStateCheck {
+ public:
+  SwallowedExceptionCheck(StringRef Name, ClangTidyContext *Context);
+  void storeOptions(ClangTidyOptions::OptionMap &Opts) override;
+  void registerMatchers(ast_matchers::MatchFinder *Finder) override;
+  void check(const ast_matchers::MatchFinder::MatchResult &Result) override;
+
+ private:
+  void checkCatch(const CXXCatchStmt *Catch, ASTContext &Ctx);
+  void checkErrorCallback(const CXXMemberCallExpr *Call, ASTContext &Ctx);
+  void checkErrorHandler(const FunctionDecl *Handler, SourceLocation Loc);
+  bool reports(const Stmt *Body, const VarDecl *Error, ASTContext &Ctx) const;
+
+  const std::vector<std::string> ErrorCallbackMethods;
+  const std::vector<std::string> ErrorActionTypes;
+  const std::vector<std::string> ContinueActions;
+  const std::string ReportingFunctions;
+  const llvm::Regex ReportingRegex;
+};
+
+}  // namespace clang::tidy::asyncstate

@@ -1,0 +1,28 @@
+// Common base of the asyncstate-* checks: the shared API vocabulary, the scope
+// resolver, per-location de-duplication, and C++-only activation.
+#pragma once
+
+#include "clang-tidy/ClangTidyCheck.h"
+#include "utils/AsyncScope.h"
+
+namespace clang::tidy::asyncstate {
+
+class AsyncStateCheck : public ClangTidyCheck {
+ public:
+  AsyncStateCheck(StringRef Name, ClangTidyContext *Context)
+      : ClangTidyCheck(Name, Context), Names(Options), Resolver(Names) {}
+
+  bool isLanguageVersionSupported(const LangOptions &LangOpts) const override { return LangOpts.CPlusPlus; }
+  void storeOptions(ClangTidyOptions::OptionMap &Opts) override { Names.store(Options, Opts); }
+  void onStartOfTranslationUnit() override {
+    Resolver.reset();
+    Reported.reset();
+  }
+
+ protected:
+  ApiNames Names;
+  AsyncScopeResolver Resolver;
+  ReportedOnce Reported;
+};
+
+}  // namespace clang::tidy::asyncstate

@@ -1,0 +1,45 @@
+#pragma once
+// Shared by the benchmark binaries: the size the floors allocate, and a main() that
+// understands --smoke (a handful of iterations of every benchmark, for ctest).
+
+#include <asyncstate/detail/future_core.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+// What a pending StateFuture<int> allocates: the floors allocate exactly this.
+inline constexpr std::size_t kFutureStateSize = sizeof(asyncstate::detail::Core<int>);
+
+// True under --smoke: benchmarks shrink their untimed passes and sweeps too.
+inline bool& smoke() {
+  static bool value = false;
+  return value;
+}
+
+inline int runBenchmarks(int argc, char** argv) {
+  std::vector<char*> args;
+  std::string minTime = "--benchmark_min_time=0.000001";
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--smoke") == 0) {
+      smoke() = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  if (smoke()) args.push_back(minTime.data());
+  int count = static_cast<int>(args.size());
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  benchmark::AddCustomContext("future_state_bytes", std::to_string(kFutureStateSize));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace bench

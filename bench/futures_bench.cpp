@@ -1,0 +1,542 @@
+// The futures benchmark: the same work done by every contender, side by side in one
+// binary -- asyncstate with the pooled and the heap policy, std::promise/std::future,
+// boost::future with .then, and the floors (a direct call, a thread-local free-list
+// pop+push, malloc+free of the future state's size).
+//
+// Every benchmark reports the time per iteration (google-benchmark), `items` (futures
+// per iteration, for the cases that run many), and from a separate, untimed pass
+// with allocation counting on: `allocs_per_item` (operator new calls in steady
+// state) and `peak_bytes` (the highest live heap growth over a fresh fixture, which
+// includes the slabs a pool grows).
+
+#include "alloc_counter.hpp"
+#include "common.hpp"
+
+#include <asyncstate/backend/memory.hpp>
+#include <asyncstate/controller.hpp>
+#include <asyncstate/future.hpp>
+
+#include <benchmark/benchmark.h>
+
+#define BOOST_THREAD_PROVIDES_FUTURE
+#define BOOST_THREAD_PROVIDES_FUTURE_CONTINUATION
+#define BOOST_THREAD_PROVIDES_FUTURE_WHEN_ALL_WHEN_ANY
+#include <boost/thread/future.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using asyncstate::AsyncError;
+using asyncstate::StateFuture;
+
+// The continuation's work, identical for every contender.
+inline int step(int v) { return v + 1; }
+
+// The largest K of the in-flight case. Fixtures reserve their vectors for it up front
+// so that peak_bytes measures the futures, not the benchmark's bookkeeping.
+constexpr std::size_t kMaxInFlight = 65536;
+
+// --- contenders ----------------------------------------------------------------
+
+// asyncstate: futures come from a controller (its pool, its error handler); the
+// benchmark loop runs on the controller's task thread.
+template <asyncstate::AllocationPolicy Policy>
+struct Async {
+  Async() : controller(backend, options()) { promises.reserve(kMaxInFlight); }
+
+  static asyncstate::ControllerOptions options() {
+    asyncstate::ControllerOptions o;
+    o.allocationPolicy = Policy;
+    o.log = nullptr;
+    // The failure cases recover every error; anything else reaching the handler is a bug here.
+    o.errorHandler = [](const AsyncError& e) -> asyncstate::ErrorAction {
+      std::fprintf(stderr, "unexpected unhandled failure: %s\n", e.message().c_str());
+      std::abort();
+    };
+    return o;
+  }
+
+  template <class Fn>
+  void run(Fn&& fn) {
+    controller.runOnTaskThread(fn);
+  }
+
+  asyncstate::MemoryBackend backend;
+  asyncstate::AsyncExecutionController controller;
+  std::vector<asyncstate::StatePromise<int>> promises;
+  std::int64_t sink = 0;
+  AsyncError error{std::make_exception_ptr(std::runtime_error("injected")), "", "", "bench"};
+};
+using Pooled = Async<asyncstate::AllocationPolicy::Pooled>;
+using Heap = Async<asyncstate::AllocationPolicy::Heap>;
+
+struct Plain {
+  template <class Fn>
+  void run(Fn&& fn) {
+    fn();
+  }
+  std::int64_t sink = 0;
+  std::exception_ptr error = std::make_exception_ptr(std::runtime_error("injected"));
+};
+
+struct Std : Plain {
+  Std() {
+    promises.reserve(kMaxInFlight);
+    futures.reserve(kMaxInFlight);
+  }
+  std::vector<std::promise<int>> promises;
+  std::vector<std::future<int>> futures;
+};
+
+struct Boost : Plain {
+  Boost() {
+    promises.reserve(kMaxInFlight);
+    futures.reserve(kMaxInFlight);
+    results.reserve(kMaxInFlight);
+  }
+  std::vector<boost::promise<int>> promises;
+  std::vector<boost::future<int>> futures;
+  std::vector<boost::future<void>> results;
+};
+
+// --- measurement -----------------------------------------------------------------
+
+// Times `op` in the benchmark loop, then counts its allocations in an untimed pass on
+// a fresh fixture: `warm` operations to reach steady state, then `counted` ones.
+template <class Fixture, class Op>
+void measure(benchmark::State& state, Op op, std::int64_t items = 1) {
+  {
+    Fixture fx;
+    fx.run([&] {
+      for (auto _ : state) op(fx);
+    });
+    benchmark::DoNotOptimize(fx.sink);
+  }
+  const std::int64_t warm = items >= 1024 ? 1 : 64;
+  const std::int64_t counted = items >= 1024 ? 2 : 1024;
+  Fixture fx;
+  bench::alloc::Probe probe;
+  fx.run([&] {
+    for (std::int64_t i = 0; i < warm; ++i) op(fx);
+    probe.resetAllocations();
+    for (std::int64_t i = 0; i < counted; ++i) op(fx);
+  });
+  // Read before touching state.counters, which allocates under the probe.
+  const auto allocations = static_cast<double>(probe.allocations());
+  const auto peakBytes = static_cast<double>(probe.peakBytes());
+  state.counters["items"] = static_cast<double>(items);
+  state.counters["allocs_per_item"] = allocations / static_cast<double>(counted * items);
+  state.counters["peak_bytes"] = peakBytes;
+}
+
+// --- a ready future with one continuation ----------------------------------------
+
+void readyDirect(benchmark::State& state) {
+  measure<Plain>(state, [i = 0](Plain& fx) mutable {
+    benchmark::DoNotOptimize(i);
+    fx.sink += step(i++);
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+template <class Fixture>
+void readyAsync(benchmark::State& state) {
+  measure<Fixture>(state, [i = 0](Fixture& fx) mutable {
+    benchmark::DoNotOptimize(i);
+    auto done = asyncstate::completedFuture(i++).thenAccept([&fx](int v) { fx.sink += step(v); });
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+void readyStd(benchmark::State& state) {
+  measure<Std>(state, [i = 0](Std& fx) mutable {
+    benchmark::DoNotOptimize(i);
+    std::promise<int> p;
+    p.set_value(i++);
+    fx.sink += step(p.get_future().get());
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+void readyBoost(benchmark::State& state) {
+  measure<Boost>(state, [i = 0](Boost& fx) mutable {
+    benchmark::DoNotOptimize(i);
+    boost::make_ready_future(i++)
+        .then(boost::launch::sync, [&fx](boost::future<int> f) { fx.sink += step(f.get()); })
+        .get();
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// --- promise -> future -> continuation, completed later --------------------------
+
+template <class Fixture>
+void pendingAsync(benchmark::State& state) {
+  measure<Fixture>(state, [i = 0](Fixture& fx) mutable {
+    auto promise = fx.controller.template newPromise<int>();
+    auto done = promise.future().thenAccept([&fx](int v) { fx.sink += step(v); });
+    benchmark::DoNotOptimize(i);
+    promise.setValue(i++);
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+void pendingStd(benchmark::State& state) {
+  measure<Std>(state, [i = 0](Std& fx) mutable {
+    std::promise<int> p;
+    std::future<int> f = p.get_future();
+    benchmark::DoNotOptimize(i);
+    p.set_value(i++);
+    fx.sink += step(f.get());
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+void pendingBoost(benchmark::State& state) {
+  measure<Boost>(state, [i = 0](Boost& fx) mutable {
+    boost::promise<int> p;
+    auto done = p.get_future().then(boost::launch::sync, [&fx](boost::future<int> f) { fx.sink += step(f.get()); });
+    benchmark::DoNotOptimize(i);
+    p.set_value(i++);
+    done.get();
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// The floors: what one continuation on one allocated state cannot beat.
+void pendingFreeList(benchmark::State& state) {
+  struct Block {
+    Block* next;
+  };
+  thread_local Block* head = nullptr;
+  measure<Plain>(state, [](Plain& fx) {
+    Block* block = head;
+    if (block == nullptr) {
+      block = static_cast<Block*>(std::malloc(bench::kFutureStateSize));
+    } else {
+      head = block->next;
+    }
+    benchmark::DoNotOptimize(block);
+    block->next = head;
+    head = block;
+    benchmark::ClobberMemory();
+    ++fx.sink;
+  });
+}
+
+void pendingMalloc(benchmark::State& state) {
+  measure<Plain>(state, [](Plain& fx) {
+    void* p = std::malloc(bench::kFutureStateSize);
+    benchmark::DoNotOptimize(p);
+    std::free(p);
+    ++fx.sink;
+  });
+}
+
+// --- chains of N continuations ---------------------------------------------------
+
+template <class Fixture>
+void chainAsync(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Fixture>(state, [i = 0, stages](Fixture& fx) mutable {
+    auto promise = fx.controller.template newPromise<int>();
+    StateFuture<int> f = promise.future();
+    for (std::int64_t s = 0; s < stages; ++s) f = std::move(f).thenApply([](int v) { return step(v); });
+    auto done = std::move(f).thenAccept([&fx](int v) { fx.sink += v; });
+    benchmark::DoNotOptimize(i);
+    promise.setValue(i++);
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+void chainDirect(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Plain>(state, [i = 0, stages](Plain& fx) mutable {
+    benchmark::DoNotOptimize(i);
+    int v = i++;
+    for (std::int64_t s = 0; s < stages; ++s) {
+      v = step(v);
+      benchmark::DoNotOptimize(v);
+    }
+    fx.sink += v;
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// std::future has no continuations: each stage is its own promise/future pair.
+void chainStd(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Std>(state, [i = 0, stages](Std& fx) mutable {
+    std::promise<int> p;
+    std::future<int> f = p.get_future();
+    benchmark::DoNotOptimize(i);
+    p.set_value(i++);
+    for (std::int64_t s = 0; s < stages; ++s) {
+      std::promise<int> next;
+      std::future<int> nf = next.get_future();
+      next.set_value(step(f.get()));
+      f = std::move(nf);
+    }
+    fx.sink += f.get();
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+void chainBoost(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Boost>(state, [i = 0, stages](Boost& fx) mutable {
+    boost::promise<int> p;
+    boost::future<int> f = p.get_future();
+    for (std::int64_t s = 0; s < stages; ++s) {
+      f = f.then(boost::launch::sync, [](boost::future<int> prev) { return step(prev.get()); });
+    }
+    auto done = f.then(boost::launch::sync, [&fx](boost::future<int> last) { fx.sink += last.get(); });
+    benchmark::DoNotOptimize(i);
+    p.set_value(i++);
+    done.get();
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// --- a failure through N stages, recovered at the end ------------------------------
+
+template <class Fixture>
+void failureAsync(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Fixture>(state, [stages](Fixture& fx) {
+    auto promise = fx.controller.template newPromise<int>();
+    StateFuture<int> f = promise.future();
+    for (std::int64_t s = 0; s < stages; ++s) f = std::move(f).thenApply([](int v) { return step(v); });
+    auto done = std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&fx](int v) {
+      fx.sink += v;
+    });
+    promise.setError(fx.error);
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// std::future can only propagate a failure by rethrowing it at every stage.
+void failureStd(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Std>(state, [stages](Std& fx) {
+    std::promise<int> p;
+    std::future<int> f = p.get_future();
+    p.set_exception(fx.error);
+    for (std::int64_t s = 0; s < stages; ++s) {
+      std::promise<int> next;
+      std::future<int> nf = next.get_future();
+      try {
+        next.set_value(step(f.get()));
+      } catch (...) {
+        next.set_exception(std::current_exception());
+      }
+      f = std::move(nf);
+    }
+    try {
+      fx.sink += f.get();
+    } catch (const std::exception&) {
+      fx.sink += -1;
+    }
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// boost's .then hands each stage the failed future; get() rethrows, and boost catches
+// it into the next future.
+void failureBoost(benchmark::State& state) {
+  const auto stages = state.range(0);
+  measure<Boost>(state, [stages](Boost& fx) {
+    boost::promise<int> p;
+    boost::future<int> f = p.get_future();
+    for (std::int64_t s = 0; s < stages; ++s) {
+      f = f.then(boost::launch::sync, [](boost::future<int> prev) { return step(prev.get()); });
+    }
+    auto done = f.then(boost::launch::sync, [&fx](boost::future<int> last) {
+      fx.sink += last.has_exception() ? -1 : last.get();
+    });
+    p.set_exception(fx.error);
+    done.get();
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+// --- combineAll over N pending futures ----------------------------------------------
+
+template <class Fixture>
+void combineAsync(benchmark::State& state) {
+  const auto n = state.range(0);
+  measure<Fixture>(
+      state,
+      [n](Fixture& fx) {
+        std::vector<StateFuture<int>> futures;
+        futures.reserve(static_cast<std::size_t>(n));
+        for (std::int64_t k = 0; k < n; ++k) {
+          fx.promises.push_back(fx.controller.template newPromise<int>());
+          futures.push_back(fx.promises.back().future());
+        }
+        auto done = asyncstate::combineAll(std::move(futures)).thenAccept([&fx](std::vector<int> values) {
+          for (int v : values) fx.sink += v;
+        });
+        for (std::int64_t k = 0; k < n; ++k) fx.promises[static_cast<std::size_t>(k)].setValue(static_cast<int>(k));
+        fx.promises.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      n);
+}
+
+// std has no combinator: wait for each future in turn.
+void combineStd(benchmark::State& state) {
+  const auto n = state.range(0);
+  measure<Std>(
+      state,
+      [n](Std& fx) {
+        for (std::int64_t k = 0; k < n; ++k) {
+          fx.promises.emplace_back();
+          fx.futures.push_back(fx.promises.back().get_future());
+        }
+        for (std::int64_t k = 0; k < n; ++k) fx.promises[static_cast<std::size_t>(k)].set_value(static_cast<int>(k));
+        for (auto& f : fx.futures) fx.sink += f.get();
+        fx.promises.clear();
+        fx.futures.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      n);
+}
+
+// boost::when_all over a range starts a thread that waits for the inputs (Boost 1.74).
+void combineBoost(benchmark::State& state) {
+  const auto n = state.range(0);
+  measure<Boost>(
+      state,
+      [n](Boost& fx) {
+        for (std::int64_t k = 0; k < n; ++k) {
+          fx.promises.emplace_back();
+          fx.futures.push_back(fx.promises.back().get_future());
+        }
+        auto done = boost::when_all(fx.futures.begin(), fx.futures.end())
+                        .then(boost::launch::sync, [&fx](auto all) {
+                          for (auto& f : all.get()) fx.sink += f.get();
+                        });
+        for (std::int64_t k = 0; k < n; ++k) fx.promises[static_cast<std::size_t>(k)].set_value(static_cast<int>(k));
+        done.get();
+        fx.promises.clear();
+        fx.futures.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      n);
+}
+
+// --- K futures in flight, then drained -------------------------------------------------
+
+template <class Fixture>
+void inflightAsync(benchmark::State& state) {
+  const auto k = state.range(0);
+  measure<Fixture>(
+      state,
+      [k](Fixture& fx) {
+        for (std::int64_t j = 0; j < k; ++j) {
+          fx.promises.push_back(fx.controller.template newPromise<int>());
+          auto done = fx.promises.back().future().thenAccept([&fx](int v) { fx.sink += step(v); });
+        }
+        for (std::int64_t j = 0; j < k; ++j) fx.promises[static_cast<std::size_t>(j)].setValue(static_cast<int>(j));
+        fx.promises.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      k);
+}
+
+void inflightStd(benchmark::State& state) {
+  const auto k = state.range(0);
+  measure<Std>(
+      state,
+      [k](Std& fx) {
+        for (std::int64_t j = 0; j < k; ++j) {
+          fx.promises.emplace_back();
+          fx.futures.push_back(fx.promises.back().get_future());
+        }
+        for (std::int64_t j = 0; j < k; ++j) fx.promises[static_cast<std::size_t>(j)].set_value(static_cast<int>(j));
+        for (auto& f : fx.futures) fx.sink += step(f.get());
+        fx.promises.clear();
+        fx.futures.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      k);
+}
+
+void inflightBoost(benchmark::State& state) {
+  const auto k = state.range(0);
+  measure<Boost>(
+      state,
+      [k](Boost& fx) {
+        for (std::int64_t j = 0; j < k; ++j) {
+          fx.promises.emplace_back();
+          fx.results.push_back(fx.promises.back().get_future().then(
+              boost::launch::sync, [&fx](boost::future<int> f) { fx.sink += step(f.get()); }));
+        }
+        for (std::int64_t j = 0; j < k; ++j) fx.promises[static_cast<std::size_t>(j)].set_value(static_cast<int>(j));
+        for (auto& r : fx.results) r.get();
+        fx.promises.clear();
+        fx.results.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      k);
+}
+
+// --- registration ------------------------------------------------------------------
+
+void registerAll() {
+  using benchmark::RegisterBenchmark;
+  RegisterBenchmark("ready/direct", readyDirect);
+  RegisterBenchmark("ready/pooled", readyAsync<Pooled>);
+  RegisterBenchmark("ready/heap", readyAsync<Heap>);
+  RegisterBenchmark("ready/std", readyStd);
+  RegisterBenchmark("ready/boost", readyBoost);
+
+  RegisterBenchmark("pending/direct", readyDirect);
+  RegisterBenchmark("pending/freelist", pendingFreeList);
+  RegisterBenchmark("pending/malloc", pendingMalloc);
+  RegisterBenchmark("pending/pooled", pendingAsync<Pooled>);
+  RegisterBenchmark("pending/heap", pendingAsync<Heap>);
+  RegisterBenchmark("pending/std", pendingStd);
+  RegisterBenchmark("pending/boost", pendingBoost);
+
+  for (const std::int64_t stages : {1, 4, 16, 64}) {
+    RegisterBenchmark("chain/direct", chainDirect)->Arg(stages);
+    RegisterBenchmark("chain/pooled", chainAsync<Pooled>)->Arg(stages);
+    RegisterBenchmark("chain/heap", chainAsync<Heap>)->Arg(stages);
+    RegisterBenchmark("chain/std", chainStd)->Arg(stages);
+    RegisterBenchmark("chain/boost", chainBoost)->Arg(stages);
+  }
+  for (const std::int64_t stages : {1, 4, 16, 64}) {
+    RegisterBenchmark("failure/pooled", failureAsync<Pooled>)->Arg(stages);
+    RegisterBenchmark("failure/heap", failureAsync<Heap>)->Arg(stages);
+    RegisterBenchmark("failure/std", failureStd)->Arg(stages);
+    RegisterBenchmark("failure/boost", failureBoost)->Arg(stages);
+  }
+  for (const std::int64_t n : {8, 100}) {
+    RegisterBenchmark("combine/pooled", combineAsync<Pooled>)->Arg(n);
+    RegisterBenchmark("combine/heap", combineAsync<Heap>)->Arg(n);
+    RegisterBenchmark("combine/std", combineStd)->Arg(n);
+    RegisterBenchmark("combine/boost", combineBoost)->Arg(n);
+  }
+  for (const std::int64_t k : {64, 4096, 65536}) {
+    RegisterBenchmark("inflight/pooled", inflightAsync<Pooled>)->Arg(k);
+    RegisterBenchmark("inflight/heap", inflightAsync<Heap>)->Arg(k);
+    RegisterBenchmark("inflight/std", inflightStd)->Arg(k);
+    RegisterBenchmark("inflight/boost", inflightBoost)->Arg(k);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  registerAll();
+  return bench::runBenchmarks(argc, argv);
+}

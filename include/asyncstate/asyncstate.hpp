@@ -1,0 +1,19 @@
+#pragma once
+// Everything a UDF author needs, from one include. Remote backends (RocksDB, Redis)
+// have their own headers because they need their client libraries.
+
+#include <asyncstate/version.hpp>
+#include <asyncstate/error.hpp>
+#include <asyncstate/pool.hpp>
+#include <asyncstate/future.hpp>
+#include <asyncstate/task.hpp>
+#include <asyncstate/serializer.hpp>
+#include <asyncstate/metrics.hpp>
+#include <asyncstate/state_backend.hpp>
+#include <asyncstate/savepoint.hpp>
+#include <asyncstate/controller.hpp>
+#include <asyncstate/iterator.hpp>
+#include <asyncstate/state.hpp>
+#include <asyncstate/function.hpp>
+#include <asyncstate/runner.hpp>
+#include <asyncstate/backend/memory.hpp>

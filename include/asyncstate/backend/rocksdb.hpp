@@ -1,0 +1,481 @@
+#pragma once
+// The embedded on-disk backend: RocksDB, one column family per state.
+//
+// Layout. Every state has a column family "state:<name>"; its kind is recorded in the
+// default column family under "kind:<name>" so that reopening a database finds the
+// states and rejects a kind change. Inside a column family the row key is
+//   u32 big-endian length of the key | key bytes [| user key bytes]
+// so one key's map entries form a contiguous prefix range that no other key's prefix
+// can overlap, and the bytewise comparator orders them by user key.
+//
+// Batches. A batch is cut into segments: reads (MultiGet for Gets, prefix iterators for
+// Scans, all from one snapshot) followed by the writes (one WriteBatch). A segment ends
+// just before a read of a (state, key) that the segment already writes, so every read
+// sees exactly the writes that precede it in the batch, while reads of untouched keys
+// still go out together in one MultiGet. Typical batches (reads of many keys, then the
+// updates their continuations issue in the next batch) are a single segment.
+//
+// Lists. Append is a RocksDB merge with a concatenating operator: a blind write with
+// no read, which keeps appends inside the WriteBatch and away from the read path.
+//
+// Users link librocksdb themselves (CMake: find_package(RocksDB) and RocksDB::rocksdb).
+
+#include <asyncstate/backend/errors.hpp>
+#include <asyncstate/savepoint.hpp>
+#include <asyncstate/state_backend.hpp>
+
+#include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iterator>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace asyncstate {
+
+struct RocksDbOptions {
+  std::filesystem::path path;  // database directory; created if missing
+  // fsync the WAL on every write batch. Off: a process crash loses nothing (the WAL is
+  // written before a batch completes), a machine crash may lose the last batches.
+  bool sync = false;
+  std::size_t writeBufferBytes = 64u << 20;
+};
+
+class RocksDbBackend final : public StateBackend {
+ public:
+  explicit RocksDbBackend(RocksDbOptions options) : options_(std::move(options)) { open(); }
+
+  ~RocksDbBackend() override { close(); }
+
+  RocksDbBackend(const RocksDbBackend&) = delete;
+  RocksDbBackend& operator=(const RocksDbBackend&) = delete;
+
+  std::string name() const override { return "rocksdb"; }
+
+  std::string describeConfiguration() const override {
+    return "rocksdb(path=" + options_.path.string() + ", WAL on, sync=" + (options_.sync ? "on" : "off") +
+           ", write buffer " + std::to_string(options_.writeBufferBytes >> 20) +
+           " MiB, list append via merge operator)";
+  }
+
+  std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
+    for (std::uint32_t id = 0; id < states_.size(); ++id) {
+      if (states_[id].name != stateName) continue;
+      if (states_[id].kind != kind) {
+        throw std::invalid_argument("rocksdb " + options_.path.string() + ": state '" + stateName +
+                                    "' is already registered as " + toString(states_[id].kind) + ", not " +
+                                    toString(kind));
+      }
+      return id;
+    }
+    return addState(stateName, kind);
+  }
+
+  void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+    ++stats_.batches;
+    stats_.requests += batch.size();
+    std::size_t begin = 0;
+    while (begin < batch.size()) {
+      const std::size_t end = segmentEnd(batch, begin);
+      if (!runSegment(batch, begin, end, sink)) {
+        // Later requests may depend on the writes that failed; running them would break
+        // batch order, so they fail too, naming the cause.
+        for (std::size_t i = end; i < batch.size(); ++i) {
+          ++stats_.failures;
+          sink.fail(batch[i].ticket,
+                    std::make_exception_ptr(BackendError(
+                        "rocksdb " + options_.path.string() + ": " + detail::describeRequest(batch[i], stateName(batch[i])) +
+                        " not executed: an earlier write in the same batch failed")));
+        }
+        return;
+      }
+      begin = end;
+    }
+  }
+
+  void snapshot(Savepoint& out) override {
+    const rocksdb::Snapshot* snap = db_->GetSnapshot();
+    rocksdb::ReadOptions read;
+    read.snapshot = snap;
+    try {
+      for (const State& state : states_) {
+        out.declare(state.name, state.kind);
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, state.handle));
+        for (it->SeekToFirst(); it->Valid(); it->Next()) {
+          auto [key, userKey] = decodeRowKey(it->key(), state.name);
+          out.add(state.name, state.kind, std::move(key), std::move(userKey), it->value().ToString());
+        }
+        check(it->status(), "snapshot of state '" + state.name + "'");
+      }
+    } catch (...) {
+      db_->ReleaseSnapshot(snap);
+      throw;
+    }
+    db_->ReleaseSnapshot(snap);
+  }
+
+  // Kinds are checked before anything is deleted; the deletion of the old contents and
+  // the new entries then commit as one atomic WriteBatch.
+  void restore(const Savepoint& in) override {
+    for (const auto& [stateName, state] : in.states()) {
+      for (const State& existing : states_) {
+        if (existing.name == stateName && existing.kind != state.kind) {
+          throw std::invalid_argument("rocksdb " + options_.path.string() + ": savepoint has state '" + stateName +
+                                      "' as " + toString(state.kind) + " but it is registered as " +
+                                      toString(existing.kind) + "; nothing was restored");
+        }
+      }
+    }
+    for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
+    rocksdb::WriteBatch batch;
+    for (const State& state : states_) {
+      // No row key starts with 0xFFFFFFFF (a key of 4 GiB), so this range covers them all.
+      check(batch.DeleteRange(state.handle, rocksdb::Slice(), rocksdb::Slice("\xff\xff\xff\xff\xff", 5)),
+            "restore: clearing state '" + state.name + "'");
+    }
+    for (const auto& [stateName, state] : in.states()) {
+      rocksdb::ColumnFamilyHandle* handle = states_[registerState(stateName, state.kind)].handle;
+      for (const SavepointEntry& e : state.entries) {
+        check(batch.Put(handle, rowKey(e.key, e.userKey), e.value), "restore: writing state '" + stateName + "'");
+      }
+    }
+    check(db_->Write(writeOptions(), &batch), "restore");
+  }
+
+  // A consistent, hard-linked copy of the database in `dir` (which must not exist):
+  // RocksDB's native checkpoint, cheaper than a savepoint and restorable only here.
+  void createCheckpoint(const std::filesystem::path& dir) {
+    rocksdb::Checkpoint* raw = nullptr;
+    check(rocksdb::Checkpoint::Create(db_, &raw), "checkpoint");
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    check(checkpoint->CreateCheckpoint(dir.string()), "checkpoint to " + dir.string());
+  }
+
+  // Replaces the database with the checkpoint in `dir`. The checkpoint is copied and
+  // opened (and its state kinds checked) before the live database is touched, so a
+  // missing or broken checkpoint leaves the current contents in place. Registered
+  // states keep their ids.
+  void restoreCheckpoint(const std::filesystem::path& dir) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(dir)) {
+      throw BackendError("rocksdb: checkpoint " + dir.string() + " does not exist; nothing was restored");
+    }
+    const fs::path staging = options_.path.string() + ".restoring";
+    fs::remove_all(staging);
+    fs::copy(dir, staging, fs::copy_options::recursive);
+    try {
+      RocksDbBackend probe(RocksDbOptions{staging, false, options_.writeBufferBytes});
+      for (const State& state : states_) {
+        for (const State& other : probe.states_) {
+          if (other.name == state.name && other.kind != state.kind) {
+            throw std::invalid_argument("rocksdb: checkpoint " + dir.string() + " has state '" + state.name +
+                                        "' as " + toString(other.kind) + " but it is registered as " +
+                                        toString(state.kind) + "; nothing was restored");
+          }
+        }
+      }
+    } catch (...) {
+      fs::remove_all(staging);
+      throw;
+    }
+    std::vector<std::pair<std::string, StateKind>> registered;
+    for (const State& state : states_) registered.emplace_back(state.name, state.kind);
+    close();
+    const fs::path old = options_.path.string() + ".replaced";
+    fs::remove_all(old);
+    fs::rename(options_.path, old);
+    fs::rename(staging, options_.path);
+    fs::remove_all(old);
+    open();
+    // Reorder so that every previously registered state has its old id.
+    std::vector<State> reordered;
+    for (const auto& [stateName, kind] : registered) {
+      auto it = std::find_if(states_.begin(), states_.end(), [&](const State& s) { return s.name == stateName; });
+      if (it == states_.end()) {
+        addState(stateName, kind);
+        it = std::prev(states_.end());
+      }
+      reordered.push_back(*it);
+      states_.erase(it);
+    }
+    for (State& rest : states_) reordered.push_back(rest);
+    states_ = std::move(reordered);
+  }
+
+  BackendStats stats() const override { return stats_; }
+
+ private:
+  struct State {
+    std::string name;
+    StateKind kind;
+    rocksdb::ColumnFamilyHandle* handle;
+  };
+
+  class ConcatMerge final : public rocksdb::AssociativeMergeOperator {
+   public:
+    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+               std::string* merged, rocksdb::Logger*) const override {
+      merged->clear();
+      if (existing != nullptr) merged->assign(existing->data(), existing->size());
+      merged->append(value.data(), value.size());
+      return true;
+    }
+    const char* Name() const override { return "asyncstate.concat"; }
+  };
+
+  static constexpr std::string_view kCfPrefix = "state:";
+  static constexpr std::string_view kKindPrefix = "kind:";
+
+  rocksdb::Options dbOptions() const {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    options.write_buffer_size = options_.writeBufferBytes;
+    options.merge_operator = std::make_shared<ConcatMerge>();
+    return options;
+  }
+
+  rocksdb::WriteOptions writeOptions() const {
+    rocksdb::WriteOptions options;
+    options.sync = options_.sync;
+    return options;
+  }
+
+  void open() {
+    const rocksdb::Options options = dbOptions();
+    std::vector<std::string> families;
+    if (!rocksdb::DB::ListColumnFamilies(options, options_.path.string(), &families).ok()) {
+      families = {rocksdb::kDefaultColumnFamilyName};  // a new database
+    }
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const std::string& family : families) descriptors.emplace_back(family, rocksdb::ColumnFamilyOptions(options));
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    std::filesystem::create_directories(options_.path);
+    check(rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_),
+          "open");
+    defaultHandle_ = defaultHandle(handles, families);
+    for (std::size_t i = 0; i < families.size(); ++i) {
+      if (families[i] == rocksdb::kDefaultColumnFamilyName) continue;
+      const std::string stateName = families[i].substr(kCfPrefix.size());
+      std::string kind;
+      check(db_->Get(rocksdb::ReadOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, &kind),
+            "reading the kind of state '" + stateName + "'");
+      states_.push_back(State{stateName, static_cast<StateKind>(kind.at(0)), handles[i]});
+    }
+  }
+
+  static rocksdb::ColumnFamilyHandle* defaultHandle(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                                                    const std::vector<std::string>& families) {
+    for (std::size_t i = 0; i < families.size(); ++i) {
+      if (families[i] == rocksdb::kDefaultColumnFamilyName) return handles[i];
+    }
+    throw BackendError("rocksdb: database has no default column family");
+  }
+
+  void close() {
+    if (db_ == nullptr) return;
+    for (State& state : states_) db_->DestroyColumnFamilyHandle(state.handle);
+    states_.clear();
+    db_->DestroyColumnFamilyHandle(defaultHandle_);
+    defaultHandle_ = nullptr;
+    db_->Close().PermitUncheckedError();
+    delete db_;
+    db_ = nullptr;
+  }
+
+  std::uint32_t addState(const std::string& stateName, StateKind kind) {
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    check(db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(dbOptions()), std::string(kCfPrefix) + stateName, &handle),
+          "creating the column family of state '" + stateName + "'");
+    const char kindByte = static_cast<char>(kind);
+    check(db_->Put(writeOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
+          "recording the kind of state '" + stateName + "'");
+    states_.push_back(State{stateName, kind, handle});
+    return static_cast<std::uint32_t>(states_.size() - 1);
+  }
+
+  const std::string& stateName(const StateRequest& request) const { return states_.at(request.stateId).name; }
+
+  void check(const rocksdb::Status& status, const std::string& what) const {
+    if (!status.ok()) throw BackendError("rocksdb " + options_.path.string() + ": " + what + ": " + status.ToString());
+  }
+
+  static std::string rowKey(std::string_view key, std::string_view userKey = {}) {
+    std::string row;
+    row.reserve(4 + key.size() + userKey.size());
+    const auto n = static_cast<std::uint32_t>(key.size());
+    row += static_cast<char>(n >> 24);
+    row += static_cast<char>(n >> 16);
+    row += static_cast<char>(n >> 8);
+    row += static_cast<char>(n);
+    row.append(key);
+    row.append(userKey);
+    return row;
+  }
+
+  std::pair<std::string, std::string> decodeRowKey(const rocksdb::Slice& row, const std::string& stateName) const {
+    if (row.size() < 4) throw BackendError("rocksdb: malformed row key in state '" + stateName + "'");
+    const auto* b = reinterpret_cast<const unsigned char*>(row.data());
+    const std::size_t n = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) | (std::size_t{b[2]} << 8) | b[3];
+    if (row.size() < 4 + n) throw BackendError("rocksdb: malformed row key in state '" + stateName + "'");
+    return {std::string(row.data() + 4, n), std::string(row.data() + 4 + n, row.size() - 4 - n)};
+  }
+
+  // The smallest string greater than every string that starts with `prefix`. A row
+  // prefix always has a byte below 0xFF in its length field, so one exists.
+  static std::string prefixEnd(std::string prefix) {
+    while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF) prefix.pop_back();
+    if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+    return prefix;
+  }
+
+  static bool isRead(const StateRequest& r) { return r.type == RequestType::Get || r.type == RequestType::Scan; }
+
+  static std::string conflictKey(const StateRequest& r) { return std::to_string(r.stateId) + ':' + r.key; }
+
+  std::size_t segmentEnd(const std::vector<StateRequest>& batch, std::size_t begin) const {
+    std::unordered_set<std::string> written;
+    std::size_t i = begin;
+    for (; i < batch.size(); ++i) {
+      if (isRead(batch[i])) {
+        if (written.contains(conflictKey(batch[i]))) break;
+      } else {
+        written.insert(conflictKey(batch[i]));
+      }
+    }
+    return i;
+  }
+
+  // Returns false when the segment's writes failed (their requests are failed already).
+  bool runSegment(std::vector<StateRequest>& batch, std::size_t begin, std::size_t end, CompletionSink& sink) {
+    const rocksdb::Snapshot* snap = db_->GetSnapshot();
+    rocksdb::ReadOptions read;
+    read.snapshot = snap;
+
+    std::vector<std::size_t> gets;
+    std::vector<std::string> getKeys;
+    for (std::size_t i = begin; i < end; ++i) {
+      if (batch[i].type == RequestType::Get) {
+        gets.push_back(i);
+        getKeys.push_back(rowKey(batch[i].key, batch[i].userKey));
+      }
+    }
+    if (!gets.empty()) {
+      std::vector<rocksdb::ColumnFamilyHandle*> handles;
+      std::vector<rocksdb::Slice> slices;
+      for (std::size_t g = 0; g < gets.size(); ++g) {
+        handles.push_back(states_.at(batch[gets[g]].stateId).handle);
+        slices.emplace_back(getKeys[g]);
+      }
+      std::vector<rocksdb::PinnableSlice> values(gets.size());
+      std::vector<rocksdb::Status> statuses(gets.size());
+      db_->MultiGet(read, gets.size(), handles.data(), slices.data(), values.data(), statuses.data());
+      for (std::size_t g = 0; g < gets.size(); ++g) {
+        StateRequest& request = batch[gets[g]];
+        if (statuses[g].ok() || statuses[g].IsNotFound()) {
+          StateResult result;
+          result.found = statuses[g].ok();
+          if (result.found) result.value = values[g].ToString();
+          sink.complete(request.ticket, std::move(result));
+        } else {
+          failRequest(request, statuses[g], sink);
+        }
+      }
+    }
+
+    rocksdb::WriteBatch writes;
+    std::vector<std::size_t> writeIndexes;
+    for (std::size_t i = begin; i < end; ++i) {
+      StateRequest& request = batch[i];
+      if (request.type == RequestType::Get) continue;
+      if (request.type == RequestType::Scan) {
+        scan(read, request, sink);
+        continue;
+      }
+      rocksdb::ColumnFamilyHandle* handle = states_.at(request.stateId).handle;
+      const bool isMap = states_[request.stateId].kind == StateKind::Map;
+      switch (request.type) {
+        case RequestType::Put:
+          writes.Put(handle, rowKey(request.key, request.userKey), request.value).PermitUncheckedError();
+          break;
+        case RequestType::Delete:
+          writes.Delete(handle, rowKey(request.key, request.userKey)).PermitUncheckedError();
+          break;
+        case RequestType::Append:
+          writes.Merge(handle, rowKey(request.key), request.value).PermitUncheckedError();
+          break;
+        case RequestType::Clear:
+          if (isMap) {
+            const std::string prefix = rowKey(request.key);
+            writes.DeleteRange(handle, prefix, prefixEnd(prefix)).PermitUncheckedError();
+          } else {
+            writes.Delete(handle, rowKey(request.key)).PermitUncheckedError();
+          }
+          break;
+        case RequestType::Get:
+        case RequestType::Scan:
+          break;
+      }
+      writeIndexes.push_back(i);
+    }
+    db_->ReleaseSnapshot(snap);
+
+    if (writeIndexes.empty()) return true;
+    const rocksdb::Status status = db_->Write(writeOptions(), &writes);
+    for (std::size_t i : writeIndexes) {
+      if (status.ok()) {
+        sink.complete(batch[i].ticket, StateResult{});
+      } else {
+        failRequest(batch[i], status, sink);
+      }
+    }
+    return status.ok();
+  }
+
+  void scan(const rocksdb::ReadOptions& snapshotRead, StateRequest& request, CompletionSink& sink) {
+    const std::string prefix = rowKey(request.key);
+    const std::string upper = prefixEnd(prefix);
+    const rocksdb::Slice upperSlice(upper);
+    rocksdb::ReadOptions read = snapshotRead;
+    read.iterate_upper_bound = &upperSlice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, states_.at(request.stateId).handle));
+    // The cursor is the last user key returned, tagged so that an empty user key is not
+    // "start"; the smallest row after it is the row key followed by a zero byte.
+    it->Seek(request.cursor.empty() ? prefix : rowKey(request.key, request.cursor.substr(1)) + '\0');
+    StateResult result;
+    for (; it->Valid() && result.entries.size() < request.limit; it->Next()) {
+      result.entries.emplace_back(it->key().ToString().substr(prefix.size()), it->value().ToString());
+    }
+    if (!it->status().ok()) {
+      failRequest(request, it->status(), sink);
+      return;
+    }
+    result.more = it->Valid();
+    if (!result.entries.empty()) result.nextCursor = "@" + result.entries.back().first;
+    sink.complete(request.ticket, std::move(result));
+  }
+
+  void failRequest(const StateRequest& request, const rocksdb::Status& status, CompletionSink& sink) {
+    ++stats_.failures;
+    sink.fail(request.ticket, std::make_exception_ptr(BackendError("rocksdb " + options_.path.string() + ": " +
+                                                                   detail::describeRequest(request, stateName(request)) +
+                                                                   " failed: " + status.ToString())));
+  }
+
+  RocksDbOptions options_;
+  rocksdb::DB* db_ = nullptr;
+  rocksdb::ColumnFamilyHandle* defaultHandle_ = nullptr;
+  std::vector<State> states_;
+  BackendStats stats_;
+};
+
+}  // namespace asyncstate

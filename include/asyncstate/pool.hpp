@@ -1,0 +1,108 @@
+#pragma once
+// Per-controller pooled allocator for future state. Single-threaded by design: every
+// future core is created and released on the task thread that owns the controller,
+// so the free lists need no locks and no atomics.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <vector>
+
+namespace asyncstate {
+
+enum class AllocationPolicy : std::uint8_t {
+  Pooled,  // size-classed free lists refilled from slabs: no heap traffic in steady state
+  Heap,    // operator new/delete per future state (the baseline the pool is measured against)
+};
+
+struct PoolStats {
+  std::size_t live = 0;           // blocks handed out and not yet returned
+  std::size_t peak = 0;           // highest `live` seen
+  std::size_t allocations = 0;    // every allocate() call
+  std::size_t reused = 0;         // allocations served from a free list
+  std::size_t heapFallbacks = 0;  // allocations that went to operator new (too large, or Heap policy)
+  std::size_t slabBytes = 0;      // bytes the pool holds in slabs
+};
+
+class FuturePool {
+ public:
+  static constexpr std::size_t kMinBlock = 64;
+  static constexpr std::size_t kClasses = 5;  // 64, 128, 256, 512, 1024 bytes
+  static constexpr std::size_t kMaxBlock = kMinBlock << (kClasses - 1);
+  static constexpr std::size_t kBlocksPerSlab = 64;
+
+  explicit FuturePool(AllocationPolicy policy = AllocationPolicy::Pooled) : policy_(policy) {}
+  FuturePool(const FuturePool&) = delete;
+  FuturePool& operator=(const FuturePool&) = delete;
+
+  AllocationPolicy policy() const noexcept { return policy_; }
+  const PoolStats& stats() const noexcept { return stats_; }
+
+  void* allocate(std::size_t size) {
+    ++stats_.allocations;
+    if (++stats_.live > stats_.peak) stats_.peak = stats_.live;
+    if (policy_ == AllocationPolicy::Heap || size > kMaxBlock) {
+      ++stats_.heapFallbacks;
+      return ::operator new(size);
+    }
+    const std::size_t cls = classOf(size);
+    FreeBlock* block = free_[cls];
+    if (block != nullptr) {
+      ++stats_.reused;
+      free_[cls] = block->next;
+      return block;
+    }
+    return carve(cls);
+  }
+
+  void deallocate(void* p, std::size_t size) noexcept {
+    --stats_.live;
+    if (policy_ == AllocationPolicy::Heap || size > kMaxBlock) {
+      ::operator delete(p);
+      return;
+    }
+    const std::size_t cls = classOf(size);
+    auto* block = static_cast<FreeBlock*>(p);
+    block->next = free_[cls];
+    free_[cls] = block;
+  }
+
+ private:
+  struct FreeBlock {
+    FreeBlock* next;
+  };
+
+  static constexpr std::size_t classOf(std::size_t size) noexcept {
+    std::size_t cls = 0;
+    std::size_t block = kMinBlock;
+    while (block < size) {
+      block <<= 1;
+      ++cls;
+    }
+    return cls;
+  }
+
+  // Refills a size class with a whole slab so the next kBlocksPerSlab allocations are pops.
+  void* carve(std::size_t cls) {
+    const std::size_t blockSize = kMinBlock << cls;
+    auto slab = std::make_unique<std::byte[]>(blockSize * kBlocksPerSlab);
+    std::byte* base = slab.get();
+    for (std::size_t i = kBlocksPerSlab - 1; i >= 1; --i) {
+      auto* block = reinterpret_cast<FreeBlock*>(base + i * blockSize);
+      block->next = free_[cls];
+      free_[cls] = block;
+    }
+    stats_.slabBytes += blockSize * kBlocksPerSlab;
+    slabs_.push_back(std::move(slab));
+    return base;
+  }
+
+  AllocationPolicy policy_;
+  PoolStats stats_;
+  std::array<FreeBlock*, kClasses> free_{};
+  std::vector<std::unique_ptr<std::byte[]>> slabs_;
+};
+
+}  // namespace asyncstate

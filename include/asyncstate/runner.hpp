@@ -1,0 +1,264 @@
+#pragma once
+// EmbeddedRunner: source -> key-by -> KeyedProcessFunction -> sink on one machine,
+// with periodic watermarks (which fire event-time timers) and checkpoints. Both
+// drain the controller first, so a watermark follows every earlier record's last
+// continuation and a snapshot never holds half of a record's updates.
+
+#include <asyncstate/controller.hpp>
+#include <asyncstate/function.hpp>
+#include <asyncstate/savepoint.hpp>
+#include <asyncstate/state_backend.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace asyncstate {
+
+// A replayable source: position() is saved in checkpoints and seek() replays from it.
+template <class T>
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual std::optional<T> next() = 0;  // nullopt: nothing available right now
+  virtual bool finished() const = 0;    // no element will ever come again
+  virtual std::uint64_t position() const = 0;
+  virtual void seek(std::uint64_t position) = 0;
+};
+
+template <class T>
+class VectorSource final : public Source<T> {
+ public:
+  explicit VectorSource(std::vector<T> elements) : elements_(std::move(elements)) {}
+  std::optional<T> next() override {
+    if (position_ >= elements_.size()) return std::nullopt;
+    return elements_[position_++];
+  }
+  bool finished() const override { return position_ >= elements_.size(); }
+  std::uint64_t position() const override { return position_; }
+  void seek(std::uint64_t position) override { position_ = std::min<std::uint64_t>(position, elements_.size()); }
+
+ private:
+  std::vector<T> elements_;
+  std::uint64_t position_ = 0;
+};
+
+template <class T>
+class VectorCollector final : public Collector<T> {
+ public:
+  void collect(T value) override { values.push_back(std::move(value)); }
+  std::vector<T> values;
+};
+
+struct RunnerOptions {
+  ControllerOptions controller;
+  std::uint64_t watermarkEvery = 1000;      // records between periodic watermarks
+  std::int64_t maxOutOfOrderness = 0;       // watermark = max timestamp seen - this
+  std::uint64_t checkpointEvery = 0;        // records between checkpoints; 0: none
+  std::uint64_t stopAfter = 0;              // stop (as if killed) after this many records; 0: run to the end
+  std::chrono::milliseconds idleWait{5};    // how long to wait for completions when the source is idle
+  std::uint64_t progressEvery = 0;          // records between progress callbacks; 0: none
+  std::function<void(std::int64_t)> onWatermark;        // after the watermark passed every earlier record
+  std::function<void(const Savepoint&)> onCheckpoint;   // a consistent snapshot was taken
+  std::function<void(const struct RunStats&)> onProgress;
+};
+
+struct RunStats {
+  std::uint64_t records = 0;
+  std::uint64_t outputs = 0;
+  std::uint64_t watermarks = 0;
+  std::uint64_t checkpoints = 0;
+  double seconds = 0;
+  double recordsPerSecond = 0;
+  double latencyP50Micros = 0;
+  double latencyP99Micros = 0;
+  ControllerMetrics controller;
+};
+
+template <class K, class In, class Out>
+class EmbeddedRunner {
+ public:
+  using Function = KeyedProcessFunction<K, In, Out>;
+
+  EmbeddedRunner(StateBackend& backend, Function& function, std::function<K(const In&)> keyOf,
+                 std::function<std::int64_t(const In&)> timestampOf, RunnerOptions options = {})
+      : backend_(backend),
+        function_(function),
+        keyOf_(std::move(keyOf)),
+        timestampOf_(std::move(timestampOf)),
+        options_(std::move(options)),
+        controller_(backend, options_.controller),
+        runtimeContext_(controller_, timers_),
+        context_(controller_, timers_) {
+    function_.open(runtimeContext_);
+  }
+
+  ~EmbeddedRunner() { function_.close(); }
+
+  EmbeddedRunner(const EmbeddedRunner&) = delete;
+  EmbeddedRunner& operator=(const EmbeddedRunner&) = delete;
+
+  AsyncExecutionController& controller() noexcept { return controller_; }
+  TimerService& timers() noexcept { return timers_; }
+
+  // Restores state, timers, watermark and the source position from a checkpoint.
+  // Returns how many outputs the checkpoint had already emitted (an exactly-once
+  // sink keeps those and drops anything emitted after the checkpoint).
+  std::uint64_t restore(const Savepoint& checkpoint, Source<In>& source) {
+    const auto& meta = checkpoint.metadata();
+    auto field = [&](const char* name) -> const std::string& {
+      auto it = meta.find(name);
+      if (it == meta.end()) throw CorruptSavepointError(std::string("checkpoint lacks runner field '") + name + "'");
+      return it->second;
+    };
+    const auto position = decode<std::uint64_t>(field("source.position"));
+    const auto watermark = decode<std::int64_t>(field("watermark"));
+    const auto maxTimestamp = decode<std::int64_t>(field("maxTimestamp"));
+    const auto outputs = decode<std::uint64_t>(field("outputs"));
+    const auto records = decode<std::uint64_t>(field("records"));
+    TimerService timers;
+    timers.restoreAll(field("timers"));
+    backend_.restore(checkpoint);  // validated above: nothing is touched if a field is missing or corrupt
+    timers.setWatermark(watermark);
+    timers_ = std::move(timers);
+    source.seek(position);
+    maxTimestamp_ = maxTimestamp;
+    outputs_ = outputs;
+    records_ = records;
+    return outputs;
+  }
+
+  RunStats run(Source<In>& source, Collector<Out>& sink) {
+    CountingCollector collector(sink, outputs_);
+    const auto started = std::chrono::steady_clock::now();
+    std::uint64_t sinceWatermark = 0;
+    std::uint64_t sinceCheckpoint = 0;
+    std::uint64_t thisRun = 0;
+    bool idleWatermarkDone = false;
+    while (!source.finished()) {
+      std::optional<In> element = source.next();
+      if (!element) {
+        // Idle input: keep completing work, and let the watermark catch up once.
+        controller_.pollFor(options_.idleWait);
+        if (!idleWatermarkDone && sinceWatermark > 0) {
+          advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
+          sinceWatermark = 0;
+          idleWatermarkDone = true;
+        }
+        continue;
+      }
+      idleWatermarkDone = false;
+      const std::int64_t timestamp = timestampOf_(*element);
+      maxTimestamp_ = std::max(maxTimestamp_, timestamp);
+      K key = keyOf_(*element);
+      controller_.processRecord(
+          key,
+          [this, &collector, value = std::move(*element)] { function_.processElement(value, context_, collector); },
+          timestamp);
+      ++records_;
+      ++thisRun;
+      if (options_.watermarkEvery > 0 && ++sinceWatermark >= options_.watermarkEvery) {
+        advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
+        sinceWatermark = 0;
+      }
+      if (options_.checkpointEvery > 0 && ++sinceCheckpoint >= options_.checkpointEvery) {
+        checkpoint(source);
+        sinceCheckpoint = 0;
+      }
+      if (options_.progressEvery > 0 && records_ % options_.progressEvery == 0 && options_.onProgress) {
+        options_.onProgress(stats(started, thisRun));
+      }
+      if (options_.stopAfter > 0 && thisRun >= options_.stopAfter) return stats(started, thisRun);
+    }
+    // End of input: the final watermark fires every remaining timer.
+    advanceWatermark(std::numeric_limits<std::int64_t>::max(), collector);
+    controller_.drain();
+    return stats(started, thisRun);
+  }
+
+  // Drains, then snapshots the backend together with the runner's own position.
+  Savepoint checkpoint(const Source<In>& source) {
+    controller_.drain();
+    Savepoint sp;
+    backend_.snapshot(sp);
+    auto& meta = sp.metadata();
+    meta["source.position"] = encode(source.position());
+    meta["watermark"] = encode(timers_.currentWatermark());
+    meta["maxTimestamp"] = encode(maxTimestamp_);
+    meta["outputs"] = encode(outputs_);
+    meta["records"] = encode(records_);
+    meta["timers"] = timers_.encodeAll();
+    ++checkpoints_;
+    if (options_.onCheckpoint) options_.onCheckpoint(sp);
+    return sp;
+  }
+
+ private:
+  class CountingCollector final : public Collector<Out> {
+   public:
+    CountingCollector(Collector<Out>& sink, std::uint64_t& count) : sink_(sink), count_(count) {}
+    void collect(Out value) override {
+      ++count_;
+      sink_.collect(std::move(value));
+    }
+
+   private:
+    Collector<Out>& sink_;
+    std::uint64_t& count_;
+  };
+
+  // Drains, fires due timers (each as a record of its key, so per-key order holds),
+  // drains again, then emits the watermark: exactly once per call that advances it.
+  void advanceWatermark(std::int64_t watermark, Collector<Out>& collector) {
+    if (watermark <= timers_.currentWatermark()) return;
+    controller_.drain();
+    timers_.setWatermark(watermark);
+    for (auto due = timers_.takeDue(watermark); !due.empty(); due = timers_.takeDue(watermark)) {
+      for (auto& [timestamp, keyBytes] : due) {
+        const std::int64_t ts = timestamp;
+        controller_.template processEncodedRecord<K>(
+            std::move(keyBytes), [this, &collector, ts] { function_.onTimer(ts, context_, collector); }, ts);
+      }
+      controller_.drain();
+    }
+    ++watermarks_;
+    if (options_.onWatermark) options_.onWatermark(watermark);
+  }
+
+  RunStats stats(std::chrono::steady_clock::time_point started, std::uint64_t records) const {
+    RunStats s;
+    s.records = records;
+    s.outputs = outputs_;
+    s.watermarks = watermarks_;
+    s.checkpoints = checkpoints_;
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    s.recordsPerSecond = s.seconds > 0 ? static_cast<double>(records) / s.seconds : 0;
+    s.latencyP50Micros = controller_.recordLatency().percentileMicros(0.50);
+    s.latencyP99Micros = controller_.recordLatency().percentileMicros(0.99);
+    s.controller = controller_.metrics();
+    return s;
+  }
+
+  StateBackend& backend_;
+  Function& function_;
+  std::function<K(const In&)> keyOf_;
+  std::function<std::int64_t(const In&)> timestampOf_;
+  RunnerOptions options_;
+  TimerService timers_;
+  AsyncExecutionController controller_;
+  RuntimeContext runtimeContext_;
+  typename Function::Context context_;
+  std::int64_t maxTimestamp_ = std::numeric_limits<std::int64_t>::min() / 2;
+  std::uint64_t outputs_ = 0;
+  std::uint64_t records_ = 0;
+  std::uint64_t watermarks_ = 0;
+  std::uint64_t checkpoints_ = 0;
+};
+
+}  // namespace asyncstate

@@ -1,0 +1,15 @@
+# Shared by the demo and test commands: one place decides build directories and compilers.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+jobs="$(nproc)"
+export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+
+# configure <dir> <c++ compiler> [cmake args...]
+configure() {
+  local dir="$1" cxx="$2"
+  shift 2
+  cmake -S "$root" -B "$root/build/$dir" -G Ninja \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+    -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" "$@" >"$root/build/$dir.configure.log" 2>&1 \
+    || { cat "$root/build/$dir.configure.log"; return 1; }
+}
