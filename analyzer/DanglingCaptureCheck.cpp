@@ -11,6 +11,10 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
+// Runtime-owned objects that stay valid while the record's continuations run.
+constexpr const char *DefaultSafeReferenceTypes =
+    "::asyncstate::Collector;::asyncstate::RuntimeContext;::asyncstate::KeyedProcessFunction::Context";
+
 // A local reference aliases an object that lives elsewhere, unless it was bound
 // to a temporary and keeps that temporary alive only until the scope ends.
 bool referenceOutlivesScope(const VarDecl *Var) {
@@ -24,7 +28,7 @@ bool referenceOutlivesScope(const VarDecl *Var) {
 
 DanglingCaptureCheck::DanglingCaptureCheck(StringRef Name, ClangTidyContext *Context)
     : AsyncStateCheck(Name, Context),
-      SafeReferenceTypes(readQualifiedNames(Options, "SafeReferenceTypes", "")) {}
+      SafeReferenceTypes(readQualifiedNames(Options, "SafeReferenceTypes", DefaultSafeReferenceTypes)) {}
 
 void DanglingCaptureCheck::storeOptions(ClangTidyOptions::OptionMap &Opts) {
   AsyncStateCheck::storeOptions(Opts);

@@ -29,13 +29,30 @@ StringRef lastComponent(StringRef QualifiedName) {
   return Colons == StringRef::npos ? QualifiedName : QualifiedName.substr(Colons + 2);
 }
 
+namespace {
+
+// "ns::Base<int, X>::Context" -> "ns::Base::Context": nested classes of class
+// template specializations are named like their template's member.
+std::string withoutTemplateArguments(StringRef Name) {
+  std::string Result;
+  unsigned Depth = 0;
+  for (const char C : Name) {
+    if (C == '<') ++Depth;
+    else if (C == '>' && Depth > 0) --Depth;
+    else if (Depth == 0) Result += C;
+  }
+  return Result;
+}
+
+}  // namespace
+
 bool matchesQualifiedName(const NamedDecl *D, const std::vector<std::string> &Names) {
   if (!D || !D->getDeclName().isIdentifier()) return false;
   const StringRef Short = D->getName();
   std::string Qualified;
   for (const std::string &Name : Names) {
     if (lastComponent(Name) != Short) continue;
-    if (Qualified.empty()) Qualified = D->getQualifiedNameAsString();
+    if (Qualified.empty()) Qualified = withoutTemplateArguments(D->getQualifiedNameAsString());
     if (Qualified == Name) return true;
   }
   return false;

@@ -1,0 +1,10 @@
+# Writes the README's first ```cpp block to OUT, so the usage example cannot rot.
+file(READ ${README} text)
+string(REGEX MATCH "```cpp\n(.*)" rest "${text}")
+string(REGEX REPLACE "```cpp\n" "" rest "${rest}")
+string(FIND "${rest}" "```" end)
+if(end EQUAL -1)
+  message(FATAL_ERROR "README.md has no ```cpp block")
+endif()
+string(SUBSTRING "${rest}" 0 ${end} code)
+file(WRITE ${OUT} "${code}")
