@@ -167,6 +167,7 @@ void SyncStateAccessCheck::recordUdfClass(const CXXRecordDecl *Record, const Sou
   const SourceLocation Begin = SM.getExpansionLoc(Record->getBeginLoc());
   Entry.File = absolutePath(SM, Begin);
   Entry.Line = SM.getExpansionLineNumber(Begin);
+  Entry.InMainFile = SM.isInMainFile(Begin);
   auto addRange = [&](SourceRange Range) {
     const SourceLocation B = SM.getExpansionLoc(Range.getBegin());
     const SourceLocation E = SM.getExpansionLoc(Range.getEnd());

@@ -15,6 +15,7 @@
 #include <asyncstate/backend/memory.hpp>
 #include <asyncstate/controller.hpp>
 #include <asyncstate/future.hpp>
+#include <asyncstate/task.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -489,6 +490,30 @@ void inflightBoost(benchmark::State& state) {
       k);
 }
 
+// --- co_await on a ready and on a pending future -------------------------------------
+
+asyncstate::Task<int> awaitStep(StateFuture<int> future) { co_return step(co_await std::move(future)); }
+
+template <class Fixture>
+void awaitReady(benchmark::State& state) {
+  measure<Fixture>(state, [i = 0](Fixture& fx) mutable {
+    benchmark::DoNotOptimize(i);
+    auto done = awaitStep(asyncstate::completedFuture(i++)).thenAccept([&fx](int v) { fx.sink += v; });
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
+template <class Fixture>
+void awaitPending(benchmark::State& state) {
+  measure<Fixture>(state, [i = 0](Fixture& fx) mutable {
+    auto promise = fx.controller.template newPromise<int>();
+    auto done = awaitStep(promise.future()).thenAccept([&fx](int v) { fx.sink += v; });
+    benchmark::DoNotOptimize(i);
+    promise.setValue(i++);
+    benchmark::DoNotOptimize(fx.sink);
+  });
+}
+
 // --- registration ------------------------------------------------------------------
 
 void registerAll() {
@@ -526,6 +551,10 @@ void registerAll() {
     RegisterBenchmark("combine/std", combineStd)->Arg(n);
     RegisterBenchmark("combine/boost", combineBoost)->Arg(n);
   }
+  RegisterBenchmark("await_ready/pooled", awaitReady<Pooled>);
+  RegisterBenchmark("await_ready/heap", awaitReady<Heap>);
+  RegisterBenchmark("await_pending/pooled", awaitPending<Pooled>);
+  RegisterBenchmark("await_pending/heap", awaitPending<Heap>);
   for (const std::int64_t k : {64, 4096, 65536}) {
     RegisterBenchmark("inflight/pooled", inflightAsync<Pooled>)->Arg(k);
     RegisterBenchmark("inflight/heap", inflightAsync<Heap>)->Arg(k);

@@ -60,9 +60,9 @@ bool matchesQualifiedName(const NamedDecl *D, const std::vector<std::string> &Na
 
 bool hasAnnotation(const FunctionDecl *Function, StringRef Annotation) {
   for (unsigned Depth = 0; Function && Depth < 4; ++Depth) {
-    for (const FunctionDecl *Redecl : Function->redecls())
-      for (const auto *Attr : Redecl->specific_attrs<AnnotateAttr>())
-        if (Attr->getAnnotation() == Annotation) return true;
+    // AnnotateAttr is inheritable: every redeclaration after the annotated one has it.
+    for (const auto *Attr : Function->specific_attrs<AnnotateAttr>())
+      if (Attr->getAnnotation() == Annotation) return true;
     const FunctionDecl *Pattern = Function->getTemplateInstantiationPattern();
     Function = Pattern == Function ? nullptr : Pattern;
   }

@@ -368,12 +368,14 @@ class AsyncExecutionController final : private CompletionSink {
   template <class R>
   static void finishSlot(Slot& slot, StateResult& result) {
     auto decode = reinterpret_cast<Decoder<R>>(slot.decode);
-    detail::Producer<detail::Stored<R>> producer(static_cast<detail::Core<detail::Stored<R>>*>(slot.core));
+    // Decode before taking the producer: a decoding failure must leave the future to failSlot.
+    auto* core = static_cast<detail::Core<detail::Stored<R>>*>(slot.core);
     if constexpr (std::is_void_v<R>) {
       decode(result, slot.context);
-      producer.setValue(detail::Unit{});
+      detail::Producer<detail::Unit>(core).setValue(detail::Unit{});
     } else {
-      producer.setValue(decode(result, slot.context));
+      R value = decode(result, slot.context);
+      detail::Producer<R>(core).setValue(std::move(value));
     }
   }
 

@@ -1,0 +1,62 @@
+// The diagnostics of one asyncstate-tidy run, read back from the file clang-tidy
+// exports with --export-fixes, with line and column resolved for every location.
+#pragma once
+
+#include "utils/UdfInventory.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace asyncstate_tidy {
+
+struct Position {
+  unsigned Line = 0;  // 1-based; 0 when the file could not be read
+  unsigned Column = 0;
+};
+
+struct Edit {
+  std::string File;
+  unsigned Offset = 0;
+  unsigned Length = 0;
+  std::string Text;
+  Position Begin, End;
+};
+
+struct Finding {
+  std::string Check;
+  std::string Message;
+  std::string File;  // empty for diagnostics without a location
+  unsigned Offset = 0;
+  Position At;
+  bool IsError = false;
+  std::vector<Edit> Fixes;
+};
+
+// Maps file offsets to lines and columns (columns count bytes, like clang's).
+class LineTable {
+ public:
+  Position at(const std::string &File, unsigned Offset);
+
+ private:
+  std::map<std::string, std::vector<unsigned>> LineStarts;
+};
+
+// Returns false (and sets Error) when the file exists but cannot be parsed; a
+// missing file means clang-tidy produced no diagnostics file, i.e. no findings.
+bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, std::string &Error);
+
+// A canonical absolute path, so paths from the AST and from clang-tidy compare.
+std::string canonicalPath(const std::string &Path);
+
+// Collects UDF classes from every translation unit, once each.
+class Inventory : public clang::tidy::asyncstate::UdfInventory {
+ public:
+  void record(clang::tidy::asyncstate::UdfClassRecord Record) override;
+  const std::vector<clang::tidy::asyncstate::UdfClassRecord> &classes() const { return Classes; }
+
+ private:
+  std::vector<clang::tidy::asyncstate::UdfClassRecord> Classes;
+};
+
+}  // namespace asyncstate_tidy

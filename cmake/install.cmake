@@ -1,0 +1,59 @@
+# Installs what a consumer needs: the headers, the CMake package (asyncstate::asyncstate
+# plus the optional components RocksDB, Redis and Analyzer), a pkg-config file and,
+# when the analyzer was built, the clang-tidy plugin and the asyncstate-tidy driver.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+# The plugin is architecture-specific, so the package lives under LIBDIR, not DATADIR.
+set(ASYNCSTATE_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/asyncstate" CACHE STRING
+    "Where the CMake package files go, relative to the install prefix")
+set(ASYNCSTATE_INSTALL_PLUGINDIR "${CMAKE_INSTALL_LIBDIR}/asyncstate" CACHE STRING
+    "Where the clang-tidy plugin goes, relative to the install prefix")
+
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/asyncstate" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
+        FILES_MATCHING PATTERN "*.hpp")
+install(TARGETS asyncstate EXPORT asyncstateTargets)
+install(EXPORT asyncstateTargets NAMESPACE asyncstate:: DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}")
+
+# The analyzer is optional: when it was not built, the package reports the Analyzer
+# component as missing instead of pretending to have it.
+if(TARGET AsyncStateTidyModule AND TARGET asyncstate-tidy)
+  set(ASYNCSTATE_PLUGIN_FILE "$<TARGET_FILE_NAME:AsyncStateTidyModule>")
+  set_target_properties(AsyncStateTidyModule PROPERTIES EXPORT_NAME tidy-plugin)
+  # Keeps the LLVM library directory the driver was linked from in its installed RPATH.
+  set_target_properties(asyncstate-tidy PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+  install(TARGETS AsyncStateTidyModule asyncstate-tidy EXPORT asyncstateAnalyzerTargets
+          LIBRARY DESTINATION "${ASYNCSTATE_INSTALL_PLUGINDIR}"
+          RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+  install(EXPORT asyncstateAnalyzerTargets NAMESPACE asyncstate:: DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}")
+  # The same names for projects that add_subdirectory() this one.
+  add_library(asyncstate::tidy-plugin ALIAS AsyncStateTidyModule)
+  add_executable(asyncstate::asyncstate-tidy ALIAS asyncstate-tidy)
+  set(ASYNCSTATE_TIDY_LLVM_MAJOR "${ASYNCSTATE_LLVM_VERSION}")
+else()
+  set(ASYNCSTATE_TIDY_LLVM_MAJOR "")
+endif()
+
+configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/asyncstateConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/asyncstateConfig.cmake"
+  INSTALL_DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}"
+  PATH_VARS ASYNCSTATE_INSTALL_PLUGINDIR CMAKE_INSTALL_BINDIR)
+# 0.x releases may break the API with every minor version.
+write_basic_package_version_file("${PROJECT_BINARY_DIR}/asyncstateConfigVersion.cmake"
+  COMPATIBILITY SameMinorVersion)
+install(FILES "${PROJECT_BINARY_DIR}/asyncstateConfig.cmake" "${PROJECT_BINARY_DIR}/asyncstateConfigVersion.cmake"
+        DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}")
+
+# The .pc file finds its prefix from its own location (pkg-config's ${pcfiledir}), so
+# an install moved elsewhere, or made with `cmake --install --prefix`, stays correct.
+file(RELATIVE_PATH ASYNCSTATE_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+if(TARGET asyncstate::tidy-plugin)
+  set(ASYNCSTATE_PC_ANALYZER "tidy_plugin=\${prefix}/${ASYNCSTATE_INSTALL_PLUGINDIR}/$<TARGET_FILE_NAME:AsyncStateTidyModule>
+tidy=\${prefix}/${CMAKE_INSTALL_BINDIR}/asyncstate-tidy
+tidy_llvm_major=${ASYNCSTATE_TIDY_LLVM_MAJOR}")
+else()
+  set(ASYNCSTATE_PC_ANALYZER "")
+endif()
+configure_file("${PROJECT_SOURCE_DIR}/asyncstate.pc.in" "${PROJECT_BINARY_DIR}/asyncstate.pc.gen" @ONLY)
+file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/asyncstate.pc" INPUT "${PROJECT_BINARY_DIR}/asyncstate.pc.gen")
+install(FILES "${PROJECT_BINARY_DIR}/asyncstate.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")

@@ -1,0 +1,235 @@
+// One suite, every backend: the StateBackend contract (memory.hpp is the reference)
+// checked against every configuration in backend_factories.hpp.
+
+#include "backend_factories.hpp"
+#include "backend_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+namespace asyncstate::test {
+namespace {
+
+class BackendSuite : public ::testing::TestWithParam<BackendFactory> {
+ protected:
+  void SetUp() override {
+    stack_ = GetParam().make();
+    value_ = backend().registerState("value", StateKind::Value);
+    list_ = backend().registerState("list", StateKind::List);
+    map_ = backend().registerState("map", StateKind::Map);
+  }
+  StateBackend& backend() { return stack_->backend(); }
+
+  std::unique_ptr<BackendStack> stack_;
+  std::uint32_t value_ = 0, list_ = 0, map_ = 0;
+};
+
+TEST_P(BackendSuite, RegisterStateIsIdempotentAndRejectsAnotherKind) {
+  EXPECT_EQ(backend().registerState("value", StateKind::Value), value_);
+  EXPECT_EQ(backend().registerState("map", StateKind::Map), map_);
+  EXPECT_NE(value_, map_);
+  EXPECT_THROW(backend().registerState("value", StateKind::Map), std::invalid_argument);
+}
+
+TEST_P(BackendSuite, ValuePutGetDelete) {
+  auto r = run(backend(), {get(value_, "k"), put(value_, "k", "v1"), get(value_, "k")});
+  EXPECT_EQ(shown(r[0]), "<absent>");
+  EXPECT_TRUE(r[1].ok);
+  EXPECT_EQ(shown(r[2]), "v1");
+  r = run(backend(), {put(value_, "k", "v2"), get(value_, "k"), del(value_, "k"), get(value_, "k")});
+  EXPECT_EQ(shown(r[1]), "v2");
+  EXPECT_EQ(shown(r[3]), "<absent>");
+  EXPECT_EQ(shown(run(backend(), {get(value_, "k")})[0]), "<absent>");
+}
+
+TEST_P(BackendSuite, BinaryKeysAndValuesAreKeptExactly) {
+  const std::string key("\0\xff{x}:y\n", 8);
+  const std::string value("\0\x01\xfe\xff", 4);
+  run(backend(), {put(value_, key, value), put(value_, std::string("\0", 1), "zero")});
+  auto r = run(backend(), {get(value_, key), get(value_, std::string("\0", 1)), get(value_, "")});
+  EXPECT_EQ(shown(r[0]), value);
+  EXPECT_EQ(shown(r[1]), "zero");
+  EXPECT_EQ(shown(r[2]), "<absent>");
+}
+
+TEST_P(BackendSuite, ListAppendConcatenatesInOrder) {
+  auto r = run(backend(), {append(list_, "k", "a"), append(list_, "k", "bc"), get(list_, "k"), append(list_, "k", "d")});
+  EXPECT_EQ(shown(r[2]), "abc");
+  r = run(backend(), {get(list_, "k"), put(list_, "k", "x"), append(list_, "k", "y"), get(list_, "k"), clear(list_, "k"),
+                      get(list_, "k"), append(list_, "k", "z"), get(list_, "k")});
+  EXPECT_EQ(shown(r[0]), "abcd");
+  EXPECT_EQ(shown(r[3]), "xy");
+  EXPECT_EQ(shown(r[5]), "<absent>");
+  EXPECT_EQ(shown(r[7]), "z");
+}
+
+TEST_P(BackendSuite, MapEntriesAreIndependentPerKey) {
+  run(backend(), {putEntry(map_, "a", "x", "1"), putEntry(map_, "a", "y", "2"), putEntry(map_, "b", "x", "3")});
+  auto r = run(backend(), {get(map_, "a", "x"), get(map_, "a", "y"), get(map_, "b", "x"), get(map_, "b", "y"),
+                           del(map_, "a", "x"), get(map_, "a", "x"), get(map_, "a", "y")});
+  EXPECT_EQ(shown(r[0]), "1");
+  EXPECT_EQ(shown(r[1]), "2");
+  EXPECT_EQ(shown(r[2]), "3");
+  EXPECT_EQ(shown(r[3]), "<absent>");
+  EXPECT_EQ(shown(r[5]), "<absent>");
+  EXPECT_EQ(shown(r[6]), "2");
+}
+
+TEST_P(BackendSuite, ScanReturnsAscendingUserKeysInChunks) {
+  // Keys chosen so that a prefix-colliding layout or a signed-char comparison would
+  // misorder or mix them: "" < "\0" < "a" < "a\0" < "ab" < "\x7f" < "\x80" < "\xff".
+  std::vector<std::string> userKeys{"", std::string("\0", 1), "a", std::string("a\0", 2), "ab", "\x7f", "\x80", "\xff"};
+  for (int i = 0; i < 30; ++i) userKeys.push_back("k" + std::to_string(100 + i));
+  std::vector<std::string> shuffled = userKeys;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(3));
+  std::vector<StateRequest> writes;
+  for (const std::string& uk : shuffled) writes.push_back(putEntry(map_, "m", uk, "v" + uk));
+  // A neighbouring key whose encoding starts with "m" must not leak into the scan.
+  writes.push_back(putEntry(map_, "m2", "zz", "other"));
+  writes.push_back(putEntry(map_, std::string("m\0", 2), "zz", "other"));
+  run(backend(), std::move(writes));
+
+  std::sort(userKeys.begin(), userKeys.end());
+  for (std::uint32_t chunk : {1u, 7u, 38u, 100u}) {
+    auto all = scanAll(backend(), map_, "m", chunk);
+    ASSERT_EQ(all.size(), userKeys.size()) << "chunk " << chunk;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      EXPECT_EQ(all[i].first, userKeys[i]) << "chunk " << chunk << " position " << i;
+      EXPECT_EQ(all[i].second, "v" + userKeys[i]);
+    }
+  }
+  auto first = run(backend(), {scan(map_, "m", 38)})[0];
+  EXPECT_EQ(first.result.entries.size(), 38u);
+  EXPECT_FALSE(first.result.more);
+  auto none = run(backend(), {scan(map_, "nothing", 10)})[0];
+  EXPECT_TRUE(none.ok);
+  EXPECT_TRUE(none.result.entries.empty());
+  EXPECT_FALSE(none.result.more);
+}
+
+TEST_P(BackendSuite, ScanCursorSurvivesConcurrentInsertions) {
+  run(backend(), {putEntry(map_, "m", "b", "1"), putEntry(map_, "m", "d", "2"), putEntry(map_, "m", "f", "3")});
+  auto first = run(backend(), {scan(map_, "m", 2)})[0];
+  ASSERT_EQ(first.result.entries.size(), 2u);
+  EXPECT_TRUE(first.result.more);
+  // Entries added before the cursor are skipped; after it, they are seen.
+  run(backend(), {putEntry(map_, "m", "a", "0"), putEntry(map_, "m", "e", "9")});
+  auto rest = run(backend(), {scan(map_, "m", 10, first.result.nextCursor)})[0];
+  ASSERT_EQ(rest.result.entries.size(), 2u);
+  EXPECT_EQ(rest.result.entries[0].first, "e");
+  EXPECT_EQ(rest.result.entries[1].first, "f");
+  EXPECT_FALSE(rest.result.more);
+}
+
+TEST_P(BackendSuite, ClearRemovesAWholeMapOnlyForItsKey) {
+  run(backend(), {putEntry(map_, "a", "1", "x"), putEntry(map_, "a", "2", "y"), putEntry(map_, "b", "1", "z"),
+                  put(value_, "a", "v")});
+  auto r = run(backend(), {clear(map_, "a"), get(map_, "a", "1"), scan(map_, "a", 10), get(map_, "b", "1"),
+                           get(value_, "a")});
+  EXPECT_EQ(shown(r[1]), "<absent>");
+  EXPECT_TRUE(r[2].result.entries.empty());
+  EXPECT_EQ(shown(r[3]), "z");
+  EXPECT_EQ(shown(r[4]), "v");
+  r = run(backend(), {clear(value_, "a"), get(value_, "a")});
+  EXPECT_EQ(shown(r[1]), "<absent>");
+}
+
+TEST_P(BackendSuite, RequestsOfOneKeyTakeEffectInBatchOrder) {
+  run(backend(), {put(value_, "k", "old"), putEntry(map_, "k", "u", "old")});
+  auto r = run(backend(), {
+                              get(value_, "k"),                  // 0: old
+                              put(value_, "k", "new"),           // 1
+                              get(value_, "k"),                  // 2: new
+                              get(value_, "other"),              // 3: absent
+                              del(value_, "k"),                  // 4
+                              get(value_, "k"),                  // 5: absent
+                              put(value_, "k", "again"),         // 6
+                              scan(map_, "k", 10),               // 7: [u=old]
+                              putEntry(map_, "k", "v", "new"),   // 8
+                              scan(map_, "k", 10),               // 9: [u=old, v=new]
+                              clear(map_, "k"),                  // 10
+                              scan(map_, "k", 10),               // 11: []
+                              putEntry(map_, "k", "w", "last"),  // 12
+                              get(map_, "k", "w"),               // 13: last
+                              get(value_, "k"),                  // 14: again
+                          });
+  for (const Outcome& o : r) EXPECT_TRUE(o.ok) << o.error;
+  EXPECT_EQ(shown(r[0]), "old");
+  EXPECT_EQ(shown(r[2]), "new");
+  EXPECT_EQ(shown(r[3]), "<absent>");
+  EXPECT_EQ(shown(r[5]), "<absent>");
+  EXPECT_EQ(r[7].result.entries.size(), 1u);
+  ASSERT_EQ(r[9].result.entries.size(), 2u);
+  EXPECT_EQ(r[9].result.entries[1].second, "new");
+  EXPECT_TRUE(r[11].result.entries.empty());
+  EXPECT_EQ(shown(r[13]), "last");
+  EXPECT_EQ(shown(r[14]), "again");
+}
+
+TEST_P(BackendSuite, ManyKeysAcrossKeyGroupsInOneBatch) {
+  std::vector<StateRequest> writes, reads;
+  for (int i = 0; i < 600; ++i) {
+    const std::string k = "key" + std::to_string(i);
+    writes.push_back(put(value_, k, std::to_string(i * i)));
+    writes.push_back(append(list_, k, "x"));
+    writes.push_back(putEntry(map_, k, "n", std::to_string(i)));
+    reads.push_back(get(value_, k));
+    reads.push_back(get(list_, k));
+    reads.push_back(get(map_, k, "n"));
+  }
+  run(backend(), std::move(writes));
+  auto r = run(backend(), std::move(reads));
+  for (int i = 0; i < 600; ++i) {
+    EXPECT_EQ(shown(r[3 * i]), std::to_string(i * i));
+    EXPECT_EQ(shown(r[3 * i + 1]), "x");
+    EXPECT_EQ(shown(r[3 * i + 2]), std::to_string(i));
+  }
+}
+
+TEST_P(BackendSuite, SnapshotAndRestoreReplaceAllContents) {
+  run(backend(), {put(value_, "a", "1"), append(list_, "l", "xy"), putEntry(map_, "m", "u", "2")});
+  Savepoint sp;
+  backend().snapshot(sp);
+  EXPECT_EQ(sp.entryCount(), 3u);
+  EXPECT_EQ(sp.states().size(), 3u);
+
+  run(backend(), {put(value_, "a", "changed"), put(value_, "b", "new"), clear(list_, "l"), putEntry(map_, "m", "w", "3")});
+  const std::uint32_t extra = backend().registerState("extra", StateKind::Value);
+  run(backend(), {put(extra, "e", "x")});
+
+  backend().restore(Savepoint::parse(sp.serialize()));
+  EXPECT_EQ(backend().registerState("value", StateKind::Value), value_) << "ids survive a restore";
+  auto r = run(backend(), {get(value_, "a"), get(value_, "b"), get(list_, "l"), get(map_, "m", "u"), get(map_, "m", "w"),
+                           get(extra, "e")});
+  EXPECT_EQ(shown(r[0]), "1");
+  EXPECT_EQ(shown(r[1]), "<absent>");
+  EXPECT_EQ(shown(r[2]), "xy");
+  EXPECT_EQ(shown(r[3]), "2");
+  EXPECT_EQ(shown(r[4]), "<absent>");
+  EXPECT_EQ(shown(r[5]), "<absent>");
+}
+
+TEST_P(BackendSuite, RestoreWithAConflictingKindChangesNothing) {
+  run(backend(), {put(value_, "a", "1")});
+  const std::string before = savepointBytes(backend());
+  Savepoint bad;
+  bad.add("value", StateKind::Map, "a", "u", "x");
+  EXPECT_THROW(backend().restore(bad), std::invalid_argument);
+  EXPECT_EQ(savepointBytes(backend()), before);
+}
+
+TEST_P(BackendSuite, RestoreRegistersStatesItDoesNotKnow) {
+  Savepoint sp;
+  sp.add("fresh", StateKind::List, "k", "", "abc");
+  backend().restore(sp);
+  const std::uint32_t fresh = backend().registerState("fresh", StateKind::List);
+  EXPECT_EQ(shown(run(backend(), {get(fresh, "k")})[0]), "abc");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, BackendSuite, ::testing::ValuesIn(backendFactories()),
+                         [](const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace asyncstate::test

@@ -1,0 +1,251 @@
+#pragma once
+// Test harness: a private redis-server (or a three-node Redis Cluster) on free
+// loopback ports, in a temporary directory, stopped by the destructor -- also when a
+// test fails. The child gets PR_SET_PDEATHSIG, so even a crashed test binary (an
+// ASan abort) does not leave servers behind.
+
+#include <hiredis/hiredis.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asyncstate::test {
+
+inline bool portIsFree(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A port the kernel considers free now (and, for cluster nodes, port + 10000 too: the
+// cluster bus). Another process may take it before the server binds; the server then
+// fails to start and the harness tries another port.
+inline int pickFreePort(bool withClusterBus) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    const int port = ntohs(addr.sin_port);
+    if (port + 10000 > 65535 && withClusterBus) continue;
+    if (!withClusterBus || portIsFree(port + 10000)) return port;
+  }
+  throw std::runtime_error("redis harness: no free loopback port found");
+}
+
+inline std::string readFileTail(const std::filesystem::path& path, std::size_t maxBytes = 2000) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  return text.size() > maxBytes ? text.substr(text.size() - maxBytes) : text;
+}
+
+// Sends one command and returns its reply as text (or "ERR..."); for test set-up and checks.
+inline std::string redisQuery(int port, const std::vector<std::string>& args,
+                              std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  redisContext* ctx = redisConnectWithTimeout("127.0.0.1", port, tv);
+  if (ctx == nullptr || ctx->err != 0) {
+    std::string why = ctx ? ctx->errstr : "no context";
+    if (ctx) redisFree(ctx);
+    throw std::runtime_error("redis harness: cannot connect to 127.0.0.1:" + std::to_string(port) + ": " + why);
+  }
+  redisSetTimeout(ctx, tv);
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* reply = static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  std::string text;
+  if (reply == nullptr) {
+    text = std::string("ERR connection: ") + ctx->errstr;
+  } else if (reply->type == REDIS_REPLY_INTEGER) {
+    text = std::to_string(reply->integer);
+  } else if (reply->str != nullptr) {
+    text.assign(reply->str, reply->len);
+  } else if (reply->type == REDIS_REPLY_ARRAY) {
+    text = std::to_string(reply->elements);
+  }
+  if (reply) freeReplyObject(reply);
+  redisFree(ctx);
+  return text;
+}
+
+class RedisServer {
+ public:
+  explicit RedisServer(std::vector<std::string> extraArgs = {}, bool cluster = false) {
+    char pattern[] = "/tmp/asyncstate-redis-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("redis harness: mkdtemp failed");
+    dir_ = pattern;
+    std::string lastError;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = pickFreePort(cluster);
+      std::vector<std::string> args{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                    "--dir", dir_.string(), "--save", "", "--appendonly", "no", "--logfile",
+                                    (dir_ / "redis.log").string(), "--daemonize", "no"};
+      if (cluster) {
+        args.insert(args.end(), {"--cluster-enabled", "yes", "--cluster-config-file",
+                                 (dir_ / ("nodes-" + std::to_string(port_) + ".conf")).string(),
+                                 "--cluster-node-timeout", "2000"});
+      }
+      args.insert(args.end(), extraArgs.begin(), extraArgs.end());
+      spawn(args);
+      if (waitUntilReady()) return;
+      lastError = readFileTail(dir_ / "redis.log");
+      stopProcess();
+    }
+    std::filesystem::remove_all(dir_);
+    throw std::runtime_error("redis harness: redis-server did not start; log:\n" + lastError);
+  }
+
+  ~RedisServer() {
+    stopProcess();
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::filesystem::path& dir() const { return dir_; }
+  std::string query(const std::vector<std::string>& args) const { return redisQuery(port_, args); }
+
+ private:
+  void spawn(const std::vector<std::string>& args) {
+    // Built before fork: the child of a multithreaded process may only make
+    // async-signal-safe calls until exec.
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("redis harness: fork failed");
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+
+  bool waitUntilReady() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      try {
+        if (redisQuery(port_, {"PING"}, std::chrono::milliseconds(200)) == "PONG") return true;
+      } catch (const std::runtime_error&) {
+        // not listening yet
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
+  void stopProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+  }
+
+  std::filesystem::path dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Three masters, no replicas, slots split evenly by redis-cli --cluster create.
+class RedisCluster {
+ public:
+  explicit RedisCluster(int nodes = 3) {
+    for (int i = 0; i < nodes; ++i) nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{}, true));
+    std::string command = "/usr/bin/redis-cli --cluster create";
+    for (const auto& n : nodes_) command += " " + n->address();
+    const auto log = nodes_.front()->dir() / "cluster-create.log";
+    command += " --cluster-replicas 0 --cluster-yes > " + log.string() + " 2>&1";
+    if (std::system(command.c_str()) != 0) {
+      throw std::runtime_error("redis harness: cluster create failed:\n" + readFileTail(log));
+    }
+    waitUntilHealthy();
+  }
+
+  void waitUntilHealthy() const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (const auto& n : nodes_) {
+      while (n->query({"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          throw std::runtime_error("redis harness: cluster not healthy within 20 s: " + n->query({"CLUSTER", "INFO"}));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  }
+
+  // Moves `slots` slots from node `from` to node `to`, keys included (redis-cli reshard).
+  void reshard(std::size_t from, std::size_t to, int slots) const {
+    const std::string fromId = nodes_.at(from)->query({"CLUSTER", "MYID"});
+    const std::string toId = nodes_.at(to)->query({"CLUSTER", "MYID"});
+    const auto log = nodes_.front()->dir() / "cluster-reshard.log";
+    const std::string command = "/usr/bin/redis-cli --cluster reshard " + nodes_.front()->address() +
+                                " --cluster-from " + fromId + " --cluster-to " + toId + " --cluster-slots " +
+                                std::to_string(slots) + " --cluster-yes > " + log.string() + " 2>&1";
+    if (std::system(command.c_str()) != 0) {
+      throw std::runtime_error("redis harness: reshard failed:\n" + readFileTail(log));
+    }
+    waitUntilHealthy();
+  }
+
+  std::size_t size() const { return nodes_.size(); }
+  const RedisServer& node(std::size_t i) const { return *nodes_.at(i); }
+  std::vector<std::string> seeds() const { return {nodes_.front()->address()}; }
+
+ private:
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
+};
+
+}  // namespace asyncstate::test
