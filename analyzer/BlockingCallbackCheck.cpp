@@ -67,11 +67,11 @@ void BlockingCallbackCheck::registerMatchers(MatchFinder *Finder) {
   for (const std::string &Name : BlockingFunctions) Candidates.push_back(lastComponent(Name).str());
   for (const std::string &Name : BlockingMethods) Candidates.push_back(lastComponent(Name).str());
   const auto UserCode = unless(isExpansionInSystemHeader());
-  Finder->addMatcher(callExpr(UserCode, callee(functionDecl(hasAnyName(Candidates)).bind("callee"))).bind("call"),
+  Finder->addMatcher(callExpr(UserCode, callee(functionDecl(hasAnyName(refs(Candidates))).bind("callee"))).bind("call"),
                      this);
   std::vector<std::string> Locks;
   for (const std::string &Name : LockTypes) Locks.push_back("::" + Name);
-  Finder->addMatcher(cxxConstructExpr(UserCode, hasType(cxxRecordDecl(hasAnyName(Locks)))).bind("lock"), this);
+  Finder->addMatcher(cxxConstructExpr(UserCode, hasType(cxxRecordDecl(hasAnyName(refs(Locks))))).bind("lock"), this);
 }
 
 const char *BlockingCallbackCheck::describe(const CallExpr *Call, const FunctionDecl *Callee) const {

@@ -36,7 +36,7 @@ void RawFutureCheck::registerMatchers(MatchFinder *Finder) {
   Finder->addMatcher(fieldDecl(UserCode, unless(isImplicit())).bind("decl"), this);
   std::vector<std::string> Factories;
   for (const std::string &Name : RawFutureFactories) Factories.push_back("::" + Name);
-  Finder->addMatcher(callExpr(UserCode, callee(functionDecl(hasAnyName(Factories)))).bind("factory"), this);
+  Finder->addMatcher(callExpr(UserCode, callee(functionDecl(hasAnyName(refs(Factories))))).bind("factory"), this);
   Finder->addMatcher(cxxNewExpr(UserCode).bind("new"), this);
   Finder->addMatcher(
       callExpr(UserCode, callee(functionDecl(hasAnyName("::std::make_unique", "::std::make_shared",

@@ -120,7 +120,7 @@ void SwallowedExceptionCheck::registerMatchers(MatchFinder *Finder) {
   const auto UserCode = unless(isExpansionInSystemHeader());
   Finder->addMatcher(cxxCatchStmt(UserCode).bind("catch"), this);
   Finder->addMatcher(
-      cxxMemberCallExpr(UserCode, callee(cxxMethodDecl(hasAnyName(ErrorCallbackMethods)))).bind("callback"), this);
+      cxxMemberCallExpr(UserCode, callee(cxxMethodDecl(hasAnyName(refs(ErrorCallbackMethods))))).bind("callback"), this);
   Finder->addMatcher(lambdaExpr(UserCode).bind("lambda"), this);
   Finder->addMatcher(functionDecl(UserCode, isDefinition(), unless(cxxMethodDecl(ofClass(isLambda())))).bind("function"),
                      this);
@@ -183,7 +183,7 @@ void SwallowedExceptionCheck::checkErrorHandler(const FunctionDecl *Handler, Sou
   if (usesError(Handler->getParamDecl(0), Body, Ctx) || reports(Body, nullptr, Ctx)) return;
   bool Continues = false;
   for (const BoundNodes &Use :
-       match(findAll(declRefExpr(to(enumConstantDecl(hasAnyName(ContinueActions)))).bind("action")), *Body, Ctx))
+       match(findAll(declRefExpr(to(enumConstantDecl(hasAnyName(refs(ContinueActions))))).bind("action")), *Body, Ctx))
     Continues |= Use.getNodeAs<DeclRefExpr>("action") != nullptr;
   if (!Continues || !Reported.firstTime(Loc, HandlerKind)) return;
   diag(Loc, "error handler ignores the error and continues; failures vanish without a trace; log or count them, "

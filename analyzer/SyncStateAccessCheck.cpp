@@ -83,10 +83,10 @@ void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap &Opts) {
 void SyncStateAccessCheck::registerMatchers(MatchFinder *Finder) {
   std::vector<std::string> Candidates = SyncMethods;
   Candidates.insert(Candidates.end(), FutureWaitMethods.begin(), FutureWaitMethods.end());
-  for (const std::string &Name : BlockingFunctions) Candidates.push_back(lastComponent(Name));
+  for (const std::string &Name : BlockingFunctions) Candidates.push_back(lastComponent(Name).str());
   Finder->addMatcher(
       callExpr(unless(isExpansionInSystemHeader()),
-               callee(functionDecl(anyOf(hasAnyName(Candidates), hasAttr(attr::Annotate))).bind("callee")))
+               callee(functionDecl(anyOf(hasAnyName(refs(Candidates)), hasAttr(attr::Annotate))).bind("callee")))
           .bind("call"),
       this);
   if (udfInventory())

@@ -18,7 +18,6 @@ install(EXPORT asyncstateTargets NAMESPACE asyncstate:: DESTINATION "${ASYNCSTAT
 # The analyzer is optional: when it was not built, the package reports the Analyzer
 # component as missing instead of pretending to have it.
 if(TARGET AsyncStateTidyModule AND TARGET asyncstate-tidy)
-  set(ASYNCSTATE_PLUGIN_FILE "$<TARGET_FILE_NAME:AsyncStateTidyModule>")
   set_target_properties(AsyncStateTidyModule PROPERTIES EXPORT_NAME tidy-plugin)
   # Keeps the LLVM library directory the driver was linked from in its installed RPATH.
   set_target_properties(asyncstate-tidy PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
@@ -36,8 +35,7 @@ endif()
 
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/asyncstateConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/asyncstateConfig.cmake"
-  INSTALL_DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}"
-  PATH_VARS ASYNCSTATE_INSTALL_PLUGINDIR CMAKE_INSTALL_BINDIR)
+  INSTALL_DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}")
 # 0.x releases may break the API with every minor version.
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/asyncstateConfigVersion.cmake"
   COMPATIBILITY SameMinorVersion)
@@ -47,6 +45,7 @@ install(FILES "${PROJECT_BINARY_DIR}/asyncstateConfig.cmake" "${PROJECT_BINARY_D
 # The .pc file finds its prefix from its own location (pkg-config's ${pcfiledir}), so
 # an install moved elsewhere, or made with `cmake --install --prefix`, stays correct.
 file(RELATIVE_PATH ASYNCSTATE_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+string(REGEX REPLACE "/$" "" ASYNCSTATE_PC_TO_PREFIX "${ASYNCSTATE_PC_TO_PREFIX}")
 if(TARGET asyncstate::tidy-plugin)
   set(ASYNCSTATE_PC_ANALYZER "tidy_plugin=\${prefix}/${ASYNCSTATE_INSTALL_PLUGINDIR}/$<TARGET_FILE_NAME:AsyncStateTidyModule>
 tidy=\${prefix}/${CMAKE_INSTALL_BINDIR}/asyncstate-tidy

@@ -11,6 +11,10 @@ bool contains(const std::vector<std::string> &Names, StringRef Name) {
   return llvm::any_of(Names, [&](const std::string &Candidate) { return Candidate == Name; });
 }
 
+std::vector<StringRef> refs(const std::vector<std::string> &Names) {
+  return std::vector<StringRef>(Names.begin(), Names.end());
+}
+
 std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView &Options, StringRef Key,
                                             StringRef Default) {
   std::vector<std::string> Names;

@@ -11,6 +11,8 @@
 namespace clang::tidy::asyncstate {
 
 bool contains(const std::vector<std::string> &Names, StringRef Name);
+// hasAnyName() takes StringRefs; the strings stay owned by the check.
+std::vector<StringRef> refs(const std::vector<std::string> &Names);
 
 // Option lists of qualified names accept "::ns::Name" or "ns::Name".
 std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView &Options, StringRef Key,

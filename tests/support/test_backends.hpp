@@ -66,7 +66,7 @@ class ShufflingBackend final : public StateBackend, private CompletionSink {
       ready_.resize(ready_.size() - take);
       CompletionSink* sink = target_;
       lock.unlock();
-      std::this_thread::sleep_for(std::chrono::microseconds(rng_() % 200));
+      std::this_thread::sleep_for(std::chrono::microseconds(rng_() % 50));
       for (Answer& a : now) sink->complete(a.ticket, std::move(a.result));
       delivered_ += now.size();
       lock.lock();
