@@ -21,8 +21,6 @@
 
 #include <benchmark/benchmark.h>
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -189,22 +187,15 @@ void latencyHiding(benchmark::State& state, LatencyCase c) {
 constexpr double kPacedRate = 5000;
 constexpr std::int64_t kWatermarkEvery = 500;
 
-double threadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 void bufferTimeout(benchmark::State& state, std::chrono::milliseconds timeout) {
   const std::int64_t records = bench::smoke() ? 50 : 3000;
   const auto latency = std::chrono::microseconds(1000);
   std::vector<double> watermarkDelays;
-  double p50 = 0, p99 = 0, batches = 0, cpuPerRecord = 0, pacedRate = 0, saturatedRate = 0;
+  double p50 = 0, p99 = 0, batches = 0, pacedRate = 0, saturatedRate = 0;
   for (auto _ : state) {
     {
       RemoteRig rig(latency, sweepOptions(6000, 1000, timeout));
       const auto start = Clock::now();
-      const double cpuStart = threadCpuSeconds();
       for (std::int64_t key = 0; key < records; ++key) {
         const auto due = start + std::chrono::duration_cast<Clock::duration>(
                                      std::chrono::duration<double>(static_cast<double>(key) / kPacedRate));
@@ -218,7 +209,6 @@ void bufferTimeout(benchmark::State& state, std::chrono::milliseconds timeout) {
       }
       rig.controller.drain();
       pacedRate = static_cast<double>(records) / secondsSince(start);
-      cpuPerRecord = (threadCpuSeconds() - cpuStart) / static_cast<double>(records) * 1e6;
       p50 = rig.controller.recordLatency().percentileMicros(0.50) / 1e3;
       p99 = rig.controller.recordLatency().percentileMicros(0.99) / 1e3;
       batches = static_cast<double>(rig.controller.metrics().batchesSent) * 1000.0 / static_cast<double>(records);
@@ -240,7 +230,6 @@ void bufferTimeout(benchmark::State& state, std::chrono::milliseconds timeout) {
   state.counters["watermark_p50_ms"] = watermarkDelays.empty() ? 0 : watermarkDelays[watermarkDelays.size() / 2];
   state.counters["watermark_max_ms"] = watermarkDelays.empty() ? 0 : watermarkDelays.back();
   state.counters["batches_per_1k"] = batches;
-  state.counters["cpu_us_per_record"] = cpuPerRecord;
   state.counters["paced_records_per_s"] = pacedRate;
   state.counters["records_per_s"] = saturatedRate;
 }

@@ -507,10 +507,10 @@ class AsyncExecutionController final : private CompletionSink {
       local_.push_back(std::move(completion));
       return;
     }
-    {
-      std::lock_guard lock(mailboxMutex_);
-      mailbox_.push_back(std::move(completion));
-    }
+    // Notifying under the lock: once the task thread has taken this completion it may
+    // destroy the controller, so this thread must be done with the condition variable.
+    std::lock_guard lock(mailboxMutex_);
+    mailbox_.push_back(std::move(completion));
     mailboxReady_.notify_one();
   }
 

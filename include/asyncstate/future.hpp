@@ -127,6 +127,14 @@ class [[nodiscard]] StateFuture {
   // f(value) -> U.
   template <class F>
   auto thenApply(F&& f) && {
+    return std::move(*this).applyAs(std::forward<F>(f), "thenApply");
+  }
+
+ private:
+  // thenApply under the name of the combinator the user called, so that a throwing
+  // function is reported as that combinator's continuation.
+  template <class F>
+  auto applyAs(F&& f, const char* operation) && {
     using U = detail::ValueResultT<T, F>;
     return std::move(*this).template then<U>(
         [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
@@ -138,8 +146,10 @@ class [[nodiscard]] StateFuture {
             return completedFuture<U>(detail::invokeWithValue<T>(fn, *ready.value_));
           }
         },
-        "thenApply");
+        operation);
   }
+
+ public:
 
   // f(value) -> StateFuture<U>; the result completes when the inner future does.
   template <class F>
@@ -150,7 +160,11 @@ class [[nodiscard]] StateFuture {
     return std::move(*this).template then<U>(
         [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
           if (ready.mode_ == Mode::Failed) return failedFuture<U>(ready.releaseError());
-          return StateFuture<U>(detail::invokeWithValue<T>(fn, *ready.value_));
+          StateFuture<U> inner(detail::invokeWithValue<T>(fn, *ready.value_));
+          // Checked here, not only in forward(): on a complete source the step's result is
+          // handed to the caller as is, and an empty future would drop the mistake silently.
+          if (!inner.valid()) throw FutureMisuseError("thenCompose: the function returned a consumed StateFuture");
+          return inner;
         },
         "thenCompose");
   }
@@ -161,9 +175,11 @@ class [[nodiscard]] StateFuture {
   auto thenCombine(StateFuture<U>&& other, F&& f) && {
     return std::move(*this).thenCompose(
         [other = std::move(other), fn = std::forward<F>(f)](auto&&... mine) mutable {
-          return std::move(other).thenApply([fn = std::move(fn), ... mine = std::move(mine)](auto&&... theirs) mutable {
-            return std::invoke(fn, std::move(mine)..., std::move(theirs)...);
-          });
+          return std::move(other).applyAs(
+              [fn = std::move(fn), ... mine = std::move(mine)](auto&&... theirs) mutable {
+                return std::invoke(fn, std::move(mine)..., std::move(theirs)...);
+              },
+              "thenCombine");
         });
   }
 
@@ -171,16 +187,17 @@ class [[nodiscard]] StateFuture {
   // which branch ran.
   template <class P, class FT, class FF>
   StateFuture<bool> thenConditionallyAccept(P&& pred, FT&& ifTrue, FF&& ifFalse) && {
-    return std::move(*this).thenApply([p = std::forward<P>(pred), t = std::forward<FT>(ifTrue),
-                                       e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
-      const bool taken = static_cast<bool>(std::invoke(p, std::as_const(value)...));
-      if (taken) {
-        std::invoke(t, std::move(value)...);
-      } else {
-        std::invoke(e, std::move(value)...);
-      }
-      return taken;
-    });
+    return std::move(*this).applyAs(
+        [p = std::forward<P>(pred), t = std::forward<FT>(ifTrue), e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
+          const bool taken = static_cast<bool>(std::invoke(p, std::as_const(value)...));
+          if (taken) {
+            std::invoke(t, std::move(value)...);
+          } else {
+            std::invoke(e, std::move(value)...);
+          }
+          return taken;
+        },
+        "thenConditionallyAccept");
   }
 
   // Recovers from a failure: f(const AsyncError&) -> T. A success passes through.
@@ -540,6 +557,11 @@ template <class T>
   requires(!std::is_void_v<T>)
 StateFuture<std::vector<T>> combineAll(std::vector<StateFuture<T>> futures) {
   if (futures.empty()) return completedFuture(std::vector<T>{});
+  // Refuse before anything is observed: a throw half-way would leave the inputs already
+  // registered pointing at a state nobody finishes.
+  for (const StateFuture<T>& future : futures) {
+    if (!future.valid()) throw FutureMisuseError("combineAll: an input StateFuture was already consumed");
+  }
   auto* state = new detail::CombineState<T>{nullptr, std::vector<std::optional<T>>(futures.size()), futures.size() + 1,
                                             nullptr};
   state->result = detail::Core<std::vector<T>>::create(detail::currentRuntime());

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct BackendFactory {
   std::string name;
   std::function<std::unique_ptr<BackendStack>()> make;
 };
+
+inline void PrintTo(const BackendFactory& factory, std::ostream* os) { *os << factory.name; }
 
 class TempDir {
  public:

@@ -24,7 +24,8 @@ namespace asyncstate::testing {
 // worker thread in random order after a short random delay.
 class ShufflingBackend final : public StateBackend, private CompletionSink {
  public:
-  explicit ShufflingBackend(std::uint64_t seed = 1) : rng_(seed), worker_([this] { deliverLoop(); }) {}
+  explicit ShufflingBackend(std::uint64_t seed = 1)
+      : rng_(seed), workerRng_(seed + 1), worker_([this] { deliverLoop(); }) {}
   ~ShufflingBackend() override {
     {
       std::lock_guard lock(mutex_);
@@ -60,13 +61,13 @@ class ShufflingBackend final : public StateBackend, private CompletionSink {
     for (;;) {
       wake_.wait(lock, [&] { return stopping_ || !ready_.empty(); });
       if (ready_.empty() && stopping_) return;
-      const std::size_t take = std::min<std::size_t>(ready_.size(), 1 + rng_() % 8);
+      const std::size_t take = std::min<std::size_t>(ready_.size(), 1 + workerRng_() % 8);
       std::vector<Answer> now(std::make_move_iterator(ready_.end() - static_cast<std::ptrdiff_t>(take)),
                               std::make_move_iterator(ready_.end()));
       ready_.resize(ready_.size() - take);
       CompletionSink* sink = target_;
       lock.unlock();
-      std::this_thread::sleep_for(std::chrono::microseconds(rng_() % 50));
+      std::this_thread::sleep_for(std::chrono::microseconds(workerRng_() % 50));
       for (Answer& a : now) sink->complete(a.ticket, std::move(a.result));
       delivered_ += now.size();
       lock.lock();
@@ -80,7 +81,8 @@ class ShufflingBackend final : public StateBackend, private CompletionSink {
   CompletionSink* target_ = nullptr;
   bool stopping_ = false;
   std::atomic<std::size_t> delivered_{0};
-  std::mt19937_64 rng_;
+  std::mt19937_64 rng_;        // shuffles, under mutex_
+  std::mt19937_64 workerRng_;  // paces delivery, worker thread only
   std::thread worker_;
 };
 

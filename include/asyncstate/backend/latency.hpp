@@ -4,9 +4,10 @@
 // its completions are delivered by a timer thread no earlier than that. Requests can
 // fail at random (error rate) and in outage windows, always with InjectedFault, a
 // TransientBackendError: an injected failure never reaches the wrapped backend, so a
-// retry cannot apply a request twice. Within a batch, once a request of a (state, key)
-// fails, the later requests of that key fail too: a retried suffix then keeps the
-// key's order (RetryingBackend relies on it).
+// retry cannot apply a request twice. The error rate is drawn once per (state, key)
+// and batch, and all of that key's requests in the batch fail together, like a lost
+// sub-batch of a remote store; a retry then resends them in order (RetryingBackend
+// relies on failed requests being a per-key suffix of the batch).
 //
 // Outage modes: Fail answers every request submitted in the window with InjectedFault;
 // Stall holds them and runs them, in order, when the window ends (later batches queue
@@ -28,7 +29,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -52,7 +52,7 @@ struct LatencyOptions {
   // Fixed: the latency. Exponential: its mean. LogNormal: its median.
   std::chrono::microseconds latency{1000};
   double logNormalSigma = 0.5;  // LogNormal shape; 0.5 gives a p99 of about 3.2x the median
-  double errorRate = 0.0;       // probability that a request fails with InjectedFault
+  double errorRate = 0.0;       // probability that a key's requests in a batch fail with InjectedFault
   std::uint64_t seed = 1;
   std::vector<OutageWindow> outages;
 };
@@ -138,19 +138,21 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
         wake_.notify_all();
         return;
       }
-      std::set<std::pair<std::uint32_t, std::string>> failedKeys;
+      // One draw per (state, key) and batch: the key's requests fail together.
+      std::map<std::pair<std::uint32_t, std::string>, bool> keyFails;
       std::bernoulli_distribution error(options_.errorRate);
       for (StateRequest& r : batch) {
         std::string why;
+        auto [draw, first] = keyFails.try_emplace({r.stateId, r.key}, false);
+        if (first && options_.errorRate > 0) draw->second = error(rng_);
         if (outage != nullptr) {
           ++stats_.outageFailures;
           why = "injected outage: " + detail::describeRequest(r, stateName(r.stateId)) +
                 " rejected (backend unavailable for " +
                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(outage->to - outage->from).count()) +
                 " ms)";
-        } else if (failedKeys.contains({r.stateId, r.key}) || (options_.errorRate > 0 && error(rng_))) {
+        } else if (draw->second) {
           ++stats_.injectedErrors;
-          failedKeys.emplace(r.stateId, r.key);
           why = "injected fault: " + detail::describeRequest(r, stateName(r.stateId)) + " failed (error rate " +
                 std::to_string(options_.errorRate) + ")";
         }

@@ -534,7 +534,7 @@ class RedisBackend final : public StateBackend {
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
-    Job job{std::move(batch), &sink, registry_, {}};
+    Job job{std::move(batch), &sink, registry_, {}, {}};
     std::map<std::uint32_t, std::vector<std::size_t>> byGroup;
     for (std::size_t i = 0; i < job.requests.size(); ++i) byGroup[keyGroupOf(job.requests[i].key)].push_back(i);
     const std::uint64_t batchId = ++batchCounter_;

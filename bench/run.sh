@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Records the numbers in docs/benchmarks.md: builds the benchmarks (g++ 12,
+# RelWithDebInfo, build/bench), describes the machine, runs both binaries with
+# repetitions in random interleaving (so drift on a shared machine hits every
+# contender alike), and regenerates the report and plots.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+out="$root/docs/bench"
+mkdir -p "$out" "$root/build"
+
+configure bench g++ -DASYNCSTATE_BUILD_TESTS=OFF -DASYNCSTATE_BUILD_EXAMPLES=OFF -DASYNCSTATE_BUILD_ANALYZER=OFF
+cmake --build "$root/build/bench" -j "$jobs" --target asyncstate_bench_futures asyncstate_bench_state
+
+{
+  lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|Hypervisor vendor|L1d cache|L2 cache|L3 cache)'
+  echo "Kernel:                                  $(uname -srm)"
+  echo "Compiler:                                $(g++ --version | head -1)"
+  echo "Memory:                                  $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+} >"$out/machine.txt"
+
+common=(--benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
+        --benchmark_out_format=json)
+"$root/build/bench/bench/asyncstate_bench_futures" "${common[@]}" --benchmark_repetitions=5 \
+  --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01 --benchmark_out="$out/futures.json"
+"$root/build/bench/bench/asyncstate_bench_state" "${common[@]}" --benchmark_repetitions=3 \
+  --benchmark_min_time=0.2 --benchmark_out="$out/state.json"
+/usr/bin/python3 "$root/bench/report.py"
