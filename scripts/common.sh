@@ -1,7 +1,7 @@
 # Shared by the demo and test commands: one place decides build directories and compilers.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="$(nproc)"
-export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
+# ccache's own default directory (~/.cache/ccache) survives fresh clones on the same machine.
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 
 # configure <dir> <c++ compiler> [cmake args...]

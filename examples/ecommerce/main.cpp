@@ -8,6 +8,7 @@
 #include "sync_job.hpp"
 
 #include <asyncstate/asyncstate.hpp>
+#include <asyncstate/backend/latency.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -24,9 +25,19 @@ struct Result {
   asyncstate::RunStats stats;
 };
 
+// latency == 0: the embedded memory backend; otherwise the memory backend behind a
+// fixed per-batch latency, standing in for remote storage.
 template <class Function>
-Result runJob(const char* label, const std::vector<ecommerce::Event>& events, asyncstate::ControllerOptions options) {
-  asyncstate::MemoryBackend backend;
+Result runJob(const char* label, const std::vector<ecommerce::Event>& events, asyncstate::ControllerOptions options,
+              std::chrono::microseconds latency = std::chrono::microseconds(0)) {
+  asyncstate::MemoryBackend memory;
+  std::optional<asyncstate::LatencyInjectingBackend> remote;
+  if (latency.count() > 0) {
+    asyncstate::LatencyOptions latencyOptions;
+    latencyOptions.latency = latency;
+    remote.emplace(memory, latencyOptions);
+  }
+  asyncstate::StateBackend& backend = remote ? static_cast<asyncstate::StateBackend&>(*remote) : memory;
   Function function;
   asyncstate::RunnerOptions runnerOptions;
   runnerOptions.controller = options;
@@ -57,15 +68,24 @@ void report(const char* label, const Result& r) {
               r.output.size());
 }
 
+
+bool sameOutput(const Result& a, const Result& b, const Result& c) { return a.output == b.output && a.output == c.output; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t eventCount = 200000;
+  std::size_t remoteEventCount = 3000;
+  long latencyMicros = 1000;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
       eventCount = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--remote-events") == 0 && i + 1 < argc) {
+      remoteEventCount = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--latency-us") == 0 && i + 1 < argc) {
+      latencyMicros = std::strtol(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: %s [--events N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--events N] [--remote-events N] [--latency-us US]\n", argv[0]);
       return 2;
     }
   }
@@ -81,10 +101,26 @@ int main(int argc, char** argv) {
     report("sync (before)", sync);
     report("async (after)", async);
     report("async coroutines", coroutine);
-    const bool same = sync.output == async.output && sync.output == coroutine.output;
+    const bool same = sameOutput(sync, async, coroutine);
     std::printf("output: %zu window rows; sync, async and coroutine outputs are %s\n", sync.output.size(),
                 same ? "IDENTICAL" : "DIFFERENT");
-    return same ? 0 : 1;
+
+    bool remoteSame = true;
+    if (latencyMicros > 0 && remoteEventCount > 0) {
+      std::printf("\nremote storage simulated: %ld us per request batch, %zu events\n", latencyMicros, remoteEventCount);
+      const auto remoteEvents = ecommerce::generateEvents(remoteEventCount, 43, 500);
+      const std::chrono::microseconds latency(latencyMicros);
+      const Result rsync = runJob<ecommerce::SyncActivityFunction>("sync, remote", remoteEvents, options, latency);
+      const Result rasync = runJob<ecommerce::AsyncActivityFunction>("async, remote", remoteEvents, options, latency);
+      const Result rcoro = runJob<ecommerce::CoroutineActivityFunction>("coroutines, remote", remoteEvents, options, latency);
+      report("sync, remote", rsync);
+      report("async, remote", rasync);
+      report("coroutines, remote", rcoro);
+      remoteSame = sameOutput(rsync, rasync, rcoro);
+      std::printf("async/sync throughput under %ld us latency: %.1fx; outputs are %s\n", latencyMicros,
+                  rasync.stats.recordsPerSecond / rsync.stats.recordsPerSecond, remoteSame ? "IDENTICAL" : "DIFFERENT");
+    }
+    return same && remoteSame ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "demo failed: %s\n", e.what());
     return 1;

@@ -3,7 +3,7 @@
 compiled and its commands run by the test suite.
 
   doc_blocks.py cpp <page.md> <out dir>   writes block N of language cpp to
-      <out dir>/<page>_<N>.cpp and prints "<file>;<tags>" per block, where tags are
+      <out dir>/<page>_<N>.cpp and prints "<file>|<tags>" per block, where tags are
       the words after "cpp" in the fence (rocksdb: needs RocksDB; compile-only: not run)
   doc_blocks.py sh <page.md>              runs every sh block in order, from the
       current directory, with bash -euo pipefail, echoing each block first
@@ -33,7 +33,7 @@ def write_cpp(page, out_dir):
         # Rewriting only on change keeps the build from recompiling untouched blocks.
         if not path.exists() or path.read_text() != code:
             path.write_text(code)
-        print(f"{path};{','.join(tags)}")
+        print(f"{path}|{','.join(tags)}")
 
 
 def run_sh(page):
