@@ -67,7 +67,7 @@ SyncStateAccessCheck::SyncStateAccessCheck(StringRef Name, ClangTidyContext *Con
     : AsyncStateCheck(Name, Context),
       StateTypes(readQualifiedNames(Options, "StateTypes", DefaultStateTypes)),
       SyncMethods(splitList(Options.get("SyncMethods", DefaultSyncMethods))),
-      BlockingFunctions(readQualifiedNames(Options, "BlockingFunctions", "")),
+      BlockingFunctions(readQualifiedNames(Options, "BlockingFunctions", "::asyncstate::AsyncExecutionController::await")),
       FutureWaitMethods(splitList(Options.get("FutureWaitMethods", "get;wait;wait_for;wait_until"))),
       BlockingAnnotation(Options.getLocalOrGlobal("BlockingAnnotation", "asyncstate::blocking").str()) {}
 

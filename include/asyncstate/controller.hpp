@@ -479,6 +479,8 @@ class AsyncExecutionController final : private CompletionSink {
     if (buffer_.empty()) return;
     // Requests derived while draining may overdraw the batch size; keep batches bounded.
     std::vector<StateRequest> pending = std::exchange(buffer_, {});
+    // The backend keeps the old buffer; the next batch is likely as large as this one.
+    buffer_.reserve(std::min(pending.size(), options_.batchSize));
     const std::size_t batches = (pending.size() + options_.batchSize - 1) / options_.batchSize;
     (reason == FlushReason::Size ? metrics_.sizeFlushes
                                  : reason == FlushReason::Timeout ? metrics_.timeoutFlushes : metrics_.drainFlushes) +=

@@ -21,7 +21,7 @@ struct PoolStats {
   std::size_t live = 0;           // blocks handed out and not yet returned
   std::size_t peak = 0;           // highest `live` seen
   std::size_t allocations = 0;    // every allocate() call
-  std::size_t reused = 0;         // allocations served from a free list
+  std::size_t reused = 0;         // allocations served by a block that was returned earlier
   std::size_t heapFallbacks = 0;  // allocations that went to operator new (too large, or Heap policy)
   std::size_t slabBytes = 0;      // bytes the pool holds in slabs
 };
@@ -54,7 +54,10 @@ class FuturePool {
       free_[cls] = block->next;
       return block;
     }
-    return carve(cls);
+    if (fresh_[cls] == freshEnd_[cls]) carve(cls);
+    void* p = fresh_[cls];
+    fresh_[cls] += kMinBlock << cls;
+    return p;
   }
 
   void deallocate(void* p, std::size_t size) noexcept {
@@ -84,24 +87,22 @@ class FuturePool {
     return cls;
   }
 
-  // Refills a size class with a whole slab so the next kBlocksPerSlab allocations are pops.
-  void* carve(std::size_t cls) {
-    const std::size_t blockSize = kMinBlock << cls;
-    auto slab = std::make_unique<std::byte[]>(blockSize * kBlocksPerSlab);
-    std::byte* base = slab.get();
-    for (std::size_t i = kBlocksPerSlab - 1; i >= 1; --i) {
-      auto* block = reinterpret_cast<FreeBlock*>(base + i * blockSize);
-      block->next = free_[cls];
-      free_[cls] = block;
-    }
-    stats_.slabBytes += blockSize * kBlocksPerSlab;
-    slabs_.push_back(std::move(slab));
-    return base;
+  // Gives a size class a new slab; its blocks are handed out in order before the next
+  // one is carved. They stay off the free list so that `reused` counts only blocks
+  // that really came back.
+  void carve(std::size_t cls) {
+    const std::size_t bytes = (kMinBlock << cls) * kBlocksPerSlab;
+    slabs_.push_back(std::make_unique<std::byte[]>(bytes));
+    fresh_[cls] = slabs_.back().get();
+    freshEnd_[cls] = fresh_[cls] + bytes;
+    stats_.slabBytes += bytes;
   }
 
   AllocationPolicy policy_;
   PoolStats stats_;
   std::array<FreeBlock*, kClasses> free_{};
+  std::array<std::byte*, kClasses> fresh_{};     // next never-used block of the newest slab
+  std::array<std::byte*, kClasses> freshEnd_{};
   std::vector<std::unique_ptr<std::byte[]>> slabs_;
 };
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Runs one asyncstate-* check over one fixture and verifies it, following the
+conventions of clang-tidy's own test runner (check_clang_tidy.py, not shipped by
+Debian):
+
+  // CHECK-MESSAGES: :[[@LINE+1]]:3: warning: ... [asyncstate-x]
+      every diagnostic must be matched; an unexpected warning or error fails
+  // CHECK-FIXES: expected line after --fix
+      the fixed file must match, and must still compile
+  a fixture without CHECK-MESSAGES must produce no diagnostic at all, and a
+  fixture without CHECK-FIXES must not be changed by --fix.
+
+usage (from a lit RUN line):
+  %check_tidy <fixture> <checks> [-- <clang-tidy args> [-- <compiler args>]]
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+CHECK_LINE = re.compile(r"//\s*CHECK-(MESSAGES|FIXES)[A-Z0-9-]*:[^\r\n]*")
+CRASH_MARKERS = ("PLEASE submit a bug report", "Stack dump:", "Segmentation fault")
+
+
+def fail(message, output=""):
+    sys.stderr.write(f"check_tidy: FAIL: {message}\n")
+    if output:
+        sys.stderr.write("---- tool output ----\n" + output + "\n---------------------\n")
+    sys.exit(1)
+
+
+def split_extra(rest):
+    """[-- tidy args [-- compiler args]] -> (tidy args, compiler args)."""
+    if not rest:
+        return [], []
+    if rest[0] == "--":
+        rest = rest[1:]
+    if "--" in rest:
+        i = rest.index("--")
+        return rest[:i], rest[i + 1:]
+    return rest, []
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tool", choices=["plugin", "driver"], required=True)
+    parser.add_argument("--clang-tidy", required=True)
+    parser.add_argument("--plugin", required=True)
+    parser.add_argument("--driver", required=True)
+    parser.add_argument("--filecheck", required=True)
+    parser.add_argument("--cxx", required=True)
+    parser.add_argument("--include", required=True)
+    parser.add_argument("fixture")
+    parser.add_argument("checks")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+
+    with open(args.fixture, encoding="utf-8") as f:
+        original = f.read()
+    has_messages = "CHECK-MESSAGES" in original
+    has_fixes = "CHECK-FIXES" in original
+    tidy_extra, cxx_extra = split_extra(args.rest)
+
+    workdir = tempfile.mkdtemp(prefix="asyncstate-tidy-test-")
+    try:
+        # CHECK lines are blanked (not removed) so line numbers stay valid and
+        # CHECK-FIXES patterns cannot match themselves in the fixed file.
+        fixed_path = os.path.join(workdir, os.path.basename(args.fixture))
+        with open(fixed_path, "w", encoding="utf-8") as f:
+            f.write(CHECK_LINE.sub("//", original))
+        with open(fixed_path, encoding="utf-8") as f:
+            before_fix = f.read()
+
+        compiler = ["-std=c++20", "-I", args.include, "-I", os.path.dirname(os.path.abspath(args.fixture))]
+        compiler += cxx_extra
+        if args.tool == "plugin":
+            command = [args.clang_tidy, f"-load={args.plugin}"]
+        else:
+            command = [args.driver]
+        command += [f"--checks=-*,{args.checks}", "--fix", "--quiet", *tidy_extra, fixed_path, "--", *compiler]
+        try:
+            run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            fail("timed out: " + " ".join(command))
+        output = run.stdout + run.stderr
+        if run.returncode < 0 or any(marker in output for marker in CRASH_MARKERS):
+            fail(f"tool crashed (exit {run.returncode}): " + " ".join(command), output)
+        output_path = os.path.join(workdir, "output.txt")
+        with open(output_path, "w", encoding="utf-8") as f:
+            f.write(output)
+
+        if has_messages:
+            check = subprocess.run([args.filecheck, f"-input-file={output_path}", args.fixture,
+                                    "-check-prefix=CHECK-MESSAGES", "-implicit-check-not={{warning|error}}:"],
+                                   capture_output=True, text=True)
+            if check.returncode != 0:
+                fail("CHECK-MESSAGES did not match:\n" + check.stderr, output)
+        elif re.search(r"\b(warning|error):", output):
+            fail("expected no diagnostics", output)
+
+        with open(fixed_path, encoding="utf-8") as f:
+            after_fix = f.read()
+        if has_fixes:
+            check = subprocess.run([args.filecheck, f"-input-file={fixed_path}", args.fixture,
+                                    "-check-prefix=CHECK-FIXES", "-strict-whitespace"],
+                                   capture_output=True, text=True)
+            if check.returncode != 0:
+                fail("CHECK-FIXES did not match:\n" + check.stderr, after_fix)
+            # A fix-it that does not compile (or trips [[nodiscard]]) is worse than none.
+            build = subprocess.run([args.cxx, "-fsyntax-only", "-Werror=unused-result", *compiler, fixed_path],
+                                   capture_output=True, text=True)
+            if build.returncode != 0:
+                fail("the fixed file does not compile:\n" + build.stderr, after_fix)
+        elif after_fix != before_fix:
+            fail("--fix changed a fixture that has no CHECK-FIXES lines", after_fix)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
