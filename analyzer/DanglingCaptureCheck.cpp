@@ -19,9 +19,12 @@ constexpr const char *DefaultSafeReferenceTypes =
 // to a temporary and keeps that temporary alive only until the scope ends.
 bool referenceOutlivesScope(const VarDecl *Var) {
   const Expr *Init = Var->getInit();
-  if (!Init) return true;
-  return !isa<MaterializeTemporaryExpr>(Init->IgnoreParenImpCasts()) &&
-         !isa<MaterializeTemporaryExpr>(Init->IgnoreImplicit());
+  while (Init) {
+    if (const auto *Full = dyn_cast<FullExpr>(Init)) Init = Full->getSubExpr();
+    else if (const auto *Cast = dyn_cast<ImplicitCastExpr>(Init)) Init = Cast->getSubExpr();
+    else break;
+  }
+  return !isa_and_nonnull<MaterializeTemporaryExpr>(Init);
 }
 
 }  // namespace

@@ -12,6 +12,14 @@ namespace clang::tidy::asyncstate {
 namespace {
 constexpr const char *DefaultRawFutureTypes = "::std::future;::std::shared_future;::std::promise;::std::packaged_task";
 constexpr unsigned DeclKind = 0, ExprKind = 1;
+
+// The same type reads the same in every message, however the user spelled it.
+std::string spell(QualType Type, const ASTContext &Ctx) {
+  PrintingPolicy Policy = Ctx.getPrintingPolicy();
+  Policy.FullyQualifiedName = true;
+  Policy.SuppressUnwrittenScope = true;
+  return Type.getCanonicalType().getUnqualifiedType().getAsString(Policy);
+}
 }  // namespace
 
 RawFutureCheck::RawFutureCheck(StringRef Name, ClangTidyContext *Context)
@@ -104,7 +112,7 @@ void RawFutureCheck::check(const MatchFinder::MatchResult &Result) {
       return;
     diag(Temporary->getBeginLoc(), "raw future '%0' created in async UDF code; use asyncstate::StateFuture, "
                                    "which is pooled and routes failures to the error handler")
-        << Temporary->getType().getAsString(Ctx.getPrintingPolicy());
+        << spell(Temporary->getType(), Ctx);
   }
 }
 
@@ -135,7 +143,7 @@ void RawFutureCheck::checkAllocation(const Expr *E, QualType Allocated, ASTConte
                                        "from the controller's pool, keep them by value and move them along"
                                      : "heap-allocated raw future '%0' in async UDF code; use "
                                        "asyncstate::StateFuture by value instead")
-      << Allocated.getAsString(Ctx.getPrintingPolicy());
+      << spell(Allocated, Ctx);
 }
 
 }  // namespace clang::tidy::asyncstate

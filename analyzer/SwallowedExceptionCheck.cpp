@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char *DefaultReportingFunctions =
     "([Ll]og|LOG|[Rr]eport|REPORT|[Ww]arn|WARN|[Ee]rror|ERROR|[Ff]ail|FAIL|[Pp]rint|[Tt]race|[Rr]ecord|"
-    "[Nn]otify|[Ss]et_?[Ee]xception|rethrow|terminate|abort|exit)";
+    "[Nn]otify|[Ss]et_?[Ee]xception|rethrow|terminate|abort|exit|[Cc]ount|[Ii]ncrement|fetch_add|[Mm]etric)";
 constexpr unsigned CatchKind = 0, CallbackKind = 1, HandlerKind = 2;
 
 // Whether a body rethrows, uses the error/exception object, calls something that
@@ -42,7 +42,21 @@ class ReportFinder : public RecursiveASTVisitor<ReportFinder> {
       return !(Found = true);
     return true;
   }
+  // Counting a failure into a member or a global is reporting it (to metrics).
+  bool VisitUnaryOperator(UnaryOperator *Op) {
+    if (Op->isIncrementDecrementOp() && outlivesHandler(Op->getSubExpr())) return !(Found = true);
+    return true;
+  }
+  bool VisitBinaryOperator(BinaryOperator *Op) {
+    if (Op->isAssignmentOp() && outlivesHandler(Op->getLHS())) return !(Found = true);
+    return true;
+  }
   bool VisitCallExpr(CallExpr *Call) {
+    if (const auto *Op = dyn_cast<CXXOperatorCallExpr>(Call);
+        Op && Op->getNumArgs() > 0 && (Op->isAssignmentOp() || Op->getOperator() == OO_PlusPlus ||
+                                       Op->getOperator() == OO_MinusMinus) &&
+        outlivesHandler(Op->getArg(0)))
+      return !(Found = true);
     if (const auto *Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
         Callee && Callee->isInStdNamespace() && Callee->getDeclName().isIdentifier() &&
         (Callee->getName() == "current_exception" || Callee->getName() == "rethrow_exception"))
@@ -51,6 +65,14 @@ class ReportFinder : public RecursiveASTVisitor<ReportFinder> {
   }
 
  private:
+  static bool outlivesHandler(const Expr *E) {
+    E = E->IgnoreParenImpCasts();
+    if (isa<MemberExpr>(E)) return true;
+    if (const auto *Ref = dyn_cast<DeclRefExpr>(E))
+      if (const auto *Var = dyn_cast<VarDecl>(Ref->getDecl())) return Var->hasGlobalStorage();
+    return false;
+  }
+
   const VarDecl *Error;
   const llvm::Regex &Reporting;
 };
@@ -165,7 +187,8 @@ void SwallowedExceptionCheck::checkErrorCallback(const CXXMemberCallExpr *Call, 
   const ParmVarDecl *Error = Method == "exceptionally" ? Operator->getParamDecl(0)
                                                       : Operator->getParamDecl(Operator->getNumParams() - 1);
   if (usesError(Error, Lambda->getBody(), Ctx)) return;
-  const SourceLocation Loc = Error->getLocation().isValid() ? Error->getLocation() : Lambda->getBeginLoc();
+  // An unnamed parameter has no name to point at; point at its type.
+  const SourceLocation Loc = Error->getIdentifier() ? Error->getLocation() : Error->getBeginLoc();
   if (!Reported.firstTime(Loc, CallbackKind)) return;
   diag(Loc, "%0() callback ignores the error it receives; inspect, report or rethrow it, or the "
             "failure vanishes here")

@@ -6,6 +6,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -15,6 +16,15 @@ namespace bench {
 
 // What a pending StateFuture<int> allocates: the floors allocate exactly this.
 inline constexpr std::size_t kFutureStateSize = sizeof(asyncstate::detail::Core<int>);
+
+// Registers a CPU-bound benchmark that also reports the fastest repetition ("min"), the
+// statistic bench/report.py compares: on a shared machine interference only ever adds
+// time, so the minimum is the least disturbed measurement (folly's benchmark does the same).
+template <class Fn>
+benchmark::internal::Benchmark* registerTimed(const char* name, Fn fn) {
+  return benchmark::RegisterBenchmark(name, fn)->ComputeStatistics(
+      "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); });
+}
 
 // True under --smoke: benchmarks shrink their untimed passes and sweeps too.
 inline bool& smoke() {

@@ -517,49 +517,48 @@ void awaitPending(benchmark::State& state) {
 // --- registration ------------------------------------------------------------------
 
 void registerAll() {
-  using benchmark::RegisterBenchmark;
-  RegisterBenchmark("ready/direct", readyDirect);
-  RegisterBenchmark("ready/pooled", readyAsync<Pooled>);
-  RegisterBenchmark("ready/heap", readyAsync<Heap>);
-  RegisterBenchmark("ready/std", readyStd);
-  RegisterBenchmark("ready/boost", readyBoost);
+  bench::registerTimed("ready/direct", readyDirect);
+  bench::registerTimed("ready/pooled", readyAsync<Pooled>);
+  bench::registerTimed("ready/heap", readyAsync<Heap>);
+  bench::registerTimed("ready/std", readyStd);
+  bench::registerTimed("ready/boost", readyBoost);
 
-  RegisterBenchmark("pending/direct", readyDirect);
-  RegisterBenchmark("pending/freelist", pendingFreeList);
-  RegisterBenchmark("pending/malloc", pendingMalloc);
-  RegisterBenchmark("pending/pooled", pendingAsync<Pooled>);
-  RegisterBenchmark("pending/heap", pendingAsync<Heap>);
-  RegisterBenchmark("pending/std", pendingStd);
-  RegisterBenchmark("pending/boost", pendingBoost);
+  bench::registerTimed("pending/direct", readyDirect);
+  bench::registerTimed("pending/freelist", pendingFreeList);
+  bench::registerTimed("pending/malloc", pendingMalloc);
+  bench::registerTimed("pending/pooled", pendingAsync<Pooled>);
+  bench::registerTimed("pending/heap", pendingAsync<Heap>);
+  bench::registerTimed("pending/std", pendingStd);
+  bench::registerTimed("pending/boost", pendingBoost);
 
   for (const std::int64_t stages : {1, 4, 16, 64}) {
-    RegisterBenchmark("chain/direct", chainDirect)->Arg(stages);
-    RegisterBenchmark("chain/pooled", chainAsync<Pooled>)->Arg(stages);
-    RegisterBenchmark("chain/heap", chainAsync<Heap>)->Arg(stages);
-    RegisterBenchmark("chain/std", chainStd)->Arg(stages);
-    RegisterBenchmark("chain/boost", chainBoost)->Arg(stages);
+    bench::registerTimed("chain/direct", chainDirect)->Arg(stages);
+    bench::registerTimed("chain/pooled", chainAsync<Pooled>)->Arg(stages);
+    bench::registerTimed("chain/heap", chainAsync<Heap>)->Arg(stages);
+    bench::registerTimed("chain/std", chainStd)->Arg(stages);
+    bench::registerTimed("chain/boost", chainBoost)->Arg(stages);
   }
   for (const std::int64_t stages : {1, 4, 16, 64}) {
-    RegisterBenchmark("failure/pooled", failureAsync<Pooled>)->Arg(stages);
-    RegisterBenchmark("failure/heap", failureAsync<Heap>)->Arg(stages);
-    RegisterBenchmark("failure/std", failureStd)->Arg(stages);
-    RegisterBenchmark("failure/boost", failureBoost)->Arg(stages);
+    bench::registerTimed("failure/pooled", failureAsync<Pooled>)->Arg(stages);
+    bench::registerTimed("failure/heap", failureAsync<Heap>)->Arg(stages);
+    bench::registerTimed("failure/std", failureStd)->Arg(stages);
+    bench::registerTimed("failure/boost", failureBoost)->Arg(stages);
   }
   for (const std::int64_t n : {8, 100}) {
-    RegisterBenchmark("combine/pooled", combineAsync<Pooled>)->Arg(n);
-    RegisterBenchmark("combine/heap", combineAsync<Heap>)->Arg(n);
-    RegisterBenchmark("combine/std", combineStd)->Arg(n);
-    RegisterBenchmark("combine/boost", combineBoost)->Arg(n);
+    bench::registerTimed("combine/pooled", combineAsync<Pooled>)->Arg(n);
+    bench::registerTimed("combine/heap", combineAsync<Heap>)->Arg(n);
+    bench::registerTimed("combine/std", combineStd)->Arg(n);
+    bench::registerTimed("combine/boost", combineBoost)->Arg(n);
   }
-  RegisterBenchmark("await_ready/pooled", awaitReady<Pooled>);
-  RegisterBenchmark("await_ready/heap", awaitReady<Heap>);
-  RegisterBenchmark("await_pending/pooled", awaitPending<Pooled>);
-  RegisterBenchmark("await_pending/heap", awaitPending<Heap>);
+  bench::registerTimed("await_ready/pooled", awaitReady<Pooled>);
+  bench::registerTimed("await_ready/heap", awaitReady<Heap>);
+  bench::registerTimed("await_pending/pooled", awaitPending<Pooled>);
+  bench::registerTimed("await_pending/heap", awaitPending<Heap>);
   for (const std::int64_t k : {64, 4096, 65536}) {
-    RegisterBenchmark("inflight/pooled", inflightAsync<Pooled>)->Arg(k);
-    RegisterBenchmark("inflight/heap", inflightAsync<Heap>)->Arg(k);
-    RegisterBenchmark("inflight/std", inflightStd)->Arg(k);
-    RegisterBenchmark("inflight/boost", inflightBoost)->Arg(k);
+    bench::registerTimed("inflight/pooled", inflightAsync<Pooled>)->Arg(k);
+    bench::registerTimed("inflight/heap", inflightAsync<Heap>)->Arg(k);
+    bench::registerTimed("inflight/std", inflightStd)->Arg(k);
+    bench::registerTimed("inflight/boost", inflightBoost)->Arg(k);
   }
 }
 

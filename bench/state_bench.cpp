@@ -303,18 +303,25 @@ void registerAll() {
   using ecommerce::AsyncActivityFunction;
   using ecommerce::CoroutineActivityFunction;
   using ecommerce::SyncActivityFunction;
-  RegisterBenchmark("overhead/sync", overhead<SyncActivityFunction, AllocationPolicy::Pooled>)->Unit(benchmark::kMillisecond);
-  RegisterBenchmark("overhead/async_pooled", overhead<AsyncActivityFunction, AllocationPolicy::Pooled>)->Unit(benchmark::kMillisecond);
-  RegisterBenchmark("overhead/async_heap", overhead<AsyncActivityFunction, AllocationPolicy::Heap>)->Unit(benchmark::kMillisecond);
-  RegisterBenchmark("overhead/coroutine_pooled", overhead<CoroutineActivityFunction, AllocationPolicy::Pooled>)->Unit(benchmark::kMillisecond);
-  RegisterBenchmark("overhead/coroutine_heap", overhead<CoroutineActivityFunction, AllocationPolicy::Heap>)->Unit(benchmark::kMillisecond);
+  bench::registerTimed("overhead/sync", overhead<SyncActivityFunction, AllocationPolicy::Pooled>)
+      ->Unit(benchmark::kMillisecond);
+  bench::registerTimed("overhead/async_pooled", overhead<AsyncActivityFunction, AllocationPolicy::Pooled>)
+      ->Unit(benchmark::kMillisecond);
+  bench::registerTimed("overhead/async_heap", overhead<AsyncActivityFunction, AllocationPolicy::Heap>)
+      ->Unit(benchmark::kMillisecond);
+  bench::registerTimed("overhead/coroutine_pooled", overhead<CoroutineActivityFunction, AllocationPolicy::Pooled>)
+      ->Unit(benchmark::kMillisecond);
+  bench::registerTimed("overhead/coroutine_heap", overhead<CoroutineActivityFunction, AllocationPolicy::Heap>)
+      ->Unit(benchmark::kMillisecond);
 
   for (const std::int64_t us : {100, 1000, 10000}) {
     const std::chrono::microseconds latency(us);
     const std::string prefix = "latency/" + std::to_string(us) + "us/";
     std::vector<LatencyCase> cases = {{latency, 0, 0}};
-    // The in-flight sweep at batch 100, the batch sweep at 1000 in flight, and Flink's defaults.
+    // The in-flight sweep at batch 100, the batch sweep at 100 and 1000 in flight (batches
+    // smaller than the window overlap their round trips), and Flink's defaults.
     for (const std::size_t inFlight : {10, 100, 1000}) cases.push_back({latency, inFlight, 100});
+    cases.push_back({latency, 100, 10});
     for (const std::size_t batch : {10, 1000}) cases.push_back({latency, 1000, batch});
     cases.push_back({latency, 6000, 1000});
     for (const LatencyCase& c : cases) {

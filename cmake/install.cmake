@@ -4,6 +4,23 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
+# A project that vendors asyncstate (add_subdirectory, FetchContent) does not install it
+# along with itself unless it asks to.
+option(ASYNCSTATE_INSTALL "Generate asyncstate's install rules" ${PROJECT_IS_TOP_LEVEL})
+
+if(TARGET AsyncStateTidyModule AND TARGET asyncstate-tidy)
+  # The installed package's names, also for projects that add_subdirectory() this one.
+  add_library(asyncstate::tidy-plugin ALIAS AsyncStateTidyModule)
+  add_executable(asyncstate::asyncstate-tidy ALIAS asyncstate-tidy)
+  set_target_properties(AsyncStateTidyModule PROPERTIES EXPORT_NAME tidy-plugin)
+  set(ASYNCSTATE_TIDY_LLVM_MAJOR "${ASYNCSTATE_LLVM_VERSION}")
+else()
+  set(ASYNCSTATE_TIDY_LLVM_MAJOR "")
+endif()
+if(NOT ASYNCSTATE_INSTALL)
+  return()
+endif()
+
 # The plugin is architecture-specific, so the package lives under LIBDIR, not DATADIR.
 set(ASYNCSTATE_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/asyncstate" CACHE STRING
     "Where the CMake package files go, relative to the install prefix")
@@ -17,20 +34,13 @@ install(EXPORT asyncstateTargets NAMESPACE asyncstate:: DESTINATION "${ASYNCSTAT
 
 # The analyzer is optional: when it was not built, the package reports the Analyzer
 # component as missing instead of pretending to have it.
-if(TARGET AsyncStateTidyModule AND TARGET asyncstate-tidy)
-  set_target_properties(AsyncStateTidyModule PROPERTIES EXPORT_NAME tidy-plugin)
+if(TARGET asyncstate::tidy-plugin)
   # Keeps the LLVM library directory the driver was linked from in its installed RPATH.
   set_target_properties(asyncstate-tidy PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
   install(TARGETS AsyncStateTidyModule asyncstate-tidy EXPORT asyncstateAnalyzerTargets
           LIBRARY DESTINATION "${ASYNCSTATE_INSTALL_PLUGINDIR}"
           RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
   install(EXPORT asyncstateAnalyzerTargets NAMESPACE asyncstate:: DESTINATION "${ASYNCSTATE_INSTALL_CMAKEDIR}")
-  # The same names for projects that add_subdirectory() this one.
-  add_library(asyncstate::tidy-plugin ALIAS AsyncStateTidyModule)
-  add_executable(asyncstate::asyncstate-tidy ALIAS asyncstate-tidy)
-  set(ASYNCSTATE_TIDY_LLVM_MAJOR "${ASYNCSTATE_LLVM_VERSION}")
-else()
-  set(ASYNCSTATE_TIDY_LLVM_MAJOR "")
 endif()
 
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/asyncstateConfig.cmake.in"

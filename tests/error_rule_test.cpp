@@ -516,11 +516,13 @@ TEST(ErrorRuleShutdown, FailureOfWorkInFlightAtDestructionIsPrinted) {
   FailingBackend backend;
   std::ostringstream log;
   {
+    // The state outlives the controller: the requests its destructor drains name it.
+    std::optional<ValueState<int>> count;
     ControllerOptions o = failingOptions(1000);
     o.log = &log;
     AsyncExecutionController controller(backend, o);
-    ValueState<int> count(controller, ValueStateDescriptor<int>("count"));
-    controller.processRecord(9, [&] { (void)count.asyncUpdate(3); });
+    count.emplace(controller, ValueStateDescriptor<int>("count"));
+    controller.processRecord(9, [&] { (void)count->asyncUpdate(3); });
     EXPECT_EQ(controller.metrics().bufferedRequests, 1u);
   }
   EXPECT_TRUE(contains(log.str(), "failure not rethrown before the controller was destroyed: ValueState.asyncUpdate "

@@ -17,6 +17,14 @@
 #include <utility>
 #include <vector>
 
+#if defined(__GNUC__)
+#define ASYNCSTATE_ALWAYS_INLINE [[gnu::always_inline]] inline
+#define ASYNCSTATE_NOINLINE [[gnu::noinline]]
+#else
+#define ASYNCSTATE_ALWAYS_INLINE inline
+#define ASYNCSTATE_NOINLINE
+#endif
+
 namespace asyncstate {
 
 template <class T>
@@ -96,7 +104,11 @@ class [[nodiscard]] StateFuture {
   }
   StateFuture(const StateFuture&) = delete;
   StateFuture& operator=(const StateFuture&) = delete;
-  ~StateFuture() { discard(); }
+  ~StateFuture() {
+    // Only a failed or pending future has anything to report or release; keeping the
+    // common case inline makes a ready continuation cost little more than a call.
+    if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]] discard();
+  }
 
   // --- queries -----------------------------------------------------------------
   bool isDone() const {
@@ -261,6 +273,9 @@ class [[nodiscard]] StateFuture {
 
   enum class Mode : std::uint8_t { Empty, Ready, Failed, Pending };
 
+  struct ReadyTag {};
+  StateFuture(ReadyTag, StoredT value) : mode_(Mode::Ready), value_(std::move(value)) {}
+
   template <class F>
   struct HandleResultImpl {
     using type = std::invoke_result_t<F&, std::optional<T>, const AsyncError*>;
@@ -292,7 +307,7 @@ class [[nodiscard]] StateFuture {
   }
 
   // Drops this future's interest: a failure nobody will look at goes to the handler.
-  void discard() noexcept {
+  ASYNCSTATE_NOINLINE void discard() noexcept {
     switch (mode_) {
       case Mode::Failed:
         if (error_) detail::currentRuntime().reportUnhandled(std::move(*error_));
@@ -327,7 +342,8 @@ class [[nodiscard]] StateFuture {
   }
 
   template <class U, class Step>
-  static StateFuture<U> runStep(Step& step, StateFuture&& ready, const char* operation) noexcept {
+  ASYNCSTATE_ALWAYS_INLINE static StateFuture<U> runStep(Step& step, StateFuture&& ready,
+                                                         const char* operation) noexcept {
     try {
       return step(std::move(ready));
     } catch (...) {
@@ -394,9 +410,17 @@ class [[nodiscard]] StateFuture {
           });
       return StateFuture<U>(result);
     }
-    StateFuture ready = takeReady();
+    if (mode_ == Mode::Pending) {
+      StateFuture ready = takeReady();
+      consumedBy_ = operation;
+      return runStep<U>(step, std::move(ready), operation);
+    }
+    // Inline outcome: the step reads it in place, so a ready continuation builds no
+    // intermediate future.
+    StateFuture<U> out = runStep<U>(step, std::move(*this), operation);
+    mode_ = Mode::Empty;
     consumedBy_ = operation;
-    return runStep<U>(step, std::move(ready), operation);
+    return out;
   }
 
   // Hands the error to exactly one new owner; this future no longer reports it.
@@ -456,19 +480,11 @@ class [[nodiscard]] StateFuture {
 
 template <class T>
 StateFuture<T> completedFuture(T value) {
-  StateFuture<T> future;
-  future.mode_ = StateFuture<T>::Mode::Ready;
-  future.consumedBy_ = nullptr;
-  future.value_.emplace(std::move(value));
-  return future;
+  return StateFuture<T>(typename StateFuture<T>::ReadyTag{}, std::move(value));
 }
 
 inline StateFuture<void> completedVoidFuture() {
-  StateFuture<void> future;
-  future.mode_ = StateFuture<void>::Mode::Ready;
-  future.consumedBy_ = nullptr;
-  future.value_.emplace();
-  return future;
+  return StateFuture<void>(StateFuture<void>::ReadyTag{}, detail::Unit{});
 }
 
 template <class T>

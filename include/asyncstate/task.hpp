@@ -39,17 +39,40 @@ class PromiseBase {
     (*static_cast<Runtime**>(raw))->deallocate(raw, size + kHeader);
   }
 
+  // The outcome is published from the final suspension, after the body's locals are
+  // destroyed and the frame is freed: an awaiting caller resumes only once this
+  // coroutine is over, as after a plain call. Completing from return_value() instead
+  // would let the caller run (and end, freeing what it lent us) while our locals live.
+  class FinalAwaiter {
+   public:
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> coroutine) noexcept {
+      PromiseBase& promise = coroutine.promise();
+      Producer<Stored<T>> producer = std::move(promise.producer_);
+      std::optional<Stored<T>> value = std::move(promise.value_);
+      std::optional<AsyncError> error = std::move(promise.error_);
+      coroutine.destroy();  // nothing below touches the frame (this awaiter lives in it)
+      if (error) {
+        producer.setError(std::move(*error));
+      } else {
+        producer.setValue(std::move(*value));
+      }
+    }
+    void await_resume() const noexcept {}
+  };
+
   std::suspend_never initial_suspend() noexcept { return {}; }
-  std::suspend_never final_suspend() noexcept { return {}; }
+  FinalAwaiter final_suspend() noexcept { return {}; }
 
   void unhandled_exception() {
     std::exception_ptr error = std::current_exception();
     if (lastAwaitedError && lastAwaitedError->error() == error) {
-      producer_.setError(std::move(*lastAwaitedError));
+      error_.emplace(std::move(*lastAwaitedError));
       lastAwaitedError.reset();
       return;
     }
-    producer_.setError(AsyncError(error, "", currentRuntime().currentKeyText(), "Task"));
+    error_.emplace(AsyncError(error, "", currentRuntime().currentKeyText(), "Task"));
   }
 
  protected:
@@ -62,6 +85,8 @@ class PromiseBase {
   }
 
   Producer<Stored<T>> producer_;
+  std::optional<Stored<T>> value_;   // set by co_return
+  std::optional<AsyncError> error_;  // set by an exception leaving the body
 };
 
 }  // namespace detail
@@ -84,7 +109,7 @@ class Task<T>::promise_type : public detail::PromiseBase<T> {
   Task get_return_object() { return Task(this->makeCore()); }
   template <class V>
   void return_value(V&& value) {
-    this->producer_.setValue(T(std::forward<V>(value)));
+    this->value_.emplace(T(std::forward<V>(value)));
   }
 };
 
@@ -92,7 +117,7 @@ template <>
 class Task<void>::promise_type : public detail::PromiseBase<void> {
  public:
   Task get_return_object() { return Task(this->makeCore()); }
-  void return_void() { this->producer_.setValue(detail::Unit{}); }
+  void return_void() { this->value_.emplace(); }
 };
 
 namespace detail {

@@ -55,10 +55,11 @@ TEST_P(BackendSuite, BinaryKeysAndValuesAreKeptExactly) {
 }
 
 TEST_P(BackendSuite, ListAppendConcatenatesInOrder) {
-  auto r = run(backend(), {append(list_, "k", "a"), append(list_, "k", "bc"), get(list_, "k"), append(list_, "k", "d")});
+  auto r =
+      run(backend(), {append(list_, "k", "a"), append(list_, "k", "bc"), get(list_, "k"), append(list_, "k", "d")});
   EXPECT_EQ(shown(r[2]), "abc");
-  r = run(backend(), {get(list_, "k"), put(list_, "k", "x"), append(list_, "k", "y"), get(list_, "k"), clear(list_, "k"),
-                      get(list_, "k"), append(list_, "k", "z"), get(list_, "k")});
+  r = run(backend(), {get(list_, "k"), put(list_, "k", "x"), append(list_, "k", "y"), get(list_, "k"),
+                      clear(list_, "k"), get(list_, "k"), append(list_, "k", "z"), get(list_, "k")});
   EXPECT_EQ(shown(r[0]), "abcd");
   EXPECT_EQ(shown(r[3]), "xy");
   EXPECT_EQ(shown(r[5]), "<absent>");
@@ -126,8 +127,8 @@ TEST_P(BackendSuite, ScanCursorSurvivesConcurrentInsertions) {
 TEST_P(BackendSuite, ClearRemovesAWholeMapOnlyForItsKey) {
   run(backend(), {putEntry(map_, "a", "1", "x"), putEntry(map_, "a", "2", "y"), putEntry(map_, "b", "1", "z"),
                   put(value_, "a", "v")});
-  auto r = run(backend(), {clear(map_, "a"), get(map_, "a", "1"), scan(map_, "a", 10), get(map_, "b", "1"),
-                           get(value_, "a")});
+  auto r = run(backend(),
+               {clear(map_, "a"), get(map_, "a", "1"), scan(map_, "a", 10), get(map_, "b", "1"), get(value_, "a")});
   EXPECT_EQ(shown(r[1]), "<absent>");
   EXPECT_TRUE(r[2].result.entries.empty());
   EXPECT_EQ(shown(r[3]), "z");
@@ -195,14 +196,15 @@ TEST_P(BackendSuite, SnapshotAndRestoreReplaceAllContents) {
   EXPECT_EQ(sp.entryCount(), 3u);
   EXPECT_EQ(sp.states().size(), 3u);
 
-  run(backend(), {put(value_, "a", "changed"), put(value_, "b", "new"), clear(list_, "l"), putEntry(map_, "m", "w", "3")});
+  run(backend(),
+      {put(value_, "a", "changed"), put(value_, "b", "new"), clear(list_, "l"), putEntry(map_, "m", "w", "3")});
   const std::uint32_t extra = backend().registerState("extra", StateKind::Value);
   run(backend(), {put(extra, "e", "x")});
 
   backend().restore(Savepoint::parse(sp.serialize()));
   EXPECT_EQ(backend().registerState("value", StateKind::Value), value_) << "ids survive a restore";
-  auto r = run(backend(), {get(value_, "a"), get(value_, "b"), get(list_, "l"), get(map_, "m", "u"), get(map_, "m", "w"),
-                           get(extra, "e")});
+  auto r = run(backend(), {get(value_, "a"), get(value_, "b"), get(list_, "l"), get(map_, "m", "u"),
+                           get(map_, "m", "w"), get(extra, "e")});
   EXPECT_EQ(shown(r[0]), "1");
   EXPECT_EQ(shown(r[1]), "<absent>");
   EXPECT_EQ(shown(r[2]), "xy");

@@ -87,13 +87,21 @@ inline StateRequest req(RequestType type, std::uint32_t state, std::string key, 
   return r;
 }
 
-inline StateRequest get(std::uint32_t s, std::string k, std::string uk = {}) { return req(RequestType::Get, s, std::move(k), std::move(uk)); }
-inline StateRequest put(std::uint32_t s, std::string k, std::string v) { return req(RequestType::Put, s, std::move(k), {}, std::move(v)); }
+inline StateRequest get(std::uint32_t s, std::string k, std::string uk = {}) {
+  return req(RequestType::Get, s, std::move(k), std::move(uk));
+}
+inline StateRequest put(std::uint32_t s, std::string k, std::string v) {
+  return req(RequestType::Put, s, std::move(k), {}, std::move(v));
+}
 inline StateRequest putEntry(std::uint32_t s, std::string k, std::string uk, std::string v) {
   return req(RequestType::Put, s, std::move(k), std::move(uk), std::move(v));
 }
-inline StateRequest del(std::uint32_t s, std::string k, std::string uk = {}) { return req(RequestType::Delete, s, std::move(k), std::move(uk)); }
-inline StateRequest append(std::uint32_t s, std::string k, std::string v) { return req(RequestType::Append, s, std::move(k), {}, std::move(v)); }
+inline StateRequest del(std::uint32_t s, std::string k, std::string uk = {}) {
+  return req(RequestType::Delete, s, std::move(k), std::move(uk));
+}
+inline StateRequest append(std::uint32_t s, std::string k, std::string v) {
+  return req(RequestType::Append, s, std::move(k), {}, std::move(v));
+}
 inline StateRequest clear(std::uint32_t s, std::string k) { return req(RequestType::Clear, s, std::move(k)); }
 inline StateRequest scan(std::uint32_t s, std::string k, std::uint32_t limit, std::string cursor = {}) {
   StateRequest r = req(RequestType::Scan, s, std::move(k));
@@ -110,7 +118,8 @@ inline std::vector<Outcome> run(StateBackend& backend, std::vector<StateRequest>
   const std::size_t n = batch.size();
   for (std::size_t i = 0; i < n; ++i) batch[i].ticket = 1000 + i;
   backend.executeBatch(std::move(batch), sink);
-  if (!sink.waitFor(n, backend, timeout)) throw std::runtime_error("backend " + backend.name() + " did not answer in time");
+  if (!sink.waitFor(n, backend, timeout))
+    throw std::runtime_error("backend " + backend.name() + " did not answer in time");
   EXPECT_EQ(sink.duplicates(), 0) << "a ticket was answered twice";
   auto outcomes = sink.take();
   std::vector<Outcome> ordered;

@@ -20,7 +20,8 @@ void fill(StateBackend& backend) {
     const std::string key = "user" + std::to_string(i);
     batch.push_back(put(value, key, "tier" + std::to_string(i % 3)));
     batch.push_back(append(list, key, std::string("\x01\x00\x00\x00", 4) + char('a' + i % 26)));
-    for (int j = 0; j < i % 4; ++j) batch.push_back(putEntry(map, key, "sku" + std::to_string(j), std::to_string(i * j)));
+    for (int j = 0; j < i % 4; ++j)
+      batch.push_back(putEntry(map, key, "sku" + std::to_string(j), std::to_string(i * j)));
   }
   batch.push_back(put(value, std::string("\0\xff", 2), std::string("\0", 1)));
   batch.push_back(putEntry(map, "edge", "", "empty user key"));
@@ -76,7 +77,7 @@ TEST_P(CorruptSavepoint, IsRejectedAndNothingIsOverwritten) {
   std::vector<std::string> damaged;
   damaged.push_back(good.substr(0, good.size() / 2));  // truncated
   damaged.push_back(good.substr(0, good.size() - 1));
-  damaged.push_back(good + "x");                        // trailing garbage
+  damaged.push_back(good + "x");  // trailing garbage
   for (std::size_t pos : {std::size_t{3}, std::size_t{9}, good.size() / 3, good.size() - 2}) {
     std::string flipped = good;
     flipped[pos] = static_cast<char>(flipped[pos] ^ 0x20);

@@ -151,8 +151,8 @@ class TcpProxy {
   std::atomic<bool> refusing_{false};
   std::atomic<bool> dropArmed_{false};
   std::atomic<int> dropped_{0};
-  std::map<int, Peer> peers_;        // proxy thread only
-  std::map<int, bool> scriptSent_;   // server fds whose next reply is dropped
+  std::map<int, Peer> peers_;       // proxy thread only
+  std::map<int, bool> scriptSent_;  // server fds whose next reply is dropped
   std::thread thread_;
 };
 

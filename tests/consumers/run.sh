@@ -94,7 +94,7 @@ step "consumer: find_package"
 build_consumer find_package
 "$work/find_package/build/click_counter" || fail "click_counter (find_package) failed"
 if [ "$analyzer" = ON ]; then
-  grep -q -- "-load=$plugin" "$work/find_package/build/build.ninja" || fail "the compile did not run clang-tidy with the plugin"
+  grep -q -- "-load=$plugin" "$work/find_package/build/CMakeFiles/rules.ninja" || fail "the compile did not run clang-tidy with the plugin"
   # The checks must fire, not merely load: blocking_counter.cpp has two sync calls.
   if cmake --build "$work/find_package/build" --target blocking_counter >"$work/blocking.log" 2>&1; then
     cat "$work/blocking.log"
@@ -110,6 +110,6 @@ tar -C "$src" -czf "$work/asyncstate-$version.tar.gz" CMakeLists.txt include cma
 build_consumer fetchcontent -DASYNCSTATE_URL="$work/asyncstate-$version.tar.gz"
 "$work/fetchcontent/build/cart_totals" || fail "cart_totals (FetchContent) failed"
 if [ "$analyzer" = ON ]; then
-  grep -q -- "-load=$plugin" "$work/fetchcontent/build/build.ninja" || fail "the compile did not run clang-tidy with the plugin"
+  grep -q -- "-load=$plugin" "$work/fetchcontent/build/CMakeFiles/rules.ninja" || fail "the compile did not run clang-tidy with the plugin"
 fi
 echo "consumers: all checks passed"

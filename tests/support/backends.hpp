@@ -4,6 +4,10 @@
 
 #include "test_backends.hpp"
 
+#if ASYNCSTATE_TEST_WITH_ROCKSDB || ASYNCSTATE_TEST_WITH_REDIS
+#include "../backends/storage_backends.hpp"
+#endif
+
 #include <asyncstate/backend/memory.hpp>
 
 #include <functional>
@@ -23,6 +27,9 @@ inline std::vector<BackendFactory> allBackends() {
       {"memory", [] { return std::make_unique<MemoryBackend>(); }},
       {"shuffled", [] { return std::make_unique<ShufflingBackend>(7); }},
   };
+#if ASYNCSTATE_TEST_WITH_ROCKSDB || ASYNCSTATE_TEST_WITH_REDIS
+  for (auto& [name, make] : test::storageBackends()) factories.push_back({name, make});
+#endif
   return factories;
 }
 

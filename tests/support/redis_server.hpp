@@ -85,7 +85,8 @@ inline std::string redisQuery(int port, const std::vector<std::string>& args,
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto* reply = static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  auto* reply =
+      static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
   std::string text;
   if (reply == nullptr) {
     text = std::string("ERR connection: ") + ctx->errstr;
@@ -110,13 +111,25 @@ class RedisServer {
     std::string lastError;
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = pickFreePort(cluster);
-      std::vector<std::string> args{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                    "--dir", dir_.string(), "--save", "", "--appendonly", "no", "--logfile",
-                                    (dir_ / "redis.log").string(), "--daemonize", "no"};
+      std::vector<std::string> args{"/usr/bin/redis-server",
+                                    "--port",
+                                    std::to_string(port_),
+                                    "--bind",
+                                    "127.0.0.1",
+                                    "--dir",
+                                    dir_.string(),
+                                    "--save",
+                                    "",
+                                    "--appendonly",
+                                    "no",
+                                    "--logfile",
+                                    (dir_ / "redis.log").string(),
+                                    "--daemonize",
+                                    "no"};
       if (cluster) {
-        args.insert(args.end(), {"--cluster-enabled", "yes", "--cluster-config-file",
-                                 (dir_ / ("nodes-" + std::to_string(port_) + ".conf")).string(),
-                                 "--cluster-node-timeout", "2000"});
+        args.insert(args.end(),
+                    {"--cluster-enabled", "yes", "--cluster-config-file",
+                     (dir_ / ("nodes-" + std::to_string(port_) + ".conf")).string(), "--cluster-node-timeout", "2000"});
       }
       args.insert(args.end(), extraArgs.begin(), extraArgs.end());
       spawn(args);

@@ -13,8 +13,8 @@
 // submitted meanwhile (its answer would be stale then). A failed write forgets the
 // key, so the cache never keeps a value the backend does not have.
 //
-// Capacity 0 disables caching and makes describeConfiguration() say so in a WARNING,
-// which the controller logs at start.
+// Capacity 0 disables caching and makes describeConfiguration() say so in a line of
+// its own starting with "WARNING:", which the controller logs at start.
 
 #include <asyncstate/backend/errors.hpp>
 #include <asyncstate/savepoint.hpp>
@@ -37,7 +37,9 @@ struct CacheStats {
   std::uint64_t bytes = 0;  // accounted size of the cached entries
   std::uint64_t entries = 0;
   std::uint64_t capacityBytes = 0;
-  double hitRate() const { return hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses); }
+  double hitRate() const {
+    return hits + misses == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(hits + misses);
+  }
 };
 
 class CachingBackend final : public StateBackend, private CompletionSink {
@@ -52,8 +54,9 @@ class CachingBackend final : public StateBackend, private CompletionSink {
 
   std::string describeConfiguration() const override {
     if (capacity_ == 0) {
-      return std::string("WARNING: local state cache is 0 bytes: every state read goes to ") + inner_.name() +
-             "; give CachingBackend a size\n" + detail::withoutNoCacheWarning(inner_.describeConfiguration());
+      return "local cache disabled over " + detail::withoutNoCacheWarning(inner_.describeConfiguration()) +
+             "\nWARNING: local state cache is 0 bytes: every state read goes to " + inner_.name() +
+             "; give CachingBackend a size";
     }
     return "local LRU cache of " + std::to_string(capacity_) + " bytes over " +
            detail::withoutNoCacheWarning(inner_.describeConfiguration());
@@ -123,8 +126,8 @@ class CachingBackend final : public StateBackend, private CompletionSink {
   };
   struct Owner {
     std::unordered_map<std::string, Entry> entries;  // by user key ("" for non-map states)
-    std::uint64_t generation = 0;  // bumped by every write submitted for this key
-    int pendingGets = 0;           // keeps the generation alive while a Get is out
+    std::uint64_t generation = 0;                    // bumped by every write submitted for this key
+    int pendingGets = 0;                             // keeps the generation alive while a Get is out
   };
   struct Pending {
     CompletionSink* sink;

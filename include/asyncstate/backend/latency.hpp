@@ -59,9 +59,9 @@ struct LatencyOptions {
 
 struct LatencyStats {
   std::uint64_t batches = 0;
-  std::uint64_t injectedErrors = 0;   // requests failed by the error rate
-  std::uint64_t outageFailures = 0;   // requests failed in a Fail window
-  std::uint64_t stalledBatches = 0;   // batches held by a Stall window
+  std::uint64_t injectedErrors = 0;  // requests failed by the error rate
+  std::uint64_t outageFailures = 0;  // requests failed in a Fail window
+  std::uint64_t stalledBatches = 0;  // batches held by a Stall window
   std::chrono::microseconds totalInjectedLatency{0};
 };
 
@@ -75,6 +75,8 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     timer_ = std::thread([this] { timerLoop(); });
   }
 
+  // Completions still scheduled are dropped: whoever waited for them (a controller
+  // drains before it is destroyed) is gone.
   ~LatencyInjectingBackend() override {
     {
       std::lock_guard lock(mutex_);
@@ -98,7 +100,8 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     static const char* const names[] = {"fixed", "exponential", "lognormal"};
     std::string text = std::string("latency injection (") + names[static_cast<int>(options_.distribution)] + " " +
                        std::to_string(options_.latency.count()) + " us";
-    if (options_.distribution == LatencyDistribution::LogNormal) text += ", sigma " + std::to_string(options_.logNormalSigma);
+    if (options_.distribution == LatencyDistribution::LogNormal)
+      text += ", sigma " + std::to_string(options_.logNormalSigma);
     text += ", error rate " + std::to_string(options_.errorRate) + ", seed " + std::to_string(options_.seed) + ", " +
             std::to_string(options_.outages.size()) + " outage windows) over " +
             detail::withoutNoCacheWarning(inner_.describeConfiguration()) + "\n" + std::string(kNoLocalCacheWarning);
@@ -147,10 +150,11 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
         if (first && options_.errorRate > 0) draw->second = error(rng_);
         if (outage != nullptr) {
           ++stats_.outageFailures;
-          why = "injected outage: " + detail::describeRequest(r, stateName(r.stateId)) +
-                " rejected (backend unavailable for " +
-                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(outage->to - outage->from).count()) +
-                " ms)";
+          why =
+              "injected outage: " + detail::describeRequest(r, stateName(r.stateId)) +
+              " rejected (backend unavailable for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(outage->to - outage->from).count()) +
+              " ms)";
         } else if (draw->second) {
           ++stats_.injectedErrors;
           why = "injected fault: " + detail::describeRequest(r, stateName(r.stateId)) + " failed (error rate " +
@@ -231,9 +235,7 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     return std::chrono::microseconds(static_cast<std::int64_t>(us));
   }
 
-  std::string stateName(std::uint32_t id) const {
-    return id < names_.size() ? names_[id] : "#" + std::to_string(id);
-  }
+  std::string stateName(std::uint32_t id) const { return id < names_.size() ? names_[id] : "#" + std::to_string(id); }
 
   const Outage* activeOutage(Clock::time_point now) const {
     for (const Outage& o : outages_) {
@@ -307,7 +309,7 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
   mutable std::mutex mutex_;       // everything below
   std::condition_variable wake_;
   std::vector<Outage> outages_;
-  std::vector<std::string> names_;  // state names by id, for error messages
+  std::vector<std::string> names_;                      // state names by id, for error messages
   std::unordered_map<std::uint64_t, Pending> pending_;  // our ticket -> caller's sink and ticket
   std::multimap<Clock::time_point, Delivery> deliveries_;
   std::deque<Stalled> stalled_;

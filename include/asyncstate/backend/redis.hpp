@@ -80,8 +80,8 @@ struct RedisOptions {
 struct RedisStats {
   std::uint64_t pipelines = 0;  // round trips to a node
   std::uint64_t commands = 0;
-  std::uint64_t retries = 0;     // commands resent after a transient error
-  std::uint64_t redirects = 0;   // MOVED / ASK
+  std::uint64_t retries = 0;    // commands resent after a transient error
+  std::uint64_t redirects = 0;  // MOVED / ASK
 };
 
 namespace detail {
@@ -96,7 +96,8 @@ inline std::uint16_t crc16(std::string_view bytes) {
   std::uint16_t crc = 0;
   for (unsigned char b : bytes) {
     crc ^= static_cast<std::uint16_t>(b << 8);
-    for (int i = 0; i < 8; ++i) crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021) : static_cast<std::uint16_t>(crc << 1);
+    for (int i = 0; i < 8; ++i)
+      crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021) : static_cast<std::uint16_t>(crc << 1);
   }
   return crc;
 }
@@ -124,7 +125,9 @@ inline timeval toTimeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
-inline bool startsWith(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
+inline bool startsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
 
 // One batch of one key group. KEYS[1] is the batch marker; each operation is 7
 // arguments: op, key index, zset key index, user key, value, lex range start, limit.
@@ -174,10 +177,10 @@ class RedisRouter {
   struct Command {
     std::vector<std::string> args;  // for a script: numkeys, keys..., args... (EVALSHA sha is prepended)
     bool script = false;
-    int slot = -1;          // routed by slot, or
-    std::size_t node = 0;   // to this node when slot < 0
-    RedisReplyPtr reply;    // the outcome: a reply,
-    std::string error;      // or why it failed for good
+    int slot = -1;         // routed by slot, or
+    std::size_t node = 0;  // to this node when slot < 0
+    RedisReplyPtr reply;   // the outcome: a reply,
+    std::string error;     // or why it failed for good
     bool done = false;
     std::optional<std::size_t> askNode;
     int redirects = 0;
@@ -229,7 +232,9 @@ class RedisRouter {
       std::map<std::size_t, std::vector<Command*>> byNode;
       for (Command& c : commands) {
         if (c.done) continue;
-        const std::size_t node = c.askNode ? *c.askNode : c.slot >= 0 ? slots_[static_cast<std::size_t>(c.slot)] : c.node;
+        const std::size_t node = c.askNode     ? *c.askNode
+                                 : c.slot >= 0 ? slots_[static_cast<std::size_t>(c.slot)]
+                                               : c.node;
         byNode[node].push_back(&c);
       }
       if (byNode.empty()) return;
@@ -402,7 +407,7 @@ class RedisRouter {
         } else {
           c.askNode = to;
         }
-      } else if (startsWith(error, "NOSCRIPT")) {
+      } else if (startsWith(error, "NOSCRIPT") && ++c.redirects <= 16) {
         nodes_[nodeId].scriptLoaded = false;
       } else if (isTransientError(error)) {
         transient = true;
@@ -635,9 +640,7 @@ class RedisBackend final : public StateBackend {
     flush();
   }
 
-  BackendStats stats() const override {
-    return BackendStats{batches_.load(), requests_.load(), failures_.load()};
-  }
+  BackendStats stats() const override { return BackendStats{batches_.load(), requests_.load(), failures_.load()}; }
 
   RedisStats redisStats() const {
     std::lock_guard lock(statsMutex_);
@@ -654,8 +657,8 @@ class RedisBackend final : public StateBackend {
     std::vector<StateRequest> requests;
     CompletionSink* sink;
     std::shared_ptr<const std::vector<StateInfo>> registry;  // for the names in error messages
-    std::vector<detail::RedisRouter::Command> commands;     // one per key group
-    std::vector<std::vector<std::size_t>> members;          // request indexes per command
+    std::vector<detail::RedisRouter::Command> commands;      // one per key group
+    std::vector<std::vector<std::size_t>> members;           // request indexes per command
   };
 
   struct ParsedKey {
@@ -680,10 +683,12 @@ class RedisBackend final : public StateBackend {
     if (close == std::string_view::npos || close + 2 >= key.size()) return std::nullopt;
     std::string_view rest = key.substr(close + 2);
     const auto colon = rest.find(':');
-    if (colon == 0 || colon == std::string_view::npos || rest.find_first_not_of("0123456789") != colon) return std::nullopt;
+    if (colon == 0 || colon == std::string_view::npos || rest.find_first_not_of("0123456789") != colon)
+      return std::nullopt;
     const std::size_t nameLength = std::stoul(std::string(rest.substr(0, colon)));
     rest.remove_prefix(colon + 1);
-    if (rest.size() < nameLength + 1 + 2 || rest[nameLength] != ':' || rest[rest.size() - 2] != ':') return std::nullopt;
+    if (rest.size() < nameLength + 1 + 2 || rest[nameLength] != ':' || rest[rest.size() - 2] != ':')
+      return std::nullopt;
     ParsedKey p;
     p.state = std::string(rest.substr(0, nameLength));
     p.key = std::string(rest.substr(nameLength + 1, rest.size() - nameLength - 3));
@@ -701,7 +706,8 @@ class RedisBackend final : public StateBackend {
     std::map<std::string, StateKind> kinds;
     for (std::size_t e = 0; e + 1 < all->elements; e += 2) {
       if (all->element[e + 1]->len != 1) continue;
-      kinds[std::string(all->element[e]->str, all->element[e]->len)] = static_cast<StateKind>(all->element[e + 1]->str[0]);
+      kinds[std::string(all->element[e]->str, all->element[e]->len)] =
+          static_cast<StateKind>(all->element[e + 1]->str[0]);
     }
     return kinds;
   }
@@ -755,8 +761,7 @@ class RedisBackend final : public StateBackend {
       const std::string main = indexOf(base + (isMap ? ":h" : ":v"));
       const std::string sorted = isMap ? indexOf(base + ":z") : main;
       ops.insert(ops.end(), {op, main, sorted, r.userKey, r.value,
-                             r.cursor.empty() ? std::string("-") : "(" + r.cursor.substr(1),
-                             std::to_string(r.limit)});
+                             r.cursor.empty() ? std::string("-") : "(" + r.cursor.substr(1), std::to_string(r.limit)});
     }
     detail::RedisRouter::Command c;
     c.script = true;
@@ -791,7 +796,7 @@ class RedisBackend final : public StateBackend {
         std::lock_guard lock(statsMutex_);
         redisStats_ = router.stats();
       }
-      deliver(job, router.describeTopology());
+      deliver(job);
     }
   }
 
@@ -800,7 +805,8 @@ class RedisBackend final : public StateBackend {
     return stopping_;
   }
 
-  void deliver(Job& job, const std::string& where) {
+  // Errors already name the node (or every seed) they came from.
+  void deliver(Job& job) {
     ++batches_;
     requests_ += job.requests.size();
     for (std::size_t c = 0; c < job.commands.size(); ++c) {
@@ -808,7 +814,8 @@ class RedisBackend final : public StateBackend {
       const auto& members = job.members[c];
       const redisReply* reply = command.reply.get();
       std::string error = command.error;
-      if (error.empty() && (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != members.size())) {
+      if (error.empty() &&
+          (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != members.size())) {
         error = "unexpected script reply";
       }
       for (std::size_t m = 0; m < members.size(); ++m) {
@@ -817,8 +824,8 @@ class RedisBackend final : public StateBackend {
           ++failures_;
           job.sink->fail(request.ticket,
                          std::make_exception_ptr(BackendError(
-                             "redis " + where + ": " +
-                             detail::describeRequest(request, job.registry->at(request.stateId).name) + " failed: " + error)));
+                             "redis: " + detail::describeRequest(request, job.registry->at(request.stateId).name) +
+                             " failed: " + error)));
           continue;
         }
         job.sink->complete(request.ticket, decode(request, reply->element[m]));

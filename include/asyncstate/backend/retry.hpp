@@ -38,7 +38,7 @@
 namespace asyncstate {
 
 struct RetryOptions {
-  int maxAttempts = 100;  // per request, the first try included
+  int maxAttempts = 100;                          // per request, the first try included
   std::chrono::milliseconds maxRetryTime{30000};  // per request, from its first try
   std::chrono::milliseconds initialBackoff{5};
   std::chrono::milliseconds maxBackoff{250};
@@ -55,7 +55,7 @@ struct RetryOptions {
 };
 
 struct RetryStats {
-  std::uint64_t retries = 0;  // requests resent
+  std::uint64_t retries = 0;   // requests resent
   std::uint64_t heldBack = 0;  // requests that waited behind an unresolved one of their key
   std::uint64_t gaveUp = 0;
 };
@@ -209,7 +209,8 @@ class RetryingBackend final : public StateBackend, private CompletionSink {
         auto backoff = options_.initialBackoff * (1 << std::min(item.attempts - 1, 16));
         key.notBefore = std::max(key.notBefore, now + std::min<Clock::duration>(backoff, options_.maxBackoff));
         ++item.attempts;
-        auto pos = std::find_if(key.waiting.begin(), key.waiting.end(), [&](const Item& w) { return w.seq > item.seq; });
+        auto pos =
+            std::find_if(key.waiting.begin(), key.waiting.end(), [&](const Item& w) { return w.seq > item.seq; });
         key.waiting.insert(pos, std::move(item));
         inFlight_.erase(it);
         wake_.notify_all();

@@ -92,9 +92,9 @@ class RocksDbBackend final : public StateBackend {
         for (std::size_t i = end; i < batch.size(); ++i) {
           ++stats_.failures;
           sink.fail(batch[i].ticket,
-                    std::make_exception_ptr(BackendError(
-                        "rocksdb " + options_.path.string() + ": " + detail::describeRequest(batch[i], stateName(batch[i])) +
-                        " not executed: an earlier write in the same batch failed")));
+                    std::make_exception_ptr(BackendError("rocksdb " + options_.path.string() + ": " +
+                                                         detail::describeRequest(batch[i], stateName(batch[i])) +
+                                                         " not executed: an earlier write in the same batch failed")));
         }
         return;
       }
@@ -177,9 +177,9 @@ class RocksDbBackend final : public StateBackend {
       for (const State& state : states_) {
         for (const State& other : probe.states_) {
           if (other.name == state.name && other.kind != state.kind) {
-            throw std::invalid_argument("rocksdb: checkpoint " + dir.string() + " has state '" + state.name +
-                                        "' as " + toString(other.kind) + " but it is registered as " +
-                                        toString(state.kind) + "; nothing was restored");
+            throw std::invalid_argument("rocksdb: checkpoint " + dir.string() + " has state '" + state.name + "' as " +
+                                        toString(other.kind) + " but it is registered as " + toString(state.kind) +
+                                        "; nothing was restored");
           }
         }
       }
@@ -222,8 +222,8 @@ class RocksDbBackend final : public StateBackend {
 
   class ConcatMerge final : public rocksdb::AssociativeMergeOperator {
    public:
-    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-               std::string* merged, rocksdb::Logger*) const override {
+    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* merged,
+               rocksdb::Logger*) const override {
       merged->clear();
       if (existing != nullptr) merged->assign(existing->data(), existing->size());
       merged->append(value.data(), value.size());
@@ -260,8 +260,7 @@ class RocksDbBackend final : public StateBackend {
     for (const std::string& family : families) descriptors.emplace_back(family, rocksdb::ColumnFamilyOptions(options));
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     std::filesystem::create_directories(options_.path);
-    check(rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_),
-          "open");
+    check(rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_), "open");
     defaultHandle_ = defaultHandle(handles, families);
     for (std::size_t i = 0; i < families.size(); ++i) {
       if (families[i] == rocksdb::kDefaultColumnFamilyName) continue;
@@ -294,8 +293,9 @@ class RocksDbBackend final : public StateBackend {
 
   std::uint32_t addState(const std::string& stateName, StateKind kind) {
     rocksdb::ColumnFamilyHandle* handle = nullptr;
-    check(db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(dbOptions()), std::string(kCfPrefix) + stateName, &handle),
-          "creating the column family of state '" + stateName + "'");
+    check(
+        db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(dbOptions()), std::string(kCfPrefix) + stateName, &handle),
+        "creating the column family of state '" + stateName + "'");
     const char kindByte = static_cast<char>(kind);
     check(db_->Put(writeOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
           "recording the kind of state '" + stateName + "'");
@@ -422,8 +422,7 @@ class RocksDbBackend final : public StateBackend {
           }
           break;
         case RequestType::Get:
-        case RequestType::Scan:
-          break;
+        case RequestType::Scan: break;
       }
       writeIndexes.push_back(i);
     }
@@ -466,9 +465,10 @@ class RocksDbBackend final : public StateBackend {
 
   void failRequest(const StateRequest& request, const rocksdb::Status& status, CompletionSink& sink) {
     ++stats_.failures;
-    sink.fail(request.ticket, std::make_exception_ptr(BackendError("rocksdb " + options_.path.string() + ": " +
-                                                                   detail::describeRequest(request, stateName(request)) +
-                                                                   " failed: " + status.ToString())));
+    sink.fail(request.ticket,
+              std::make_exception_ptr(BackendError("rocksdb " + options_.path.string() + ": " +
+                                                   detail::describeRequest(request, stateName(request)) +
+                                                   " failed: " + status.ToString())));
   }
 
   RocksDbOptions options_;
