@@ -16,6 +16,7 @@ cmake --build "$root/build/bench" -j "$jobs" --target asyncstate_bench_futures a
   echo "Kernel:                                  $(uname -srm)"
   echo "Compiler:                                $(g++ --version | head -1)"
   echo "Memory:                                  $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  echo "Sources:                                 commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$root" diff --quiet HEAD -- include bench examples 2>/dev/null || echo ' plus uncommitted changes')"
 } >"$out/machine.txt"
 
 common=(--benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true

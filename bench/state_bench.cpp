@@ -28,6 +28,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -199,7 +200,12 @@ void bufferTimeout(benchmark::State& state, std::chrono::milliseconds timeout) {
       for (std::int64_t key = 0; key < records; ++key) {
         const auto due = start + std::chrono::duration_cast<Clock::duration>(
                                      std::chrono::duration<double>(static_cast<double>(key) / kPacedRate));
-        while (Clock::now() < due) rig.controller.poll();
+        // The source blocks between arrivals, as a socket would; a spinning source would
+        // starve the latency wrapper's timer thread on a 2-core machine.
+        for (auto now = Clock::now(); now < due; now = Clock::now()) {
+          rig.controller.poll();
+          std::this_thread::sleep_for(std::min<Clock::duration>(due - now, std::chrono::microseconds(100)));
+        }
         rig.asyncRecord(key);
         if ((key + 1) % kWatermarkEvery == 0) {
           const auto watermarkStart = Clock::now();

@@ -106,7 +106,8 @@ constexpr int kMaxDepth = 2;
 // build more chain (thenCompose), so the shapes also change at completion time.
 class ChainFuzzer {
  public:
-  explicit ChainFuzzer(std::uint32_t seed) : rng_(seed), controller_(backend_, options()), counter_(controller_, descriptor()) {
+  explicit ChainFuzzer(std::uint32_t seed)
+      : rng_(seed), controller_(backend_, options()), counter_(controller_, descriptor()) {
     backend_.failure = [this](const StateRequest&) -> std::exception_ptr {
       if (!chance(1, 4)) return nullptr;
       return std::make_exception_ptr(Injected(ledger_.inject("backend request")));
@@ -173,18 +174,15 @@ class ChainFuzzer {
         open_.push_back(controller_.newPromise<int>());
         return open_.back().future();
       }
-      case 2:
-        return completedFuture(static_cast<int>(next(100)));
-      case 3:
-        return failedFuture<int>(Injected(ledger_.inject("failedFuture source")));
+      case 2: return completedFuture(static_cast<int>(next(100)));
+      case 3: return failedFuture<int>(Injected(ledger_.inject("failedFuture source")));
       case 4:
         if (!inRecord) return completedFuture(1);
         if (chance(1, 2)) {
           return counter_.asyncValue().thenApply([](std::optional<int> v) { return v.value_or(0); });
         }
         return counter_.asyncUpdate(static_cast<int>(next(100))).thenApply([] { return 1; });
-      default:
-        return extend(source(depth + 1, inRecord), depth + 1, inRecord);
+      default: return extend(source(depth + 1, inRecord), depth + 1, inRecord);
     }
   }
 
@@ -225,11 +223,12 @@ class ChainFuzzer {
         });
       case 5:
         return std::move(future)
-            .thenConditionallyAccept([this, throws](const int& v) {
-              maybeThrow(throws, "thenConditionallyAccept");
-              return v % 2 == 0;
-            },
-                                     [](int) {}, [](int) {})
+            .thenConditionallyAccept(
+                [this, throws](const int& v) {
+                  maybeThrow(throws, "thenConditionallyAccept");
+                  return v % 2 == 0;
+                },
+                [](int) {}, [](int) {})
             .thenApply([](bool taken) { return taken ? 1 : 0; });
       case 6:
         return std::move(future).thenCombine(source(depth + 1, inRecord), [this, throws](int a, int b) {
@@ -238,14 +237,15 @@ class ChainFuzzer {
         });
       case 7:
         return std::move(future).thenCombine(extend(source(depth + 1, inRecord), depth + 1, inRecord),
-                                              [this, throws](int a, int b) {
-                                                maybeThrow(throws, "thenCombine");
-                                                return a + b;
-                                              });
+                                             [this, throws](int a, int b) {
+                                               maybeThrow(throws, "thenCombine");
+                                               return a + b;
+                                             });
       default: {
         std::vector<StateFuture<int>> all;
         all.push_back(std::move(future));
-        for (std::uint32_t n = next(3); n > 0; --n) all.push_back(extend(source(depth + 1, inRecord), depth + 1, inRecord));
+        for (std::uint32_t n = next(3); n > 0; --n)
+          all.push_back(extend(source(depth + 1, inRecord), depth + 1, inRecord));
         return combineAll(std::move(all)).thenApply([this, throws](std::vector<int> values) {
           maybeThrow(throws, "combineAll");
           return static_cast<int>(values.size());
@@ -270,11 +270,8 @@ class ChainFuzzer {
           maybeThrow(throws, "handle (void)");
         });
         break;
-      case 2:
-        future = std::move(future).thenAccept([this, throws] { maybeThrow(throws, "thenAccept (void)"); });
-        break;
-      default:
-        break;
+      case 2: future = std::move(future).thenAccept([this, throws] { maybeThrow(throws, "thenAccept (void)"); }); break;
+      default: break;
     }
     const bool backThrows = chance(1, 5);
     return std::move(future).thenApply([this, backThrows] {
@@ -287,11 +284,8 @@ class ChainFuzzer {
   void finish(StateFuture<int> end) {
     switch (next(4)) {
       case 0:
-      case 1:
-        held_.push_back(std::move(end));
-        break;
-      case 2:
-        break;  // dropped while pending, failed or done
+      case 1: held_.push_back(std::move(end)); break;
+      case 2: break;  // dropped while pending, failed or done
       default:
         held_.push_back(std::move(end).handle([this](std::optional<int>, const AsyncError* error) {
           if (error != nullptr) ledger_.observe(*error, "handle");
@@ -381,7 +375,8 @@ TEST(ErrorRule, DefaultHandlerFailsTheTaskAtTheNextProcessRecord) {
     controller.processRecord(std::string("bob"), [&] { ran = true; });
     ADD_FAILURE() << "the kept failure was not rethrown";
   } catch (const AsyncStateException& e) {
-    EXPECT_TRUE(contains(e.what(), "MapState.asyncPut on state 'profile' for key 'alice' failed: injected put failure"));
+    EXPECT_TRUE(
+        contains(e.what(), "MapState.asyncPut on state 'profile' for key 'alice' failed: injected put failure"));
     ASSERT_EQ(e.errors().size(), 1u);
     EXPECT_EQ(e.first().stateName(), "profile");
     EXPECT_EQ(e.first().key(), "alice");
@@ -399,8 +394,9 @@ TEST(ErrorRule, DefaultHandlerFailsTheTaskAtDrainWithEveryFailure) {
   controller.processRecord(42, [&] { (void)count.asyncUpdate(1); });
   controller.processRecord(43, [&] {
     // A continuation's own failure, dropped with its future.
-    (void)count.asyncValue().exceptionally([](const AsyncError&) { return std::optional<int>(); }).thenApply(
-        [](std::optional<int>) -> int { throw std::runtime_error("bad state"); });
+    (void)count.asyncValue()
+        .exceptionally([](const AsyncError&) { return std::optional<int>(); })
+        .thenApply([](std::optional<int>) -> int { throw std::runtime_error("bad state"); });
   });
   try {
     controller.drain();
@@ -458,8 +454,8 @@ TEST(ErrorRule, LogAndContinueLogsTheFailureAndKeepsProcessing) {
   AsyncExecutionController controller(backend, o);
   ValueState<int> count(controller, ValueStateDescriptor<int>("count"));
   controller.processRecord(42, [&] { (void)count.asyncUpdate(1); });
-  EXPECT_TRUE(contains(log.str(),
-                       "asyncstate: ValueState.asyncUpdate on state 'count' for key '42' failed: injected put failure\n"));
+  EXPECT_TRUE(contains(
+      log.str(), "asyncstate: ValueState.asyncUpdate on state 'count' for key '42' failed: injected put failure\n"));
 
   std::optional<int> read;
   EXPECT_NO_THROW(controller.processRecord(42, [&] { read = count.value(); }));
@@ -507,8 +503,9 @@ TEST(ErrorRuleShutdown, KeptFailureIsPrintedWhenTheControllerIsDestroyed) {
     controller.processRecord(std::string("alice"), [&] { (void)profile.asyncPut("visits", 1); });
     EXPECT_TRUE(log.str().find("not rethrown") == std::string::npos);  // kept, not yet reported
   }
-  EXPECT_TRUE(contains(log.str(), "failure not rethrown before the controller was destroyed: MapState.asyncPut on "
-                                  "state 'profile' for key 'alice' failed: injected put failure"));
+  EXPECT_TRUE(contains(log.str(),
+                       "failure not rethrown before the controller was destroyed: MapState.asyncPut on "
+                       "state 'profile' for key 'alice' failed: injected put failure"));
 }
 
 // Requests still buffered at destruction are sent and their failures reported too.
@@ -525,8 +522,9 @@ TEST(ErrorRuleShutdown, FailureOfWorkInFlightAtDestructionIsPrinted) {
     controller.processRecord(9, [&] { (void)count->asyncUpdate(3); });
     EXPECT_EQ(controller.metrics().bufferedRequests, 1u);
   }
-  EXPECT_TRUE(contains(log.str(), "failure not rethrown before the controller was destroyed: ValueState.asyncUpdate "
-                                  "on state 'count' for key '9' failed"));
+  EXPECT_TRUE(contains(log.str(),
+                       "failure not rethrown before the controller was destroyed: ValueState.asyncUpdate "
+                       "on state 'count' for key '9' failed"));
 }
 
 }  // namespace

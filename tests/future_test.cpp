@@ -312,8 +312,8 @@ TEST_F(FutureTest, EveryContinuationKindTurnsAThrowIntoAFailureNamingIt) {
     expectFailure(completedFuture(1).thenCompose([](int) -> StateFuture<int> { throw Boom("thrown"); }),
                   "thenCompose continuation");
     expectFailure(completedFuture(1).thenCombine(completedFuture(2), thrower), "thenCombine continuation");
-    expectFailure(completedFuture(1).thenConditionallyAccept(
-                      [](const int&) -> bool { throw Boom("thrown"); }, [](int) {}, [](int) {}),
+    expectFailure(completedFuture(1).thenConditionallyAccept([](const int&) -> bool { throw Boom("thrown"); },
+                                                             [](int) {}, [](int) {}),
                   "thenConditionallyAccept continuation");
     expectFailure(failedFuture<int>(makeError("first")).exceptionally(thrower), "exceptionally continuation");
     expectFailure(completedFuture(1).handle(thrower), "handle continuation");
@@ -480,9 +480,9 @@ TEST_F(FutureTest, ThenConditionallyAcceptRunsExactlyOneBranch) {
   onTask([&] {
     std::vector<std::string> ran;
     auto pick = [&](StateFuture<int>&& source) {
-      return std::move(source).thenConditionallyAccept(
-          [](const int& v) { return v > 10; }, [&](int v) { ran.push_back("big " + std::to_string(v)); },
-          [&](int v) { ran.push_back("small " + std::to_string(v)); });
+      return std::move(source).thenConditionallyAccept([](const int& v) { return v > 10; },
+                                                       [&](int v) { ran.push_back("big " + std::to_string(v)); },
+                                                       [&](int v) { ran.push_back("small " + std::to_string(v)); });
     };
     EXPECT_EQ(valueOf(pick(completedFuture(50))), true);
     EXPECT_EQ(valueOf(pick(completedFuture(5))), false);
@@ -495,8 +495,9 @@ TEST_F(FutureTest, ThenConditionallyAcceptRunsExactlyOneBranch) {
 
     int yes = 0;
     int no = 0;
-    EXPECT_EQ(valueOf(completedVoidFuture().thenConditionallyAccept([] { return false; }, [&] { ++yes; }, [&] { ++no; })),
-              false);
+    EXPECT_EQ(
+        valueOf(completedVoidFuture().thenConditionallyAccept([] { return false; }, [&] { ++yes; }, [&] { ++no; })),
+        false);
     EXPECT_EQ(yes, 0);
     EXPECT_EQ(no, 1);
   });
@@ -516,10 +517,11 @@ TEST_F(FutureTest, ExceptionallyRecoversAFailureAndPassesASuccessThrough) {
 
     StatePromise<int> promise = controller_.newPromise<int>();
     std::optional<AsyncError> seen;
-    StateFuture<int> recovered = promise.future().thenApply([](int v) { return v; }).exceptionally([&](const AsyncError& e) {
-      seen = e;
-      return -1;
-    });
+    StateFuture<int> recovered =
+        promise.future().thenApply([](int v) { return v; }).exceptionally([&](const AsyncError& e) {
+          seen = e;
+          return -1;
+        });
     EXPECT_FALSE(seen);
     promise.setError(makeError("lost", "visits", "u1", "ValueState.asyncUpdate"));
     ASSERT_TRUE(seen);
@@ -567,7 +569,8 @@ TEST_F(FutureTest, HandleSeesEitherOutcome) {
     EXPECT_EQ(valueOf(failedFuture<void>(makeError("v")).handle(describeVoid)), 1);
 
     int sideEffect = 0;
-    StateFuture<void> voidResult = completedFuture(4).handle([&](std::optional<int> v, const AsyncError*) { sideEffect = *v; });
+    StateFuture<void> voidResult =
+        completedFuture(4).handle([&](std::optional<int> v, const AsyncError*) { sideEffect = *v; });
     EXPECT_TRUE(succeeded(std::move(voidResult)));
     EXPECT_EQ(sideEffect, 4);
   });
@@ -578,15 +581,21 @@ TEST_F(FutureTest, HandleSeesEitherOutcome) {
 
 TEST_F(FutureTest, DroppedFailuresReachTheHandlerOnceAndSuccessesNever) {
   onTask([&] {
-    { StateFuture<int> dropped = failedFuture<int>(makeError("ready and dropped")); }
+    {
+      StateFuture<int> dropped = failedFuture<int>(makeError("ready and dropped"));
+    }
     std::vector<AsyncError> handled = takeUnhandled();
     ASSERT_EQ(handled.size(), 1u);
     EXPECT_EQ(handled[0].what(), "ready and dropped");
 
     StatePromise<int> failsLater = controller_.newPromise<int>();
     StatePromise<int> succeedsLater = controller_.newPromise<int>();
-    { StateFuture<int> dropped = failsLater.future(); }
-    { StateFuture<int> dropped = succeedsLater.future().thenApply([](int v) { return v; }); }
+    {
+      StateFuture<int> dropped = failsLater.future();
+    }
+    {
+      StateFuture<int> dropped = succeedsLater.future().thenApply([](int v) { return v; });
+    }
     EXPECT_TRUE(takeUnhandled().empty());  // a pending future carries no failure yet
     succeedsLater.setValue(1);
     EXPECT_TRUE(takeUnhandled().empty());
@@ -600,7 +609,9 @@ TEST_F(FutureTest, DroppedFailuresReachTheHandlerOnceAndSuccessesNever) {
     StateFuture<int> held = failsFirst.future();
     failsFirst.setError(makeError("failed then dropped"));
     EXPECT_TRUE(takeUnhandled().empty());
-    { StateFuture<int> dropped = std::move(held); }
+    {
+      StateFuture<int> dropped = std::move(held);
+    }
     handled = takeUnhandled();
     ASSERT_EQ(handled.size(), 1u);
     EXPECT_EQ(handled[0].what(), "failed then dropped");
@@ -839,8 +850,8 @@ TEST_F(FutureTest, UsingAMovedFromFutureIsMisuse) {
     EXPECT_TRUE(contains(message, "isDone()"));
     EXPECT_TRUE(contains(message, "consumed by a move"));
     EXPECT_TRUE(contains(misuseMessage([&] { (void)original.isFailed(); }), "a move"));
-    EXPECT_TRUE(contains(misuseMessage([&] { (void)std::move(original).thenApply([](int v) { return v; }); }),
-                         "a move"));
+    EXPECT_TRUE(
+        contains(misuseMessage([&] { (void)std::move(original).thenApply([](int v) { return v; }); }), "a move"));
 
     // The promise hands out its future once; the second one is an empty shell.
     StatePromise<void> promise = controller_.newPromise<void>();
@@ -857,16 +868,22 @@ TEST_F(FutureTest, UsingAMovedFromFutureIsMisuse) {
   });
 }
 
+// Refused as a whole: nothing of the combination may stay behind (the pending input
+// before the bad one must not be left pointing at a half-built combination).
 TEST_F(FutureTest, CombineAllOfAConsumedFutureIsMisuse) {
+  const std::size_t live = controller_.poolStats().live;
   onTask([&] {
     StateFuture<int> spent = completedFuture(1);
     StateFuture<int> taken = std::move(spent);
+    StatePromise<int> promise = controller_.newPromise<int>();
     std::vector<StateFuture<int>> futures;
+    futures.push_back(promise.future());
     futures.push_back(std::move(spent));
-    futures.push_back(completedFuture(2));
     EXPECT_TRUE(contains(misuseMessage([&] { (void)combineAll(std::move(futures)); }), "consumed"));
+    promise.setValue(2);
     EXPECT_EQ(valueOf(std::move(taken)), 1);
   });
+  EXPECT_EQ(controller_.poolStats().live, live);
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <array>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -208,7 +208,7 @@ TEST(PoolStatistics, FuturePoolScript) {
   FuturePool pool;
   expectStats(pool.stats(), 0, 0, 0, 0, 0);
   void* a = pool.allocate(40);
-  void* b = pool.allocate(64);  // same size class as a
+  void* b = pool.allocate(64);               // same size class as a
   expectStats(pool.stats(), 2, 2, 2, 0, 0);  // fresh blocks from a new slab are not "reused"
   EXPECT_EQ(pool.stats().slabBytes, FuturePool::kMinBlock * FuturePool::kBlocksPerSlab);
   EXPECT_NE(a, b);

@@ -260,7 +260,8 @@ TEST_F(TaskTest, TasksAwaitTasksAndComposeWithFutures) {
 
     // A Task is a StateFuture: chain it, or return it from thenCompose.
     StatePromise<int> c = controller_.newPromise<int>();
-    StateFuture<int> composed = completedFuture(5).thenCompose([&](int v) { return addOne(c.future()).thenApply([v](int w) { return v * w; }); });
+    StateFuture<int> composed = completedFuture(5).thenCompose(
+        [&](int v) { return addOne(c.future()).thenApply([v](int w) { return v * w; }); });
     c.setValue(1);
     EXPECT_EQ(valueOf(std::move(composed)), 10);
     StateFuture<int> taskAsFuture = completedFuture(2).thenCompose([](int v) { return addOne(completedFuture(v)); });
@@ -280,12 +281,11 @@ TEST_F(TaskTest, StraightLineUdfWithSeveralAwaitsPerRecord) {
   ValueState<int> count(controller_, ValueStateDescriptor<int>("count"));
   ListState<std::string> items(controller_, ListStateDescriptor<std::string>("items"));
   std::map<std::string, std::vector<std::string>> seen;
-  const std::vector<std::pair<std::string, std::string>> input{
-      {"ann", "apple"}, {"bob", "bread"}, {"ann", "avocado"}, {"cid", "cheese"}, {"bob", "butter"}, {"ann", "anise"}};
+  const std::vector<std::pair<std::string, std::string>> input{{"ann", "apple"},  {"bob", "bread"},  {"ann", "avocado"},
+                                                               {"cid", "cheese"}, {"bob", "butter"}, {"ann", "anise"}};
   for (const auto& [key, item] : input) {
-    controller_.processRecord(key, [&, key = key, item = item] {
-      (void)countAndRemember(count, items, item, seen, key);
-    });
+    controller_.processRecord(key,
+                              [&, key = key, item = item] { (void)countAndRemember(count, items, item, seen, key); });
   }
   controller_.drain();
   EXPECT_EQ(seen["ann"], (std::vector<std::string>{"apple", "avocado", "anise"}));

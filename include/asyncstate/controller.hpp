@@ -96,9 +96,15 @@ class ControllerRuntime final : public Runtime {
   ControllerRuntime(AsyncExecutionController* owner, AllocationPolicy policy) : Runtime(policy), owner_(owner) {}
   inline void reportUnhandled(AsyncError error) override;
   inline void recordFinished(RecordContext* record) override;
+  // The controller is gone but futures still live in this pool: the runtime frees
+  // itself when the last of them is released.
   void orphan() noexcept { owner_ = nullptr; }
 
  private:
+  void idle() noexcept override {
+    if (owner_ == nullptr) delete this;
+  }
+
   AsyncExecutionController* owner_;
 };
 
@@ -169,7 +175,7 @@ class AsyncExecutionController final : private CompletionSink {
     const std::size_t live = runtime_->poolStats().live;
     if (live > 0) {
       logLine("controller destroyed with " + std::to_string(live) +
-              " live futures; their state is kept (leaked) so that they stay safe to use");
+              " live futures; their pool is kept until the last of them is released");
       runtime_->orphan();
       (void)runtime_.release();
     }

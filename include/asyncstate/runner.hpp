@@ -99,7 +99,19 @@ class EmbeddedRunner {
     function_.open(runtimeContext_);
   }
 
-  ~EmbeddedRunner() { function_.close(); }
+  // Finishes in-flight work while the states it uses still exist; outputs produced now
+  // are dropped (the sink of an aborted run() may be gone). Failures are logged.
+  ~EmbeddedRunner() {
+    collector_.detach();
+    try {
+      controller_.drain();
+    } catch (const AsyncStateException& e) {
+      for (const AsyncError& error : e.errors()) logFailure(error.message());
+    } catch (const std::exception& e) {
+      logFailure(e.what());
+    }
+    function_.close();
+  }
 
   EmbeddedRunner(const EmbeddedRunner&) = delete;
   EmbeddedRunner& operator=(const EmbeddedRunner&) = delete;
@@ -135,7 +147,8 @@ class EmbeddedRunner {
   }
 
   RunStats run(Source<In>& source, Collector<Out>& sink) {
-    CountingCollector collector(sink, outputs_);
+    collector_.attach(sink);
+    CountingCollector& collector = collector_;
     const auto started = std::chrono::steady_clock::now();
     std::uint64_t sinceWatermark = 0;
     std::uint64_t sinceCheckpoint = 0;
@@ -174,7 +187,10 @@ class EmbeddedRunner {
       if (options_.progressEvery > 0 && records_ % options_.progressEvery == 0 && options_.onProgress) {
         options_.onProgress(stats(started, thisRun));
       }
-      if (options_.stopAfter > 0 && thisRun >= options_.stopAfter) return stats(started, thisRun);
+      if (options_.stopAfter > 0 && thisRun >= options_.stopAfter) {
+        controller_.drain();  // the records in flight write to `sink`, which the caller may drop
+        return stats(started, thisRun);
+      }
     }
     // End of input: the final watermark fires every remaining timer.
     advanceWatermark(std::numeric_limits<std::int64_t>::max(), collector);
@@ -200,18 +216,26 @@ class EmbeddedRunner {
   }
 
  private:
+  // Lives as long as the runner, since records still in flight hold a reference to it.
   class CountingCollector final : public Collector<Out> {
    public:
-    CountingCollector(Collector<Out>& sink, std::uint64_t& count) : sink_(sink), count_(count) {}
+    explicit CountingCollector(std::uint64_t& count) : count_(count) {}
+    void attach(Collector<Out>& sink) noexcept { sink_ = &sink; }
+    void detach() noexcept { sink_ = nullptr; }
     void collect(Out value) override {
+      if (sink_ == nullptr) return;
       ++count_;
-      sink_.collect(std::move(value));
+      sink_->collect(std::move(value));
     }
 
    private:
-    Collector<Out>& sink_;
+    Collector<Out>* sink_ = nullptr;
     std::uint64_t& count_;
   };
+
+  void logFailure(const std::string& text) const {
+    if (options_.controller.log != nullptr) *options_.controller.log << "asyncstate: runner shut down with: " << text << '\n';
+  }
 
   // Drains, fires due timers (each as a record of its key, so per-key order holds),
   // drains again, then emits the watermark: exactly once per call that advances it.
@@ -259,6 +283,7 @@ class EmbeddedRunner {
   std::uint64_t records_ = 0;
   std::uint64_t watermarks_ = 0;
   std::uint64_t checkpoints_ = 0;
+  CountingCollector collector_{outputs_};
 };
 
 }  // namespace asyncstate

@@ -11,7 +11,12 @@ Debian):
   fixture without CHECK-FIXES must not be changed by --fix.
 
 usage (from a lit RUN line):
-  %check_tidy <fixture> <checks> [-- <clang-tidy args> [-- <compiler args>]]
+  %check_tidy [--check-suffix=S] <fixture> <checks> [-- <clang-tidy args> [-- <compiler args>]]
+
+With --check-suffix=S the prefixes are CHECK-MESSAGES-S and CHECK-FIXES-S, so
+one fixture can be run several ways (with and without options, header filters).
+Sibling headers are copied along with the fixture, so --fix never edits the
+source tree.
 """
 import argparse
 import os
@@ -53,6 +58,7 @@ def main():
     parser.add_argument("--filecheck", required=True)
     parser.add_argument("--cxx", required=True)
     parser.add_argument("--include", required=True)
+    parser.add_argument("--check-suffix", default="")
     parser.add_argument("fixture")
     parser.add_argument("checks")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
@@ -60,21 +66,27 @@ def main():
 
     with open(args.fixture, encoding="utf-8") as f:
         original = f.read()
-    has_messages = "CHECK-MESSAGES" in original
-    has_fixes = "CHECK-FIXES" in original
+    suffix = f"-{args.check_suffix}" if args.check_suffix else ""
+    messages_prefix, fixes_prefix = f"CHECK-MESSAGES{suffix}", f"CHECK-FIXES{suffix}"
+    has_messages = re.search(rf"{messages_prefix}(-DAG|-NEXT|-SAME|-NOT)?:", original) is not None
+    has_fixes = re.search(rf"{fixes_prefix}(-NEXT|-SAME|-NOT)?:", original) is not None
     tidy_extra, cxx_extra = split_extra(args.rest)
 
     workdir = tempfile.mkdtemp(prefix="asyncstate-tidy-test-")
     try:
         # CHECK lines are blanked (not removed) so line numbers stay valid and
         # CHECK-FIXES patterns cannot match themselves in the fixed file.
+        fixture_dir = os.path.dirname(os.path.abspath(args.fixture))
+        for sibling in os.listdir(fixture_dir):
+            if sibling.endswith((".h", ".hpp")):
+                shutil.copy(os.path.join(fixture_dir, sibling), workdir)
         fixed_path = os.path.join(workdir, os.path.basename(args.fixture))
         with open(fixed_path, "w", encoding="utf-8") as f:
             f.write(CHECK_LINE.sub("//", original))
         with open(fixed_path, encoding="utf-8") as f:
             before_fix = f.read()
 
-        compiler = ["-std=c++20", "-I", args.include, "-I", os.path.dirname(os.path.abspath(args.fixture))]
+        compiler = ["-std=c++20", "-I", args.include, "-I", fixture_dir]
         compiler += cxx_extra
         if args.tool == "plugin":
             command = [args.clang_tidy, f"-load={args.plugin}"]
@@ -94,10 +106,10 @@ def main():
 
         if has_messages:
             check = subprocess.run([args.filecheck, f"-input-file={output_path}", args.fixture,
-                                    "-check-prefix=CHECK-MESSAGES", "-implicit-check-not={{warning|error}}:"],
+                                    f"-check-prefix={messages_prefix}", "-implicit-check-not={{warning|error}}:"],
                                    capture_output=True, text=True)
             if check.returncode != 0:
-                fail("CHECK-MESSAGES did not match:\n" + check.stderr, output)
+                fail(f"{messages_prefix} did not match:\n" + check.stderr, output)
         elif re.search(r"\b(warning|error):", output):
             fail("expected no diagnostics", output)
 
@@ -105,10 +117,10 @@ def main():
             after_fix = f.read()
         if has_fixes:
             check = subprocess.run([args.filecheck, f"-input-file={fixed_path}", args.fixture,
-                                    "-check-prefix=CHECK-FIXES", "-strict-whitespace"],
+                                    f"-check-prefix={fixes_prefix}", "-strict-whitespace"],
                                    capture_output=True, text=True)
             if check.returncode != 0:
-                fail("CHECK-FIXES did not match:\n" + check.stderr, after_fix)
+                fail(f"{fixes_prefix} did not match:\n" + check.stderr, after_fix)
             # A fix-it that does not compile (or trips [[nodiscard]]) is worse than none.
             build = subprocess.run([args.cxx, "-fsyntax-only", "-Werror=unused-result", *compiler, fixed_path],
                                    capture_output=True, text=True)

@@ -73,12 +73,33 @@ foreach(component target IN ZIP_LISTS components targets)
   message(STATUS "component ${component}: ${asyncstate_${component}_FOUND}")
 endforeach()
 find_package(asyncstate CONFIG REQUIRED COMPONENTS ${EXTRA_COMPONENT})
+# A found backend component's target must be enough to compile and link its backend.
+foreach(backend IN ITEMS rocksdb redis)
+  if(TARGET asyncstate::${backend})
+    add_executable(${backend}_probe ${backend}_probe.cpp)
+    target_link_libraries(${backend}_probe PRIVATE asyncstate::${backend})
+  endif()
+endforeach()
 CMAKE
+cat >"$work/components/rocksdb_probe.cpp" <<'CPP'
+#include <asyncstate/backend/rocksdb.hpp>
+int main(int argc, char** argv) {
+  if (argc > 1) asyncstate::RocksDbBackend backend(asyncstate::RocksDbOptions{argv[1]});
+}
+CPP
+cat >"$work/components/redis_probe.cpp" <<'CPP'
+#include <asyncstate/backend/redis.hpp>
+int main(int argc, char**) {
+  if (argc > 1) asyncstate::RedisBackend backend(asyncstate::RedisOptions{});
+}
+CPP
 components() {
   cmake -S "$work/components" -B "$work/components/build-$1" -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_PREFIX_PATH="$prefix" -DEXTRA_COMPONENT="$1" >"$work/components-$1.log" 2>&1
 }
 components Redis || { cat "$work/components-Redis.log"; fail "the optional components probe"; }
+cmake --build "$work/components/build-Redis" >"$work/components-build.log" 2>&1 \
+  || { cat "$work/components-build.log"; fail "building the backends with the components' targets"; }
 for c in RocksDB Redis Analyzer; do
   grep -q -e "component $c: TRUE" -e "optional component $c not found: " "$work/components-Redis.log" \
     || { cat "$work/components-Redis.log"; fail "component $c was neither found nor reported missing"; }

@@ -217,7 +217,8 @@ class RedisCluster {
  public:
   explicit RedisCluster(int nodes = 3) {
     for (int i = 0; i < nodes; ++i) nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{}, true));
-    std::string command = "/usr/bin/redis-cli --cluster create";
+    // timeout(1) bounds redis-cli, which waits for the nodes to agree and never gives up.
+    std::string command = "timeout 60 /usr/bin/redis-cli --cluster create";
     for (const auto& n : nodes_) command += " " + n->address();
     const auto log = nodes_.front()->dir() / "cluster-create.log";
     command += " --cluster-replicas 0 --cluster-yes > " + log.string() + " 2>&1";
@@ -244,7 +245,7 @@ class RedisCluster {
     const std::string fromId = nodes_.at(from)->query({"CLUSTER", "MYID"});
     const std::string toId = nodes_.at(to)->query({"CLUSTER", "MYID"});
     const auto log = nodes_.front()->dir() / "cluster-reshard.log";
-    const std::string command = "/usr/bin/redis-cli --cluster reshard " + nodes_.front()->address() +
+    const std::string command = "timeout 120 /usr/bin/redis-cli --cluster reshard " + nodes_.front()->address() +
                                 " --cluster-from " + fromId + " --cluster-to " + toId + " --cluster-slots " +
                                 std::to_string(slots) + " --cluster-yes > " + log.string() + " 2>&1";
     if (std::system(command.c_str()) != 0) {

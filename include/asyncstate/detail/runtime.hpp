@@ -70,7 +70,10 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   void* allocate(std::size_t size) { return pool_.allocate(size); }
-  void deallocate(void* p, std::size_t size) noexcept { pool_.deallocate(p, size); }
+  void deallocate(void* p, std::size_t size) noexcept {
+    pool_.deallocate(p, size);
+    if (pool_.stats().live == 0) idle();
+  }
   const PoolStats& poolStats() const noexcept { return pool_.stats(); }
   AllocationPolicy allocationPolicy() const noexcept { return pool_.policy(); }
 
@@ -82,6 +85,11 @@ class Runtime {
   // A failure that no downstream exceptionally()/handle() will see.
   virtual void reportUnhandled(AsyncError error) = 0;
   virtual void recordFinished(RecordContext* record) = 0;
+
+ protected:
+  // The last pooled block came back. Nothing may touch the runtime after this returns
+  // if the override deletes it.
+  virtual void idle() noexcept {}
 
  private:
   FuturePool pool_;
