@@ -1,7 +1,11 @@
 # Shared by the demo and test commands: one place decides build directories and compilers.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="$(nproc)"
-# ccache's own default directory (~/.cache/ccache) survives fresh clones on the same machine.
+# ccache's own default directory (~/.cache/ccache) survives fresh clones on the same
+# machine; relative paths and an unhashed working directory let a clone at another path
+# hit the same cache entries.
+export CCACHE_BASEDIR="$root"
+export CCACHE_NOHASHDIR=true
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 
 # configure <dir> <c++ compiler> [cmake args...]
