@@ -140,11 +140,15 @@ void SwallowedExceptionCheck::storeOptions(ClangTidyOptions::OptionMap &Opts) {
 
 void SwallowedExceptionCheck::registerMatchers(MatchFinder *Finder) {
   const auto UserCode = unless(isExpansionInSystemHeader());
-  Finder->addMatcher(cxxCatchStmt(UserCode).bind("catch"), this);
+  // Catch blocks and handlers are checked in the template as written; their
+  // instantiations (the library's own, mostly) would only repeat it.
+  Finder->addMatcher(cxxCatchStmt(UserCode, unless(isInTemplateInstantiation())).bind("catch"), this);
   Finder->addMatcher(
       cxxMemberCallExpr(UserCode, callee(cxxMethodDecl(hasAnyName(refs(ErrorCallbackMethods))))).bind("callback"), this);
-  Finder->addMatcher(lambdaExpr(UserCode).bind("lambda"), this);
-  Finder->addMatcher(functionDecl(UserCode, isDefinition(), unless(cxxMethodDecl(ofClass(isLambda())))).bind("function"),
+  Finder->addMatcher(lambdaExpr(UserCode, unless(isInTemplateInstantiation())).bind("lambda"), this);
+  Finder->addMatcher(functionDecl(UserCode, isDefinition(), unless(ast_matchers::isTemplateInstantiation()),
+                                  unless(cxxMethodDecl(ofClass(isLambda()))))
+                         .bind("function"),
                      this);
 }
 
@@ -160,15 +164,16 @@ void SwallowedExceptionCheck::check(const MatchFinder::MatchResult &Result) {
     checkErrorHandler(Function, Function->getLocation());
 }
 
-bool SwallowedExceptionCheck::reports(const Stmt *Body, const VarDecl *Error, ASTContext &) const {
+bool SwallowedExceptionCheck::reports(const Stmt *Body, const VarDecl *Error) const {
   ReportFinder Finder(Error, ReportingRegex);
   Finder.TraverseStmt(const_cast<Stmt *>(Body));
   return Finder.Found;
 }
 
 void SwallowedExceptionCheck::checkCatch(const CXXCatchStmt *Catch, ASTContext &Ctx) {
-  if (reports(Catch->getHandlerBlock(), Catch->getExceptionDecl(), Ctx)) return;
-  if (!Resolver.classify(*Catch, Ctx).runsAsContinuation() || !Reported.firstTime(Catch->getBeginLoc(), CatchKind))
+  if (!Resolver.classify(*Catch, Ctx).runsAsContinuation() ||
+      reports(Catch->getHandlerBlock(), Catch->getExceptionDecl()) ||
+      !Reported.firstTime(Catch->getBeginLoc(), CatchKind))
     return;
   const auto *Block = dyn_cast<CompoundStmt>(Catch->getHandlerBlock());
   diag(Catch->getBeginLoc(), "%select{empty|non-reporting}0 catch block in a continuation drops the failure; let it "
@@ -203,7 +208,7 @@ void SwallowedExceptionCheck::checkErrorHandler(const FunctionDecl *Handler, Sou
   if (!Enum || !matchesQualifiedName(Enum, ErrorActionTypes)) return;
   ASTContext &Ctx = Handler->getASTContext();
   const Stmt *Body = Handler->getBody();
-  if (usesError(Handler->getParamDecl(0), Body, Ctx) || reports(Body, nullptr, Ctx)) return;
+  if (usesError(Handler->getParamDecl(0), Body, Ctx) || reports(Body, nullptr)) return;
   bool Continues = false;
   for (const BoundNodes &Use :
        match(findAll(declRefExpr(to(enumConstantDecl(hasAnyName(refs(ContinueActions))))).bind("action")), *Body, Ctx))

@@ -21,7 +21,7 @@ class SwallowedExceptionCheck : public AsyncStateCheck {
   void checkCatch(const CXXCatchStmt *Catch, ASTContext &Ctx);
   void checkErrorCallback(const CXXMemberCallExpr *Call, ASTContext &Ctx);
   void checkErrorHandler(const FunctionDecl *Handler, SourceLocation Loc);
-  bool reports(const Stmt *Body, const VarDecl *Error, ASTContext &Ctx) const;
+  bool reports(const Stmt *Body, const VarDecl *Error) const;
 
   const std::vector<std::string> ErrorCallbackMethods;
   const std::vector<std::string> ErrorActionTypes;

@@ -207,8 +207,10 @@ def state_section(runs, plots):
             lat.setdefault(int(b["latency_us"]), []).append((n, b))
     if lat:
         out.append("\n### (b) Latency hiding: one state read per record behind injected latency\n")
-        out.append("Throughput in records/s; the bound is in-flight ÷ latency (for sync: 1 ÷ latency). Each record "
-                   "has its own key, so per-key order never blocks; requests of a batch share one latency.\n")
+        out.append("Throughput in records/s; the bound is in-flight ÷ latency (for sync: 1 ÷ latency). The sync job "
+                   "measures the real round trip (injected latency plus the wrapper's timer and thread hand-off), so "
+                   "in-flight × sync rate is the bound with that round trip. Each record has its own key, so per-key "
+                   "order never blocks; requests of a batch share one latency. Median of the repetitions.\n")
         rows = []
         for us in sorted(lat):
             sync = next((b for n, b in lat[us] if n.endswith("/sync")), None)
@@ -216,14 +218,16 @@ def state_section(runs, plots):
                                else (0, 0)):
                 kind = "sync" if n.endswith("/sync") else "async"
                 rate, bound = b["records_per_s"], b["bound_per_s"]
+                measured = b["in_flight"] * sync["records_per_s"] if sync else None
                 rows.append([
                     f"{us / 1000:g} ms", kind, f"{b['in_flight']:.0f}", f"{b['batch']:.0f}", fmt_rate(rate),
                     fmt_rate(bound), f"{100 * rate / bound:.0f} %",
+                    f"{100 * rate / measured:.0f} %" if measured and kind == "async" else "–",
                     fmt_ratio(rate / sync["records_per_s"]) if sync and kind == "async" else "–",
                     f"{b['items']:.0f}",
                 ])
         out.append(table(["latency", "job", "in flight", "batch", "achieved", "bound", "achieved ÷ bound",
-                          "async ÷ sync", "records"], rows))
+                          "÷ in-flight × sync rate", "async ÷ sync", "records"], rows))
         if plots:
             out.append("\n" + plot_latency(lat, plots))
 
@@ -266,7 +270,8 @@ def targets_section(idx, ov, lat):
         return None
 
     def add(what, value, target, ok, shown=None):
-        status = "–" if value is None else ("met" if ok(value) else "**missed**")
+        status = "–" if value is None or target in ("–", "overhead, no target") or target.startswith("≈") else (
+            "met" if ok(value) else "**missed**")
         rows.append([what, shown if shown is not None else fmt_ratio(value), target, status])
 
     add("pooled pending continuation ÷ malloc+free of its state", ratio("pending", "pooled", "malloc"), "≤ 1.0×",
@@ -289,6 +294,11 @@ def targets_section(idx, ov, lat):
     if b1:
         add(f"async ÷ bound at 1 ms (best: {b1['in_flight']:.0f} in flight, batch {b1['batch']:.0f})",
             b1["records_per_s"] / b1["bound_per_s"], "≥ 80 %", lambda v: v >= 0.8, shown=f"{100 * b1['records_per_s'] / b1['bound_per_s']:.0f} %")
+    sync1 = next((b for n, b in lat.get(1000, []) if n.endswith("/sync")), None)
+    if b1 and sync1:
+        add("(context) the same ÷ in-flight × measured sync round-trip rate",
+            b1["records_per_s"] / (b1["in_flight"] * sync1["records_per_s"]), "–", lambda v: True,
+            shown=f"{100 * b1['records_per_s'] / (b1['in_flight'] * sync1['records_per_s']):.0f} %")
     runs10 = lat.get(10000, [])
     sync10 = next((b for n, b in runs10 if n.endswith("/sync")), None)
     fast10 = max((b for n, b in runs10 if "/async/" in n), key=lambda b: b["records_per_s"], default=None)

@@ -23,6 +23,6 @@ common=(--benchmark_enable_random_interleaving=true --benchmark_report_aggregate
         --benchmark_out_format=json)
 "$root/build/bench/bench/asyncstate_bench_futures" "${common[@]}" --benchmark_repetitions=5 \
   --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01 --benchmark_out="$out/futures.json"
-"$root/build/bench/bench/asyncstate_bench_state" "${common[@]}" --benchmark_repetitions=3 \
+"$root/build/bench/bench/asyncstate_bench_state" "${common[@]}" --benchmark_repetitions=5 \
   --benchmark_min_time=0.2 --benchmark_out="$out/state.json"
 /usr/bin/python3 "$root/bench/report.py"

@@ -149,11 +149,13 @@ struct LatencyCase {
   std::size_t batch = 0;
 };
 
-// Enough records for ~50 round trips of a full in-flight window, a few hundred for sync.
+// About 0.2 s of records at the bound (at least 500, at most 20 000) for async, 0.3 s
+// (at least 200) for sync: long enough that one scheduling hiccup does not decide a run.
 std::int64_t latencyRecords(const LatencyCase& c) {
   if (bench::smoke()) return 20;
-  if (c.inFlight == 0) return std::max<std::int64_t>(200, 300'000 / std::max<std::int64_t>(c.latency.count(), 1));
-  return std::min<std::int64_t>(static_cast<std::int64_t>(c.inFlight) * 50, 20000);
+  const std::int64_t us = std::max<std::int64_t>(c.latency.count(), 1);
+  if (c.inFlight == 0) return std::max<std::int64_t>(200, 300'000 / us);
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(c.inFlight) * 200'000 / us, 500, 20000);
 }
 
 void latencyHiding(benchmark::State& state, LatencyCase c) {

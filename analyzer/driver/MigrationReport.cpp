@@ -1,6 +1,8 @@
 #include "driver/MigrationReport.h"
 
+#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/FileSystem.h"
 
 namespace asyncstate_tidy {
 
@@ -25,8 +27,18 @@ bool contains(const clang::tidy::asyncstate::UdfClassRecord &Class, const Findin
   return false;
 }
 
+// Paths below the working directory read better relative, as compilers print them.
+std::string display(const std::string &File) {
+  llvm::SmallString<256> Cwd;
+  if (llvm::sys::fs::current_path(Cwd)) return File;
+  llvm::StringRef Path(File);
+  const std::string Root = canonicalPath(std::string(Cwd));
+  if (Path.consume_front(Root) && Path.consume_front("/")) return Path.str();
+  return File;
+}
+
 std::string where(const Finding &F) {
-  return F.File + ":" + std::to_string(F.At.Line) + ":" + std::to_string(F.At.Column);
+  return display(F.File) + ":" + std::to_string(F.At.Line) + ":" + std::to_string(F.At.Column);
 }
 
 llvm::json::Array findingsJson(const std::vector<const Finding *> &Findings) {
@@ -73,7 +85,7 @@ void MigrationReport::print(llvm::raw_ostream &Out) const {
   for (const ReportedClass &C : Classes) {
     const bool IsReady = C.Blockers.empty();
     Ready += IsReady;
-    Out << "  " << C.Class->Name << " (" << C.Class->File << ":" << C.Class->Line
+    Out << "  " << C.Class->Name << " (" << display(C.Class->File) << ":" << C.Class->Line
         << "): async-ready: " << (IsReady ? "yes" : "no") << "\n";
     for (const Finding *F : C.Blockers) {
       count(F);

@@ -256,7 +256,6 @@ bool AsyncScopeResolver::isAwaitedImmediately(const CXXMemberCallExpr *Call, AST
 }
 
 Scope AsyncScopeResolver::classify(const DynTypedNode &Node, ASTContext &Ctx) {
-  Scope Result;
   ScopeKind Inner = ScopeKind::None;
   const Decl *Outermost = Node.get<Decl>();
   DynTypedNode Current = Node;
@@ -266,7 +265,7 @@ Scope AsyncScopeResolver::classify(const DynTypedNode &Node, ASTContext &Ctx) {
     Current = Parents[0];
     if (const auto *Lambda = Current.get<LambdaExpr>()) {
       if (Inner == ScopeKind::None) {
-        if ((Result.Continuation = continuationCallOf(Lambda, Ctx) ? Lambda : nullptr))
+        if (continuationCallOf(Lambda, Ctx))
           Inner = ScopeKind::Continuation;
         else if (isTaskCoroutine(Lambda->getCallOperator()))
           Inner = ScopeKind::TaskCoroutine;
@@ -276,7 +275,7 @@ Scope AsyncScopeResolver::classify(const DynTypedNode &Node, ASTContext &Ctx) {
     if (const auto *Function = Current.get<FunctionDecl>()) {
       // Generic lambdas: instantiated bodies hang off the closure's operator().
       if (isLambdaCallOperator(Function)) continue;
-      Outermost = Result.Function = Function;
+      Outermost = Function;
       if (Inner != ScopeKind::None) break;
       if (isTaskCoroutine(Function)) Inner = ScopeKind::TaskCoroutine;
       else if (const auto *Method = dyn_cast<CXXMethodDecl>(Function); Method && isUdfClass(Method->getParent()))
@@ -292,9 +291,8 @@ Scope AsyncScopeResolver::classify(const DynTypedNode &Node, ASTContext &Ctx) {
     if (Current.get<TranslationUnitDecl>() || Current.get<NamespaceDecl>()) break;
     if (const auto *D = Current.get<Decl>()) Outermost = D;
   }
-  if (Inner == ScopeKind::None || isInLibrary(Outermost)) return Scope{};
-  Result.Kind = Inner;
-  return Result;
+  if (isInLibrary(Outermost)) return Scope{};
+  return Scope{Inner};
 }
 
 }  // namespace clang::tidy::asyncstate

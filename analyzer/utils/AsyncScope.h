@@ -40,8 +40,6 @@ enum class ScopeKind { None, UdfMember, TaskCoroutine, Continuation };
 
 struct Scope {
   ScopeKind Kind = ScopeKind::None;
-  const LambdaExpr *Continuation = nullptr;  // innermost continuation, if any
-  const FunctionDecl *Function = nullptr;    // the named function that holds the code
 
   bool isAsync() const { return Kind != ScopeKind::None; }
   // Code that runs later, on the task thread, after some state request completed.

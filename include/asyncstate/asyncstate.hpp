@@ -1,6 +1,7 @@
 #pragma once
-// Everything a UDF author needs, from one include. Remote backends (RocksDB, Redis)
-// have their own headers because they need their client libraries.
+// Everything a UDF author needs, from one include, with the backends and wrappers that
+// need no extra library. RocksDB and Redis have their own headers because they need
+// their client libraries.
 
 #include <asyncstate/version.hpp>
 #include <asyncstate/error.hpp>
@@ -17,3 +18,7 @@
 #include <asyncstate/function.hpp>
 #include <asyncstate/runner.hpp>
 #include <asyncstate/backend/memory.hpp>
+#include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/latency.hpp>
+#include <asyncstate/backend/retry.hpp>
+#include <asyncstate/backend/cache.hpp>

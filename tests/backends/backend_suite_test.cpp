@@ -214,10 +214,6 @@ TEST_P(BackendSuite, SnapshotAndRestoreReplaceAllContents) {
 }
 
 TEST_P(BackendSuite, RestoreWithAConflictingKindChangesNothing) {
-  if (backend().name().find("memory") != std::string::npos) {
-    GTEST_SKIP() << "MemoryBackend::restore clears its tables before it checks kinds (memory.hpp, owned by the "
-                    "lead; fix proposed in the issue #5 report)";
-  }
   run(backend(), {put(value_, "a", "1")});
   const std::string before = savepointBytes(backend());
   Savepoint bad;

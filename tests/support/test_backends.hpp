@@ -68,8 +68,9 @@ class ShufflingBackend final : public StateBackend, private CompletionSink {
       CompletionSink* sink = target_;
       lock.unlock();
       std::this_thread::sleep_for(std::chrono::microseconds(workerRng_() % 50));
-      for (Answer& a : now) sink->complete(a.ticket, std::move(a.result));
+      // Counted first: the controller may finish draining as soon as the last answer lands.
       delivered_ += now.size();
+      for (Answer& a : now) sink->complete(a.ticket, std::move(a.result));
       lock.lock();
     }
   }

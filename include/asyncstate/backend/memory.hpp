@@ -52,6 +52,15 @@ class MemoryBackend final : public StateBackend {
   }
 
   void restore(const Savepoint& in) override {
+    // Validate before touching anything: a rejected savepoint leaves the data as it was.
+    for (const auto& [stateName, state] : in.states()) {
+      for (const Table& table : tables_) {
+        if (table.name == stateName && table.kind != state.kind) {
+          throw std::invalid_argument("savepoint holds state '" + stateName + "' as " + toString(state.kind) +
+                                      ", but it is registered as " + toString(table.kind));
+        }
+      }
+    }
     for (Table& table : tables_) {
       table.values.clear();
       table.maps.clear();

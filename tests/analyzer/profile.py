@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""The checks' own time over a set of files, from clang-tidy's
+--enable-check-profile --store-check-profile output (one JSON per file), summed
+per check. Used for the table in docs/analyzer.md.
+
+usage: profile.py <asyncstate-tidy> <include dir> <file>...
+"""
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+
+def main():
+    tidy, include, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+    totals, wall = {}, 0.0
+    with tempfile.TemporaryDirectory() as store:
+        for path in files:
+            extra = ["-x", "c++"] if path.endswith((".hpp", ".h")) else []
+            subprocess.run([tidy, "--checks=-*,asyncstate-*", "--quiet", "--enable-check-profile",
+                            f"--store-check-profile={store}", path, "--", *extra, "-std=c++20", "-I", include,
+                            "-I", str(pathlib.Path(path).parent)], capture_output=True, check=False)
+        for profile in pathlib.Path(store).glob("*.json"):
+            data = json.loads(profile.read_text())
+            for key, seconds in data["profile"].items():
+                # keys look like "time.clang-tidy.<check>.wall"
+                parts = key.split(".")
+                if parts[-1] == "wall":
+                    check = ".".join(parts[2:-1])
+                    totals[check] = totals.get(check, 0.0) + seconds
+                    wall += seconds
+    print(f"{len(files)} files")
+    print("| check | wall time (s) |")
+    print("|---|---|")
+    for check, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"| {check} | {seconds:.3f} |")
+    print(f"| **all asyncstate checks** | **{wall:.3f}** |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
