@@ -4,6 +4,7 @@
 // one points to a pooled Core. Continuations on a complete future run inline; on a
 // pending one they run on the task thread when the controller completes the request.
 
+#include <asyncstate/detail/config.hpp>
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/error.hpp>
 
@@ -17,13 +18,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(__GNUC__)
-#define ASYNCSTATE_ALWAYS_INLINE [[gnu::always_inline]] inline
-#define ASYNCSTATE_NOINLINE [[gnu::noinline]]
-#else
-#define ASYNCSTATE_ALWAYS_INLINE inline
-#define ASYNCSTATE_NOINLINE
-#endif
 
 namespace asyncstate {
 
@@ -129,7 +123,7 @@ class [[nodiscard]] StateFuture {
   StateFuture<void> thenAccept(F&& f) && {
     return std::move(*this).template then<void>(
         [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<void> {
-          if (ready.mode_ == Mode::Failed) return failedFuture<void>(ready.releaseError());
+          if (ready.mode_ == Mode::Failed) return StateFuture<void>::failedFrom(ready.releaseErrorBox());
           detail::invokeWithValue<T>(fn, *ready.value_);
           return completedVoidFuture();
         },
@@ -150,7 +144,7 @@ class [[nodiscard]] StateFuture {
     using U = detail::ValueResultT<T, F>;
     return std::move(*this).template then<U>(
         [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
-          if (ready.mode_ == Mode::Failed) return failedFuture<U>(ready.releaseError());
+          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
           if constexpr (std::is_void_v<U>) {
             detail::invokeWithValue<T>(fn, *ready.value_);
             return completedVoidFuture();
@@ -171,7 +165,7 @@ class [[nodiscard]] StateFuture {
     using U = typename Inner::value_type;
     return std::move(*this).template then<U>(
         [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
-          if (ready.mode_ == Mode::Failed) return failedFuture<U>(ready.releaseError());
+          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
           StateFuture<U> inner(detail::invokeWithValue<T>(fn, *ready.value_));
           // Checked here, not only in forward(): on a complete source the step's result is
           // handed to the caller as is, and an empty future would drop the mistake silently.
@@ -306,12 +300,17 @@ class [[nodiscard]] StateFuture {
     }
   }
 
+  // Kept out of line and cold so that the success path pays nothing for the reporting.
+  ASYNCSTATE_COLD static void reportDropped(std::unique_ptr<AsyncError>& error) noexcept {
+    if (error) detail::currentRuntime().reportUnhandled(std::move(*error));
+    error.reset();
+  }
+
   // Drops this future's interest: a failure nobody will look at goes to the handler.
   ASYNCSTATE_NOINLINE void discard() noexcept {
     switch (mode_) {
       case Mode::Failed:
-        if (error_) detail::currentRuntime().reportUnhandled(std::move(*error_));
-        error_.reset();
+        reportDropped(error_);
         break;
       case Mode::Pending:
         core_->dropConsumer();
@@ -360,7 +359,7 @@ class [[nodiscard]] StateFuture {
         target->setValue(std::move(*source.value_));
         break;
       case StateFuture<U>::Mode::Failed:
-        target->setError(source.releaseError());
+        target->setError(source.releaseErrorBox());
         break;
       case StateFuture<U>::Mode::Pending: {
         detail::Core<SU>* inner = std::exchange(source.core_, nullptr);
@@ -421,6 +420,22 @@ class [[nodiscard]] StateFuture {
     mode_ = Mode::Empty;
     consumedBy_ = operation;
     return out;
+  }
+
+  // As releaseError(), keeping the allocation: a failure travels down a chain without
+  // being copied or re-boxed at each stage.
+  std::unique_ptr<AsyncError> releaseErrorBox() {
+    mode_ = Mode::Empty;
+    consumedBy_ = "error delivery";
+    return std::move(error_);
+  }
+
+  static StateFuture failedFrom(std::unique_ptr<AsyncError> error) {
+    StateFuture future;
+    future.mode_ = Mode::Failed;
+    future.consumedBy_ = nullptr;
+    future.error_ = std::move(error);
+    return future;
   }
 
   // Hands the error to exactly one new owner; this future no longer reports it.

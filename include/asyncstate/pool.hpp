@@ -4,6 +4,7 @@
 // so the free lists need no locks and no atomics.
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -78,13 +79,8 @@ class FuturePool {
   };
 
   static constexpr std::size_t classOf(std::size_t size) noexcept {
-    std::size_t cls = 0;
-    std::size_t block = kMinBlock;
-    while (block < size) {
-      block <<= 1;
-      ++cls;
-    }
-    return cls;
+    constexpr int kMinBlockLog2 = std::bit_width(kMinBlock) - 1;
+    return size <= kMinBlock ? 0 : static_cast<std::size_t>(std::bit_width(size - 1) - kMinBlockLog2);
   }
 
   // Gives a size class a new slab; its blocks are handed out in order before the next

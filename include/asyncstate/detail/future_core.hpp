@@ -3,6 +3,7 @@
 // touched only on the task thread, and holds at most one continuation (futures are
 // single-consumer), stored inline when it is small enough.
 
+#include <asyncstate/detail/config.hpp>
 #include <asyncstate/detail/runtime.hpp>
 #include <asyncstate/error.hpp>
 
@@ -63,7 +64,7 @@ class CoreBase {
     if (consumerDropped_ && status_ == Status::Failed) reportError();
   }
 
-  void reportError() {
+  ASYNCSTATE_COLD void reportError() {
     if (error_) {
       runtime_->reportUnhandled(std::move(*error_));
       error_.reset();
@@ -97,8 +98,10 @@ class Core final : public CoreBase {
     settled();
   }
 
-  void setError(AsyncError error) {
-    error_ = std::make_unique<AsyncError>(std::move(error));
+  void setError(AsyncError error) { setError(std::make_unique<AsyncError>(std::move(error))); }
+
+  void setError(std::unique_ptr<AsyncError> error) {
+    error_ = std::move(error);
     status_ = Status::Failed;
     settled();
   }
