@@ -177,7 +177,7 @@ class AsyncExecutionController final : private CompletionSink {
       logLine("controller destroyed with " + std::to_string(live) +
               " live futures; their pool is kept until the last of them is released");
       runtime_->orphan();
-      (void)runtime_.release();
+      (void)runtime_.release();  // NOLINT(bugprone-unused-return-value): deliberately handed to its futures
     }
   }
 
@@ -639,7 +639,7 @@ class AsyncExecutionController final : private CompletionSink {
   std::vector<AsyncError> failures_;
 
   std::vector<StateRequest> buffer_;
-  std::chrono::steady_clock::time_point bufferDeadline_{};
+  std::chrono::steady_clock::time_point bufferDeadline_;
 
   std::vector<Slot> slots_;
   std::uint32_t freeSlot_ = kNoSlot;

@@ -14,6 +14,7 @@ class LatencyHistogram {
  public:
   static constexpr int kSubBuckets = 8;
   static constexpr int kOctaves = 40;
+  static constexpr std::size_t kBuckets = std::size_t{kOctaves} * kSubBuckets;
 
   void add(std::chrono::nanoseconds latency) {
     const auto micros = static_cast<std::uint64_t>(std::max<std::int64_t>(latency.count() / 1000, 0));
@@ -40,10 +41,10 @@ class LatencyHistogram {
  private:
   static std::size_t indexOf(std::uint64_t micros) {
     if (micros < kSubBuckets) return micros;
-    const int octave = std::bit_width(micros) - 1;  // >= 3
+    const int octave = static_cast<int>(std::bit_width(micros)) - 1;  // >= 3
     const auto sub = static_cast<std::size_t>((micros >> (octave - 3)) & (kSubBuckets - 1));
     const std::size_t index = static_cast<std::size_t>(octave - 2) * kSubBuckets + sub;
-    return std::min(index, std::size_t{kOctaves * kSubBuckets - 1});
+    return std::min(index, kBuckets - 1);
   }
   static std::uint64_t upperBound(std::size_t index) {
     if (index < kSubBuckets) return index;
@@ -52,7 +53,7 @@ class LatencyHistogram {
     return ((std::uint64_t{kSubBuckets} + sub + 1) << (octave - 3)) - 1;
   }
 
-  std::array<std::uint64_t, kOctaves * kSubBuckets> buckets_{};
+  std::array<std::uint64_t, kBuckets> buckets_{};
   std::uint64_t count_ = 0;
   std::uint64_t max_ = 0;
 };

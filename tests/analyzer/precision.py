@@ -17,8 +17,10 @@ CHECKS = ["sync-state-access", "raw-future", "swallowed-exception", "dangling-ca
 def run(tidy, include, path, checks):
     command = [tidy, f"--checks=-*,{checks}", "--format=json", str(path), "--", "-std=c++20", "-I", include,
                "-I", str(path.parent)]
-    output = subprocess.run(command, capture_output=True, text=True).stdout
-    return [d for d in json.loads(output)["diagnostics"] if d["check"].startswith("asyncstate-")]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if not run.stdout.strip():
+        sys.exit(f"no output from {' '.join(command)} (exit {run.returncode}):\n{run.stderr}")
+    return [d for d in json.loads(run.stdout)["diagnostics"] if d["check"].startswith("asyncstate-")]
 
 
 def expected(path):

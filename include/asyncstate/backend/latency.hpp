@@ -225,7 +225,7 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
   };
 
   std::chrono::microseconds sampleLatency() {
-    const double base = static_cast<double>(options_.latency.count());
+    const auto base = static_cast<double>(options_.latency.count());
     double us = base;
     if (options_.distribution == LatencyDistribution::Exponential && base > 0) {
       us = std::exponential_distribution<double>(1.0 / base)(rng_);

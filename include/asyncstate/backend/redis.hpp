@@ -296,7 +296,7 @@ class RedisRouter {
     return nodes_.size() - 1;
   }
 
-  void disconnect(Node& node) {
+  static void disconnect(Node& node) {
     if (node.ctx != nullptr) redisFree(node.ctx);
     node.ctx = nullptr;
     node.scriptLoaded = false;
@@ -423,7 +423,7 @@ class RedisRouter {
   void refreshTopologyQuietly() {
     try {
       refreshTopology();
-    } catch (const BackendError&) {
+    } catch (const BackendError&) {  // NOLINT(bugprone-empty-catch)
       // Every node is unreachable right now; the next attempt reports it per command.
     }
   }
@@ -769,7 +769,7 @@ class RedisBackend final : public StateBackend {
     c.args.reserve(keys.size() + ops.size() + 3);
     c.args.push_back(std::to_string(keys.size()));
     for (std::string& k : keys) c.args.push_back(std::move(k));
-    c.args.push_back(writes ? "1" : "0");
+    c.args.emplace_back(writes ? "1" : "0");
     c.args.push_back(std::to_string(options_.batchMarkerTtl.count()));
     for (std::string& o : ops) c.args.push_back(std::move(o));
     return c;

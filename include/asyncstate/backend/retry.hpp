@@ -158,7 +158,7 @@ class RetryingBackend final : public StateBackend, private CompletionSink {
   struct KeyState {
     int inFlight = 0;
     std::deque<Item> waiting;  // ascending seq
-    Clock::time_point notBefore{};
+    Clock::time_point notBefore;
   };
 
   // Registers an item as in flight and returns the request to send.

@@ -188,6 +188,7 @@ class RocksDbBackend final : public StateBackend {
       throw;
     }
     std::vector<std::pair<std::string, StateKind>> registered;
+    registered.reserve(states_.size());
     for (const State& state : states_) registered.emplace_back(state.name, state.kind);
     close();
     const fs::path old = options_.path.string() + ".replaced";
@@ -257,6 +258,7 @@ class RocksDbBackend final : public StateBackend {
       families = {rocksdb::kDefaultColumnFamilyName};  // a new database
     }
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    descriptors.reserve(families.size());
     for (const std::string& family : families) descriptors.emplace_back(family, rocksdb::ColumnFamilyOptions(options));
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     std::filesystem::create_directories(options_.path);
@@ -322,7 +324,7 @@ class RocksDbBackend final : public StateBackend {
     return row;
   }
 
-  std::pair<std::string, std::string> decodeRowKey(const rocksdb::Slice& row, const std::string& stateName) const {
+  static std::pair<std::string, std::string> decodeRowKey(const rocksdb::Slice& row, const std::string& stateName) {
     if (row.size() < 4) throw BackendError("rocksdb: malformed row key in state '" + stateName + "'");
     const auto* b = reinterpret_cast<const unsigned char*>(row.data());
     const std::size_t n = (std::size_t{b[0]} << 24) | (std::size_t{b[1]} << 16) | (std::size_t{b[2]} << 8) | b[3];
@@ -342,7 +344,7 @@ class RocksDbBackend final : public StateBackend {
 
   static std::string conflictKey(const StateRequest& r) { return std::to_string(r.stateId) + ':' + r.key; }
 
-  std::size_t segmentEnd(const std::vector<StateRequest>& batch, std::size_t begin) const {
+  static std::size_t segmentEnd(const std::vector<StateRequest>& batch, std::size_t begin) {
     std::unordered_set<std::string> written;
     std::size_t i = begin;
     for (; i < batch.size(); ++i) {

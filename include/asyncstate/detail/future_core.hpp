@@ -72,6 +72,8 @@ class CoreBase {
   }
 
   static constexpr std::size_t kInlineContinuation = 48;
+  template <class F>
+  static constexpr bool kFitsInline = sizeof(F) <= kInlineContinuation && alignof(F) <= alignof(std::max_align_t);
 
   Runtime* runtime_;
   DestroyFn destroy_ = nullptr;
@@ -120,7 +122,7 @@ class Core final : public CoreBase {
   void setContinuation(Fn&& fn) {
     using F = std::decay_t<Fn>;
     void* storage;
-    if constexpr (sizeof(F) <= kInlineContinuation && alignof(F) <= alignof(std::max_align_t)) {
+    if constexpr (kFitsInline<F>) {
       storage = inline_;
     } else {
       storage = runtime_->allocate(sizeof(F));
@@ -134,7 +136,7 @@ class Core final : public CoreBase {
         F* f;
         ~Cleanup() {
           f->~F();
-          if constexpr (!(sizeof(F) <= kInlineContinuation && alignof(F) <= alignof(std::max_align_t))) {
+          if constexpr (!kFitsInline<F>) {
             core->runtime_->deallocate(f, sizeof(F));
           }
           core->release();  // the consumer reference the continuation held
