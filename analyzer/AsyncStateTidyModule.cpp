@@ -13,7 +13,7 @@ namespace clang::tidy::asyncstate {
 
 class AsyncStateModule : public ClangTidyModule {
  public:
-  void addCheckFactories(ClangTidyCheckFactories &Factories) override {
+  void addCheckFactories(ClangTidyCheckFactories& Factories) override {
     Factories.registerCheck<SyncStateAccessCheck>("asyncstate-sync-state-access");
     Factories.registerCheck<RawFutureCheck>("asyncstate-raw-future");
     Factories.registerCheck<SwallowedExceptionCheck>("asyncstate-swallowed-exception");

@@ -9,13 +9,13 @@ namespace clang::tidy::asyncstate {
 // Docs: docs/checks/blocking-callback.md
 class BlockingCallbackCheck : public AsyncStateCheck {
  public:
-  BlockingCallbackCheck(StringRef Name, ClangTidyContext *Context);
-  void storeOptions(ClangTidyOptions::OptionMap &Opts) override;
-  void registerMatchers(ast_matchers::MatchFinder *Finder) override;
-  void check(const ast_matchers::MatchFinder::MatchResult &Result) override;
+  BlockingCallbackCheck(StringRef Name, ClangTidyContext* Context);
+  void storeOptions(ClangTidyOptions::OptionMap& Opts) override;
+  void registerMatchers(ast_matchers::MatchFinder* Finder) override;
+  void check(const ast_matchers::MatchFinder::MatchResult& Result) override;
 
  private:
-  const char *describe(const CallExpr *Call, const FunctionDecl *Callee) const;
+  const char* describe(const CallExpr* Call, const FunctionDecl* Callee) const;
 
   const std::vector<std::string> BlockingFunctions;
   const std::vector<std::string> BlockingMethods;

@@ -9,10 +9,10 @@ namespace clang::tidy::asyncstate {
 // Docs: docs/checks/dangling-capture.md
 class DanglingCaptureCheck : public AsyncStateCheck {
  public:
-  DanglingCaptureCheck(StringRef Name, ClangTidyContext *Context);
-  void storeOptions(ClangTidyOptions::OptionMap &Opts) override;
-  void registerMatchers(ast_matchers::MatchFinder *Finder) override;
-  void check(const ast_matchers::MatchFinder::MatchResult &Result) override;
+  DanglingCaptureCheck(StringRef Name, ClangTidyContext* Context);
+  void storeOptions(ClangTidyOptions::OptionMap& Opts) override;
+  void registerMatchers(ast_matchers::MatchFinder* Finder) override;
+  void check(const ast_matchers::MatchFinder::MatchResult& Result) override;
 
  private:
   const std::vector<std::string> SafeReferenceTypes;

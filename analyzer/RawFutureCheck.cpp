@@ -10,11 +10,11 @@ using namespace clang::ast_matchers;
 namespace clang::tidy::asyncstate {
 
 namespace {
-constexpr const char *DefaultRawFutureTypes = "::std::future;::std::shared_future;::std::promise;::std::packaged_task";
+constexpr const char* DefaultRawFutureTypes = "::std::future;::std::shared_future;::std::promise;::std::packaged_task";
 constexpr unsigned DeclKind = 0, ExprKind = 1;
 
 // The same type reads the same in every message, however the user spelled it.
-std::string spell(QualType Type, const ASTContext &Ctx) {
+std::string spell(QualType Type, const ASTContext& Ctx) {
   PrintingPolicy Policy = Ctx.getPrintingPolicy();
   Policy.FullyQualifiedName = true;
   Policy.SuppressUnwrittenScope = true;
@@ -22,12 +22,12 @@ std::string spell(QualType Type, const ASTContext &Ctx) {
 }
 }  // namespace
 
-RawFutureCheck::RawFutureCheck(StringRef Name, ClangTidyContext *Context)
+RawFutureCheck::RawFutureCheck(StringRef Name, ClangTidyContext* Context)
     : AsyncStateCheck(Name, Context),
       RawFutureTypes(readQualifiedNames(Options, "RawFutureTypes", DefaultRawFutureTypes)),
       RawFutureFactories(readQualifiedNames(Options, "RawFutureFactories", "::std::async")) {}
 
-void RawFutureCheck::storeOptions(ClangTidyOptions::OptionMap &Opts) {
+void RawFutureCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
   Options.store(Opts, "RawFutureTypes", joinQualifiedNames(RawFutureTypes));
   Options.store(Opts, "RawFutureFactories", joinQualifiedNames(RawFutureFactories));
@@ -38,23 +38,23 @@ void RawFutureCheck::onStartOfTranslationUnit() {
   RawFutureCache.clear();
 }
 
-void RawFutureCheck::registerMatchers(MatchFinder *Finder) {
+void RawFutureCheck::registerMatchers(MatchFinder* Finder) {
   const auto UserCode = unless(isExpansionInSystemHeader());
   Finder->addMatcher(varDecl(UserCode, unless(isImplicit())).bind("decl"), this);
   Finder->addMatcher(fieldDecl(UserCode, unless(isImplicit())).bind("decl"), this);
   std::vector<std::string> Factories;
-  for (const std::string &Name : RawFutureFactories) Factories.push_back("::" + Name);
+  for (const std::string& Name : RawFutureFactories) Factories.push_back("::" + Name);
   Finder->addMatcher(callExpr(UserCode, callee(functionDecl(hasAnyName(refs(Factories))))).bind("factory"), this);
   Finder->addMatcher(cxxNewExpr(UserCode).bind("new"), this);
   Finder->addMatcher(
-      callExpr(UserCode, callee(functionDecl(hasAnyName("::std::make_unique", "::std::make_shared",
-                                                        "::std::allocate_shared"))))
+      callExpr(UserCode,
+               callee(functionDecl(hasAnyName("::std::make_unique", "::std::make_shared", "::std::allocate_shared"))))
           .bind("make"),
       this);
   Finder->addMatcher(cxxTemporaryObjectExpr(UserCode).bind("temporary"), this);
 }
 
-const CXXRecordDecl *RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) {
+const CXXRecordDecl* RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) {
   if (Type.isNull() || Depth > 8) return nullptr;
   Type = Type.getCanonicalType().getNonReferenceType();
   while (Type->isPointerType() || Type->isArrayType())
@@ -62,12 +62,12 @@ const CXXRecordDecl *RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) 
   Type = Type.getCanonicalType();
   auto [It, Inserted] = RawFutureCache.try_emplace(Type.getTypePtr(), nullptr);
   if (!Inserted) return It->second;
-  const CXXRecordDecl *Found = nullptr;
-  if (const CXXRecordDecl *Record = Type->getAsCXXRecordDecl()) {
+  const CXXRecordDecl* Found = nullptr;
+  if (const CXXRecordDecl* Record = Type->getAsCXXRecordDecl()) {
     if (isSameOrDerivedFrom(Record, RawFutureTypes)) {
       Found = Record;
-    } else if (const auto *Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record)) {
-      for (const TemplateArgument &Arg : Spec->getTemplateArgs().asArray()) {
+    } else if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record)) {
+      for (const TemplateArgument& Arg : Spec->getTemplateArgs().asArray()) {
         if (Arg.getKind() == TemplateArgument::Type) Found = rawFutureIn(Arg.getAsType(), Depth + 1);
         if (Found) break;
       }
@@ -77,63 +77,66 @@ const CXXRecordDecl *RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) 
   return Found;
 }
 
-bool RawFutureCheck::initializesFlaggedDecl(const Expr *E, ASTContext &Ctx) {
+bool RawFutureCheck::initializesFlaggedDecl(const Expr* E, ASTContext& Ctx) {
   DynTypedNode Current = DynTypedNode::create(*E);
   for (unsigned Depth = 0; Depth < 32; ++Depth) {
     auto Parents = Ctx.getParents(Current);
     if (Parents.empty()) return false;
     Current = Parents[0];
-    if (const auto *D = Current.get<DeclaratorDecl>()) return isa<VarDecl, FieldDecl>(D) && rawFutureIn(D->getType());
+    if (const auto* D = Current.get<DeclaratorDecl>()) return isa<VarDecl, FieldDecl>(D) && rawFutureIn(D->getType());
     if (!Current.get<Expr>()) return false;
   }
   return false;
 }
 
-void RawFutureCheck::check(const MatchFinder::MatchResult &Result) {
-  ASTContext &Ctx = *Result.Context;
-  if (const auto *D = Result.Nodes.getNodeAs<DeclaratorDecl>("decl")) {
+void RawFutureCheck::check(const MatchFinder::MatchResult& Result) {
+  ASTContext& Ctx = *Result.Context;
+  if (const auto* D = Result.Nodes.getNodeAs<DeclaratorDecl>("decl")) {
     checkDecl(D, Ctx);
-  } else if (const auto *Call = Result.Nodes.getNodeAs<CallExpr>("factory")) {
+  } else if (const auto* Call = Result.Nodes.getNodeAs<CallExpr>("factory")) {
     if (!Resolver.classify(*Call, Ctx).isAsync() || !Reported.firstTime(Call->getBeginLoc(), ExprKind)) return;
-    diag(Call->getBeginLoc(), "'%0' in async UDF code runs work outside the controller and returns a raw future; "
-                              "issue async state requests and chain continuations instead")
+    diag(Call->getBeginLoc(),
+         "'%0' in async UDF code runs work outside the controller and returns a raw future; "
+         "issue async state requests and chain continuations instead")
         << cast<FunctionDecl>(Call->getCalleeDecl())->getQualifiedNameAsString();
-  } else if (const auto *New = Result.Nodes.getNodeAs<CXXNewExpr>("new")) {
+  } else if (const auto* New = Result.Nodes.getNodeAs<CXXNewExpr>("new")) {
     checkAllocation(New, New->getAllocatedType(), Ctx);
-  } else if (const auto *Make = Result.Nodes.getNodeAs<CallExpr>("make")) {
-    const auto *Callee = cast<FunctionDecl>(Make->getCalleeDecl());
-    const TemplateArgumentList *Args = Callee->getTemplateSpecializationArgs();
+  } else if (const auto* Make = Result.Nodes.getNodeAs<CallExpr>("make")) {
+    const auto* Callee = cast<FunctionDecl>(Make->getCalleeDecl());
+    const TemplateArgumentList* Args = Callee->getTemplateSpecializationArgs();
     if (Args && Args->size() > 0 && Args->get(0).getKind() == TemplateArgument::Type)
       checkAllocation(Make, Args->get(0).getAsType(), Ctx);
-  } else if (const auto *Temporary = Result.Nodes.getNodeAs<CXXTemporaryObjectExpr>("temporary")) {
-    const CXXRecordDecl *Raw = Temporary->getType()->getAsCXXRecordDecl();
+  } else if (const auto* Temporary = Result.Nodes.getNodeAs<CXXTemporaryObjectExpr>("temporary")) {
+    const CXXRecordDecl* Raw = Temporary->getType()->getAsCXXRecordDecl();
     if (!Raw || !isSameOrDerivedFrom(Raw, RawFutureTypes) || initializesFlaggedDecl(Temporary, Ctx) ||
         !Resolver.classify(*Temporary, Ctx).isAsync() || !Reported.firstTime(Temporary->getBeginLoc(), ExprKind))
       return;
-    diag(Temporary->getBeginLoc(), "raw future '%0' created in async UDF code; use asyncstate::StateFuture, "
-                                   "which is pooled and routes failures to the error handler")
+    diag(Temporary->getBeginLoc(),
+         "raw future '%0' created in async UDF code; use asyncstate::StateFuture, "
+         "which is pooled and routes failures to the error handler")
         << spell(Temporary->getType(), Ctx);
   }
 }
 
-void RawFutureCheck::checkDecl(const DeclaratorDecl *D, ASTContext &Ctx) {
-  if (const auto *Var = dyn_cast<VarDecl>(D)) {
+void RawFutureCheck::checkDecl(const DeclaratorDecl* D, ASTContext& Ctx) {
+  if (const auto* Var = dyn_cast<VarDecl>(D)) {
     if (Var->isInitCapture()) return;
     // `auto f = std::async(...)` is reported once, at the call.
-    if (const auto *Init = dyn_cast_or_null<CallExpr>(Var->getInit() ? Var->getInit()->IgnoreImplicit() : nullptr))
+    if (const auto* Init = dyn_cast_or_null<CallExpr>(Var->getInit() ? Var->getInit()->IgnoreImplicit() : nullptr))
       if (matchesQualifiedName(dyn_cast_or_null<NamedDecl>(Init->getCalleeDecl()), RawFutureFactories)) return;
   }
-  const CXXRecordDecl *Raw = rawFutureIn(D->getType());
+  const CXXRecordDecl* Raw = rawFutureIn(D->getType());
   if (!Raw || !D->getLocation().isValid()) return;
   if (!Resolver.classify(*D, Ctx).isAsync() || !Reported.firstTime(D->getLocation(), DeclKind)) return;
-  const char *Kind = isa<FieldDecl>(D) ? "field" : isa<ParmVarDecl>(D) ? "parameter" : "variable";
-  diag(D->getLocation(), "%0 %1 holds a raw '%2' in async UDF code; use asyncstate::StateFuture, which is pooled "
-                         "and routes failures to the error handler")
+  const char* Kind = isa<FieldDecl>(D) ? "field" : isa<ParmVarDecl>(D) ? "parameter" : "variable";
+  diag(D->getLocation(),
+       "%0 %1 holds a raw '%2' in async UDF code; use asyncstate::StateFuture, which is pooled "
+       "and routes failures to the error handler")
       << Kind << D << Raw->getQualifiedNameAsString();
 }
 
-void RawFutureCheck::checkAllocation(const Expr *E, QualType Allocated, ASTContext &Ctx) {
-  const CXXRecordDecl *Record = Allocated.isNull() ? nullptr : Allocated->getAsCXXRecordDecl();
+void RawFutureCheck::checkAllocation(const Expr* E, QualType Allocated, ASTContext& Ctx) {
+  const CXXRecordDecl* Record = Allocated.isNull() ? nullptr : Allocated->getAsCXXRecordDecl();
   const bool StateFuture = Resolver.isFutureClass(Record);
   const bool Raw = !StateFuture && isSameOrDerivedFrom(Record, RawFutureTypes);
   if (!StateFuture && !Raw) return;

@@ -10,23 +10,23 @@ namespace clang::tidy::asyncstate {
 // state futures in async UDF code. Docs: docs/checks/raw-future.md
 class RawFutureCheck : public AsyncStateCheck {
  public:
-  RawFutureCheck(StringRef Name, ClangTidyContext *Context);
-  void storeOptions(ClangTidyOptions::OptionMap &Opts) override;
-  void registerMatchers(ast_matchers::MatchFinder *Finder) override;
-  void check(const ast_matchers::MatchFinder::MatchResult &Result) override;
+  RawFutureCheck(StringRef Name, ClangTidyContext* Context);
+  void storeOptions(ClangTidyOptions::OptionMap& Opts) override;
+  void registerMatchers(ast_matchers::MatchFinder* Finder) override;
+  void check(const ast_matchers::MatchFinder::MatchResult& Result) override;
   void onStartOfTranslationUnit() override;
 
  private:
   // The raw future class a type holds, looking through pointers, references,
   // arrays, smart pointers and containers.
-  const CXXRecordDecl *rawFutureIn(QualType Type, unsigned Depth = 0);
-  bool initializesFlaggedDecl(const Expr *E, ASTContext &Ctx);
-  void checkDecl(const DeclaratorDecl *D, ASTContext &Ctx);
-  void checkAllocation(const Expr *E, QualType Allocated, ASTContext &Ctx);
+  const CXXRecordDecl* rawFutureIn(QualType Type, unsigned Depth = 0);
+  bool initializesFlaggedDecl(const Expr* E, ASTContext& Ctx);
+  void checkDecl(const DeclaratorDecl* D, ASTContext& Ctx);
+  void checkAllocation(const Expr* E, QualType Allocated, ASTContext& Ctx);
 
   const std::vector<std::string> RawFutureTypes;
   const std::vector<std::string> RawFutureFactories;
-  llvm::DenseMap<const Type *, const CXXRecordDecl *> RawFutureCache;
+  llvm::DenseMap<const Type*, const CXXRecordDecl*> RawFutureCache;
 };
 
 }  // namespace clang::tidy::asyncstate

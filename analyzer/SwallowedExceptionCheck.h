@@ -12,16 +12,16 @@ namespace clang::tidy::asyncstate {
 // Docs: docs/checks/swallowed-exception.md
 class SwallowedExceptionCheck : public AsyncStateCheck {
  public:
-  SwallowedExceptionCheck(StringRef Name, ClangTidyContext *Context);
-  void storeOptions(ClangTidyOptions::OptionMap &Opts) override;
-  void registerMatchers(ast_matchers::MatchFinder *Finder) override;
-  void check(const ast_matchers::MatchFinder::MatchResult &Result) override;
+  SwallowedExceptionCheck(StringRef Name, ClangTidyContext* Context);
+  void storeOptions(ClangTidyOptions::OptionMap& Opts) override;
+  void registerMatchers(ast_matchers::MatchFinder* Finder) override;
+  void check(const ast_matchers::MatchFinder::MatchResult& Result) override;
 
  private:
-  void checkCatch(const CXXCatchStmt *Catch, ASTContext &Ctx);
-  void checkErrorCallback(const CXXMemberCallExpr *Call, ASTContext &Ctx);
-  void checkErrorHandler(const FunctionDecl *Handler, SourceLocation Loc);
-  bool reports(const Stmt *Body, const VarDecl *Error) const;
+  void checkCatch(const CXXCatchStmt* Catch, ASTContext& Ctx);
+  void checkErrorCallback(const CXXMemberCallExpr* Call, ASTContext& Ctx);
+  void checkErrorHandler(const FunctionDecl* Handler, SourceLocation Loc);
+  bool reports(const Stmt* Body, const VarDecl* Error) const;
 
   const std::vector<std::string> ErrorCallbackMethods;
   const std::vector<std::string> ErrorActionTypes;

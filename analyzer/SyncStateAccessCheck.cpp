@@ -15,10 +15,10 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
-constexpr const char *DefaultStateTypes =
+constexpr const char* DefaultStateTypes =
     "::asyncstate::ValueState;::asyncstate::ListState;::asyncstate::MapState;"
     "::asyncstate::ReducingState;::asyncstate::AggregatingState";
-constexpr const char *DefaultSyncMethods =
+constexpr const char* DefaultSyncMethods =
     "value;update;get;put;putAll;remove;contains;entries;keys;values;isEmpty;clear;add;addAll";
 
 enum class Blocking { None, StateMethod, Annotated, Listed, FutureWait };
@@ -28,18 +28,18 @@ const std::vector<std::string> StdFutures = {"std::future", "std::shared_future"
 // Kinds for ReportedOnce: a call is reported once whichever way it matched.
 constexpr unsigned CallKind = 0;
 
-bool returnsNodiscard(const FunctionDecl *Function) {
+bool returnsNodiscard(const FunctionDecl* Function) {
   if (Function->hasAttr<WarnUnusedResultAttr>()) return true;
-  const auto *Record = Function->getReturnType()->getAsCXXRecordDecl();
+  const auto* Record = Function->getReturnType()->getAsCXXRecordDecl();
   if (!Record) return false;
   if (Record->hasAttr<WarnUnusedResultAttr>()) return true;
-  if (const auto *Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record))
+  if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record))
     return Spec->getSpecializedTemplate()->getTemplatedDecl()->hasAttr<WarnUnusedResultAttr>();
   return false;
 }
 
 // `s.update(v);` used as a statement: nothing reads the result.
-bool isDiscardedStatement(const CallExpr *Call, ASTContext &Ctx) {
+bool isDiscardedStatement(const CallExpr* Call, ASTContext& Ctx) {
   DynTypedNode Current = DynTypedNode::create(*Call);
   for (unsigned Depth = 0; Depth < 4; ++Depth) {
     auto Parents = Ctx.getParents(Current);
@@ -51,7 +51,7 @@ bool isDiscardedStatement(const CallExpr *Call, ASTContext &Ctx) {
   return false;
 }
 
-std::string absolutePath(const SourceManager &SM, SourceLocation Loc) {
+std::string absolutePath(const SourceManager& SM, SourceLocation Loc) {
   OptionalFileEntryRef File = SM.getFileEntryRefForID(SM.getFileID(Loc));
   if (!File) return {};
   StringRef Real = File->getFileEntry().tryGetRealPathName();
@@ -63,15 +63,16 @@ std::string absolutePath(const SourceManager &SM, SourceLocation Loc) {
 
 }  // namespace
 
-SyncStateAccessCheck::SyncStateAccessCheck(StringRef Name, ClangTidyContext *Context)
+SyncStateAccessCheck::SyncStateAccessCheck(StringRef Name, ClangTidyContext* Context)
     : AsyncStateCheck(Name, Context),
       StateTypes(readQualifiedNames(Options, "StateTypes", DefaultStateTypes)),
       SyncMethods(splitList(Options.get("SyncMethods", DefaultSyncMethods))),
-      BlockingFunctions(readQualifiedNames(Options, "BlockingFunctions", "::asyncstate::AsyncExecutionController::await")),
+      BlockingFunctions(
+          readQualifiedNames(Options, "BlockingFunctions", "::asyncstate::AsyncExecutionController::await")),
       FutureWaitMethods(splitList(Options.get("FutureWaitMethods", "get;wait;wait_for;wait_until"))),
       BlockingAnnotation(Options.getLocalOrGlobal("BlockingAnnotation", "asyncstate::blocking").str()) {}
 
-void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap &Opts) {
+void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
   Options.store(Opts, "StateTypes", joinQualifiedNames(StateTypes));
   Options.store(Opts, "SyncMethods", joinList(SyncMethods));
@@ -80,10 +81,10 @@ void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap &Opts) {
   Options.store(Opts, "BlockingAnnotation", BlockingAnnotation);
 }
 
-void SyncStateAccessCheck::registerMatchers(MatchFinder *Finder) {
+void SyncStateAccessCheck::registerMatchers(MatchFinder* Finder) {
   std::vector<std::string> Candidates = SyncMethods;
   Candidates.insert(Candidates.end(), FutureWaitMethods.begin(), FutureWaitMethods.end());
-  for (const std::string &Name : BlockingFunctions) Candidates.push_back(lastComponent(Name).str());
+  for (const std::string& Name : BlockingFunctions) Candidates.push_back(lastComponent(Name).str());
   Finder->addMatcher(
       callExpr(unless(isExpansionInSystemHeader()),
                callee(functionDecl(anyOf(hasAnyName(refs(Candidates)), hasAttr(attr::Annotate))).bind("callee")))
@@ -93,24 +94,25 @@ void SyncStateAccessCheck::registerMatchers(MatchFinder *Finder) {
     Finder->addMatcher(cxxRecordDecl(isDefinition(), unless(isExpansionInSystemHeader())).bind("record"), this);
 }
 
-void SyncStateAccessCheck::check(const MatchFinder::MatchResult &Result) {
-  if (const auto *Record = Result.Nodes.getNodeAs<CXXRecordDecl>("record")) {
+void SyncStateAccessCheck::check(const MatchFinder::MatchResult& Result) {
+  if (const auto* Record = Result.Nodes.getNodeAs<CXXRecordDecl>("record")) {
     recordUdfClass(Record, *Result.SourceManager);
     return;
   }
   checkCall(Result.Nodes.getNodeAs<CallExpr>("call"), *Result.Context);
 }
 
-void SyncStateAccessCheck::checkCall(const CallExpr *Call, ASTContext &Ctx) {
-  const auto *Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
+void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
+  const auto* Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
   if (!Callee || !Callee->getDeclName().isIdentifier()) return;
-  const auto *Member = dyn_cast<CXXMemberCallExpr>(Call);
-  const CXXRecordDecl *Object = Member ? pointeeRecord(Member->getImplicitObjectArgument()->getType()) : nullptr;
+  const auto* Member = dyn_cast<CXXMemberCallExpr>(Call);
+  const CXXRecordDecl* Object = Member ? pointeeRecord(Member->getImplicitObjectArgument()->getType()) : nullptr;
   const StringRef Name = Callee->getName();
 
   Blocking Kind = Blocking::None;
   if (Member && contains(SyncMethods, Name) &&
-      (isSameOrDerivedFrom(Object, StateTypes) || isSameOrDerivedFrom(Member->getMethodDecl()->getParent(), StateTypes)))
+      (isSameOrDerivedFrom(Object, StateTypes) ||
+       isSameOrDerivedFrom(Member->getMethodDecl()->getParent(), StateTypes)))
     Kind = Blocking::StateMethod;
   else if (hasAnnotation(Callee, BlockingAnnotation))
     Kind = Blocking::Annotated;
@@ -129,15 +131,16 @@ void SyncStateAccessCheck::checkCall(const CallExpr *Call, ASTContext &Ctx) {
   if (!Reported.firstTime(Loc, CallKind)) return;
 
   if (Kind == Blocking::FutureWait) {
-    diag(Loc, "waiting on a future with '%0' blocks the task thread in async UDF code; chain a continuation "
-              "or co_await it instead")
+    diag(Loc,
+         "waiting on a future with '%0' blocks the task thread in async UDF code; chain a continuation "
+         "or co_await it instead")
         << Name;
     return;
   }
 
-  const CXXRecordDecl *Owner = Object ? Object : (Member ? Member->getMethodDecl()->getParent() : nullptr);
+  const CXXRecordDecl* Owner = Object ? Object : (Member ? Member->getMethodDecl()->getParent() : nullptr);
   const std::string AsyncName = asyncCounterpartName(Name);
-  const CXXMethodDecl *Counterpart = Owner ? findMethod(Owner, AsyncName) : nullptr;
+  const CXXMethodDecl* Counterpart = Owner ? findMethod(Owner, AsyncName) : nullptr;
   const std::string What = Kind == Blocking::StateMethod ? "synchronous state access" : "call to blocking function";
   auto Diag = Counterpart ? diag(Loc, "%0 '%1' blocks the task thread in async UDF code; use '%2' instead")
                           : diag(Loc, "%0 '%1' blocks the task thread in async UDF code");
@@ -158,7 +161,7 @@ void SyncStateAccessCheck::checkCall(const CallExpr *Call, ASTContext &Ctx) {
   if (returnsNodiscard(Counterpart)) Diag << FixItHint::CreateInsertion(Call->getBeginLoc(), "(void)");
 }
 
-void SyncStateAccessCheck::recordUdfClass(const CXXRecordDecl *Record, const SourceManager &SM) {
+void SyncStateAccessCheck::recordUdfClass(const CXXRecordDecl* Record, const SourceManager& SM) {
   if (Record->isLambda() || Record->getTemplateSpecializationKind() == TSK_ImplicitInstantiation ||
       !Resolver.isUdfClass(Record) || Resolver.isInLibrary(Record))
     return;
@@ -175,8 +178,8 @@ void SyncStateAccessCheck::recordUdfClass(const CXXRecordDecl *Record, const Sou
     Entry.Ranges.push_back({absolutePath(SM, B), {SM.getFileOffset(B), SM.getFileOffset(E)}});
   };
   addRange(Record->getSourceRange());
-  for (const CXXMethodDecl *Method : Record->methods())
-    if (const FunctionDecl *Definition = Method->getDefinition(); Definition && Definition->isOutOfLine())
+  for (const CXXMethodDecl* Method : Record->methods())
+    if (const FunctionDecl* Definition = Method->getDefinition(); Definition && Definition->isOutOfLine())
       addRange(Definition->getSourceRange());
   udfInventory()->record(std::move(Entry));
 }

@@ -9,14 +9,14 @@ namespace clang::tidy::asyncstate {
 // Docs: docs/checks/sync-state-access.md
 class SyncStateAccessCheck : public AsyncStateCheck {
  public:
-  SyncStateAccessCheck(StringRef Name, ClangTidyContext *Context);
-  void storeOptions(ClangTidyOptions::OptionMap &Opts) override;
-  void registerMatchers(ast_matchers::MatchFinder *Finder) override;
-  void check(const ast_matchers::MatchFinder::MatchResult &Result) override;
+  SyncStateAccessCheck(StringRef Name, ClangTidyContext* Context);
+  void storeOptions(ClangTidyOptions::OptionMap& Opts) override;
+  void registerMatchers(ast_matchers::MatchFinder* Finder) override;
+  void check(const ast_matchers::MatchFinder::MatchResult& Result) override;
 
  private:
-  void recordUdfClass(const CXXRecordDecl *Record, const SourceManager &SM);
-  void checkCall(const CallExpr *Call, ASTContext &Ctx);
+  void recordUdfClass(const CXXRecordDecl* Record, const SourceManager& SM);
+  void checkCall(const CallExpr* Call, ASTContext& Ctx);
 
   const std::vector<std::string> StateTypes;
   const std::vector<std::string> SyncMethods;

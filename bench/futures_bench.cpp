@@ -315,9 +315,8 @@ void failureAsync(benchmark::State& state) {
     auto promise = fx.controller.template newPromise<int>();
     StateFuture<int> f = promise.future();
     for (std::int64_t s = 0; s < stages; ++s) f = std::move(f).thenApply([](int v) { return step(v); });
-    auto done = std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&fx](int v) {
-      fx.sink += v;
-    });
+    auto done =
+        std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&fx](int v) { fx.sink += v; });
     promise.setError(fx.error);
     benchmark::DoNotOptimize(fx.sink);
   });
@@ -359,9 +358,8 @@ void failureBoost(benchmark::State& state) {
     for (std::int64_t s = 0; s < stages; ++s) {
       f = f.then(boost::launch::sync, [](boost::future<int> prev) { return step(prev.get()); });
     }
-    auto done = f.then(boost::launch::sync, [&fx](boost::future<int> last) {
-      fx.sink += last.has_exception() ? -1 : last.get();
-    });
+    auto done = f.then(boost::launch::sync,
+                       [&fx](boost::future<int> last) { fx.sink += last.has_exception() ? -1 : last.get(); });
     p.set_exception(fx.error);
     done.get();
     benchmark::DoNotOptimize(fx.sink);
@@ -421,10 +419,9 @@ void combineBoost(benchmark::State& state) {
           fx.promises.emplace_back();
           fx.futures.push_back(fx.promises.back().get_future());
         }
-        auto done = boost::when_all(fx.futures.begin(), fx.futures.end())
-                        .then(boost::launch::sync, [&fx](auto all) {
-                          for (auto& f : all.get()) fx.sink += f.get();
-                        });
+        auto done = boost::when_all(fx.futures.begin(), fx.futures.end()).then(boost::launch::sync, [&fx](auto all) {
+          for (auto& f : all.get()) fx.sink += f.get();
+        });
         for (std::int64_t k = 0; k < n; ++k) fx.promises[static_cast<std::size_t>(k)].set_value(static_cast<int>(k));
         done.get();
         fx.promises.clear();

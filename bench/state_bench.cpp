@@ -303,7 +303,8 @@ void cacheSize(benchmark::State& state, std::size_t capacityBytes) {
   state.counters["items"] = static_cast<double>(keys.size());
   state.counters["cache_bytes"] = static_cast<double>(capacityBytes);
   state.counters["hit_rate"] = stats.hitRate();
-  state.counters["records_per_s"] = static_cast<double>(keys.size()) * static_cast<double>(state.iterations()) / seconds;
+  state.counters["records_per_s"] =
+      static_cast<double>(keys.size()) * static_cast<double>(state.iterations()) / seconds;
 }
 
 void registerAll() {
@@ -333,9 +334,9 @@ void registerAll() {
     for (const std::size_t batch : {10, 1000}) cases.push_back({latency, 1000, batch});
     cases.push_back({latency, 6000, 1000});
     for (const LatencyCase& c : cases) {
-      const std::string name = c.inFlight == 0 ? prefix + "sync"
-                                               : prefix + "async/if" + std::to_string(c.inFlight) + "/b" +
-                                                     std::to_string(c.batch);
+      const std::string name = c.inFlight == 0
+                                   ? prefix + "sync"
+                                   : prefix + "async/if" + std::to_string(c.inFlight) + "/b" + std::to_string(c.batch);
       RegisterBenchmark(name.c_str(), latencyHiding, c)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
     }
   }

@@ -119,7 +119,8 @@ TEST(ControllerTest, BufferTimeoutFlushesAPartialBatchWithinBoundedSlack) {
   while (!done && std::chrono::steady_clock::now() - start < 5s) {
     const std::uint64_t before = controller.metrics().timeoutFlushes;
     controller.pollFor(5ms);
-    if (before == 0 && controller.metrics().timeoutFlushes == 1) flushedAfter = std::chrono::steady_clock::now() - start;
+    if (before == 0 && controller.metrics().timeoutFlushes == 1)
+      flushedAfter = std::chrono::steady_clock::now() - start;
   }
   ASSERT_TRUE(done);
   EXPECT_EQ(controller.metrics().timeoutFlushes, 1u);
@@ -162,12 +163,14 @@ TEST(ControllerTest, ContinuationsSeeTheirOwnRecordsKeyAlsoAfterNesting) {
   };
   for (int key = 0; key < 300; ++key) {
     controller.processRecord(key, [&, key] {
-      (void)v.asyncValue().thenCompose([&, key](std::optional<int>) {
-        expectKey(key);
-        auto inner = v.asyncUpdate(key).thenAccept([&, key] { expectKey(key); });
-        expectKey(key);  // restored after the nested continuation was attached/ran
-        return inner;
-      }).thenAccept([&, key] { expectKey(key); });
+      (void)v.asyncValue()
+          .thenCompose([&, key](std::optional<int>) {
+            expectKey(key);
+            auto inner = v.asyncUpdate(key).thenAccept([&, key] { expectKey(key); });
+            expectKey(key);  // restored after the nested continuation was attached/ran
+            return inner;
+          })
+          .thenAccept([&, key] { expectKey(key); });
     });
   }
   controller.drain();

@@ -110,7 +110,9 @@ class ChainFunction final : public KeyedProcessFunction<int, Tick, int> {
   }
   void processElement(const Tick&, Context&, Collector<int>&) override {
     (void)a_->asyncValue()
-        .thenCompose([this](std::optional<int> a) { return a_->asyncUpdate(a.value_or(0) + 1).thenApply([a] { return a.value_or(0) + 1; }); })
+        .thenCompose([this](std::optional<int> a) {
+          return a_->asyncUpdate(a.value_or(0) + 1).thenApply([a] { return a.value_or(0) + 1; });
+        })
         .thenCompose([this](int next) { return b_->asyncUpdate(next); })
         .thenAccept([this] { ++finished; });
   }

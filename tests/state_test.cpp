@@ -54,7 +54,9 @@ struct States {
         sum(c, ReducingStateDescriptor<int>("sum", [](const int& x, const int& y) { return x + y; })),
         avg(c, AggregatingStateDescriptor<int, std::pair<int, int>, int>(
                    "avg", [] { return std::pair<int, int>{0, 0}; },
-                   [](const int& x, std::pair<int, int> acc) { return std::pair<int, int>{acc.first + x, acc.second + 1}; },
+                   [](const int& x, std::pair<int, int> acc) {
+                     return std::pair<int, int>{acc.first + x, acc.second + 1};
+                   },
                    [](const std::pair<int, int>& acc) { return acc.first / acc.second; })) {}
   ValueState<int> value;
   ListState<int> list;
@@ -84,7 +86,10 @@ std::string runSync(States& s, const Op& op) {
     case 16: s.sum.add(op.b); return text(s.sum.get());
     case 17: s.avg.add(op.b); return text(s.avg.get());
     case 18: s.map.clear(); return "ok";
-    default: s.sum.clear(); s.avg.clear(); return "ok";
+    default:
+      s.sum.clear();
+      s.avg.clear();
+      return "ok";
   }
 }
 
@@ -151,7 +156,9 @@ TEST_P(StateTest, SyncAndAsyncMethodsGiveIdenticalResultsAndState) {
       States states(controller);
       for (std::size_t i = 0; i < ops.size(); ++i) {
         controller.processRecord(ops[i].key, [&, i] {
-          (void)runAsync(states, ops[i]).thenAccept([&asyncResults, i](std::string r) { asyncResults[i] = std::move(r); });
+          (void)runAsync(states, ops[i]).thenAccept([&asyncResults, i](std::string r) {
+            asyncResults[i] = std::move(r);
+          });
         });
       }
       controller.drain();

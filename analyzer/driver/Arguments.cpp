@@ -7,8 +7,8 @@ namespace asyncstate_tidy {
 namespace {
 
 // clang-tidy (llvm::cl) accepts -flag and --flag, with `=value` or a separate value.
-std::optional<std::string> flagValue(llvm::StringRef Arg, llvm::StringRef Name, int &I, int Argc, const char **Argv,
-                                     bool &Missing) {
+std::optional<std::string> flagValue(llvm::StringRef Arg, llvm::StringRef Name, int& I, int Argc, const char** Argv,
+                                     bool& Missing) {
   if (!Arg.consume_front("--")) Arg.consume_front("-");
   if (!Arg.consume_front(Name)) return std::nullopt;
   if (Arg.consume_front("=")) return Arg.str();
@@ -27,7 +27,7 @@ bool isFlag(llvm::StringRef Arg, llvm::StringRef Name) {
 
 }  // namespace
 
-std::optional<DriverOptions> parseArguments(int Argc, const char **Argv, std::string &Error) {
+std::optional<DriverOptions> parseArguments(int Argc, const char** Argv, std::string& Error) {
   DriverOptions Options;
   Options.TidyArgs.push_back(Argc > 0 ? Argv[0] : "asyncstate-tidy");
   for (int I = 1; I < Argc; ++I) {
@@ -38,9 +38,12 @@ std::optional<DriverOptions> parseArguments(int Argc, const char **Argv, std::st
     }
     bool Missing = false;
     if (auto Format = flagValue(Arg, "format", I, Argc, Argv, Missing)) {
-      if (*Format == "text") Options.Format = OutputFormat::Text;
-      else if (*Format == "json") Options.Format = OutputFormat::Json;
-      else if (*Format == "sarif") Options.Format = OutputFormat::Sarif;
+      if (*Format == "text")
+        Options.Format = OutputFormat::Text;
+      else if (*Format == "json")
+        Options.Format = OutputFormat::Json;
+      else if (*Format == "sarif")
+        Options.Format = OutputFormat::Sarif;
       else {
         Error = "--format must be text, json or sarif, not '" + *Format + "'";
         return std::nullopt;
@@ -53,9 +56,12 @@ std::optional<DriverOptions> parseArguments(int Argc, const char **Argv, std::st
     }
     if (isFlag(Arg, "help") || isFlag(Arg, "help-hidden") || isFlag(Arg, "help-list")) Options.Help = true;
     const int Before = I;
-    if (auto Path = flagValue(Arg, "export-fixes", I, Argc, Argv, Missing)) Options.ExportFixes = *Path;
-    else if (auto Filter = flagValue(Arg, "header-filter", I, Argc, Argv, Missing)) Options.HeaderFilter = *Filter;
-    else if (flagValue(Arg, "checks", I, Argc, Argv, Missing)) Options.ChecksIndex = Options.TidyArgs.size();
+    if (auto Path = flagValue(Arg, "export-fixes", I, Argc, Argv, Missing))
+      Options.ExportFixes = *Path;
+    else if (auto Filter = flagValue(Arg, "header-filter", I, Argc, Argv, Missing))
+      Options.HeaderFilter = *Filter;
+    else if (flagValue(Arg, "checks", I, Argc, Argv, Missing))
+      Options.ChecksIndex = Options.TidyArgs.size();
     if (Missing) {
       Error = "missing value after " + Arg.str();
       return std::nullopt;
@@ -65,7 +71,7 @@ std::optional<DriverOptions> parseArguments(int Argc, const char **Argv, std::st
   return Options;
 }
 
-const char *driverHelp() {
+const char* driverHelp() {
   return "asyncstate-tidy: clang-tidy with the asyncstate-* checks built in.\n"
          "\n"
          "Every clang-tidy flag is accepted (-p, --checks, --fix, --export-fixes,\n"

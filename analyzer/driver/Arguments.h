@@ -22,9 +22,9 @@ struct DriverOptions {
 };
 
 // Fills Error and returns nullopt on a malformed asyncstate-tidy flag.
-std::optional<DriverOptions> parseArguments(int Argc, const char **Argv, std::string &Error);
+std::optional<DriverOptions> parseArguments(int Argc, const char** Argv, std::string& Error);
 
 // The text printed ahead of clang-tidy's own --help.
-const char *driverHelp();
+const char* driverHelp();
 
 }  // namespace asyncstate_tidy

@@ -10,7 +10,7 @@
 
 namespace asyncstate_tidy {
 
-std::string canonicalPath(const std::string &Path) {
+std::string canonicalPath(const std::string& Path) {
   if (Path.empty()) return Path;
   llvm::SmallString<256> Real;
   if (!llvm::sys::fs::real_path(Path, Real)) return std::string(Real);
@@ -20,7 +20,7 @@ std::string canonicalPath(const std::string &Path) {
   return std::string(Absolute);
 }
 
-Position LineTable::at(const std::string &File, unsigned Offset) {
+Position LineTable::at(const std::string& File, unsigned Offset) {
   auto It = LineStarts.find(File);
   if (It == LineStarts.end()) {
     std::vector<unsigned> Starts;
@@ -32,13 +32,13 @@ Position LineTable::at(const std::string &File, unsigned Offset) {
     }
     It = LineStarts.emplace(File, std::move(Starts)).first;
   }
-  const std::vector<unsigned> &Starts = It->second;
+  const std::vector<unsigned>& Starts = It->second;
   if (Starts.empty()) return {};
   const auto Line = std::upper_bound(Starts.begin(), Starts.end(), Offset) - 1;
   return {static_cast<unsigned>(Line - Starts.begin()) + 1, Offset - *Line + 1};
 }
 
-bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, std::string &Error) {
+bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, std::string& Error) {
   auto Buffer = llvm::MemoryBuffer::getFile(YamlPath);
   if (!Buffer) return true;
   clang::tooling::TranslationUnitDiagnostics Exported;
@@ -49,7 +49,7 @@ bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, s
     return false;
   }
   LineTable Lines;
-  for (const clang::tooling::Diagnostic &D : Exported.Diagnostics) {
+  for (const clang::tooling::Diagnostic& D : Exported.Diagnostics) {
     Finding F;
     F.Check = D.DiagnosticName;
     F.Message = D.Message.Message;
@@ -57,8 +57,8 @@ bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, s
     F.Offset = D.Message.FileOffset;
     F.IsError = D.DiagLevel == clang::tooling::Diagnostic::Error;
     if (!F.File.empty()) F.At = Lines.at(F.File, F.Offset);
-    for (const auto &FileFix : D.Message.Fix)
-      for (const clang::tooling::Replacement &R : FileFix.getValue()) {
+    for (const auto& FileFix : D.Message.Fix)
+      for (const clang::tooling::Replacement& R : FileFix.getValue()) {
         Edit E;
         E.File = canonicalPath(R.getFilePath().str());
         E.Offset = R.getOffset();
@@ -70,7 +70,7 @@ bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, s
       }
     Findings.push_back(std::move(F));
   }
-  std::stable_sort(Findings.begin(), Findings.end(), [](const Finding &A, const Finding &B) {
+  std::stable_sort(Findings.begin(), Findings.end(), [](const Finding& A, const Finding& B) {
     return std::tie(A.File, A.Offset, A.Check) < std::tie(B.File, B.Offset, B.Check);
   });
   return true;
@@ -78,8 +78,8 @@ bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, s
 
 void Inventory::record(clang::tidy::asyncstate::UdfClassRecord Record) {
   Record.File = canonicalPath(Record.File);
-  for (auto &Range : Record.Ranges) Range.first = canonicalPath(Range.first);
-  for (auto &Known : Classes)
+  for (auto& Range : Record.Ranges) Range.first = canonicalPath(Range.first);
+  for (auto& Known : Classes)
     if (Known.Name == Record.Name && Known.File == Record.File && Known.Line == Record.Line) {
       Known.InMainFile |= Record.InMainFile;
       return;

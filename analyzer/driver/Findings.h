@@ -36,7 +36,7 @@ struct Finding {
 // Maps file offsets to lines and columns (columns count bytes, like clang's).
 class LineTable {
  public:
-  Position at(const std::string &File, unsigned Offset);
+  Position at(const std::string& File, unsigned Offset);
 
  private:
   std::map<std::string, std::vector<unsigned>> LineStarts;
@@ -44,16 +44,16 @@ class LineTable {
 
 // Returns false (and sets Error) when the file exists but cannot be parsed; a
 // missing file means clang-tidy produced no diagnostics file, i.e. no findings.
-bool loadFindings(const std::string &YamlPath, std::vector<Finding> &Findings, std::string &Error);
+bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, std::string& Error);
 
 // A canonical absolute path, so paths from the AST and from clang-tidy compare.
-std::string canonicalPath(const std::string &Path);
+std::string canonicalPath(const std::string& Path);
 
 // Collects UDF classes from every translation unit, once each.
 class Inventory : public clang::tidy::asyncstate::UdfInventory {
  public:
   void record(clang::tidy::asyncstate::UdfClassRecord Record) override;
-  const std::vector<clang::tidy::asyncstate::UdfClassRecord> &classes() const { return Classes; }
+  const std::vector<clang::tidy::asyncstate::UdfClassRecord>& classes() const { return Classes; }
 
  private:
   std::vector<clang::tidy::asyncstate::UdfClassRecord> Classes;

@@ -17,9 +17,9 @@ using llvm::json::Object;
 using llvm::json::Value;
 
 struct RuleText {
-  const char *Id;
-  const char *Short;
-  const char *Help;
+  const char* Id;
+  const char* Short;
+  const char* Help;
 };
 
 // Help shown by code scanning next to each alert; the full pages are docs/checks/.
@@ -49,14 +49,16 @@ const RuleText Rules[] = {
      "move the work off the task thread."},
 };
 
-const RuleText *findRule(llvm::StringRef Id) {
-  for (const RuleText &Rule : Rules)
+const RuleText* findRule(llvm::StringRef Id) {
+  for (const RuleText& Rule : Rules)
     if (Id == Rule.Id) return &Rule;
   return nullptr;
 }
 
-Object position(const std::string &File, unsigned Offset, Position At) {
-  return Object{{"file", File}, {"offset", static_cast<int64_t>(Offset)}, {"line", static_cast<int64_t>(At.Line)},
+Object position(const std::string& File, unsigned Offset, Position At) {
+  return Object{{"file", File},
+                {"offset", static_cast<int64_t>(Offset)},
+                {"line", static_cast<int64_t>(At.Line)},
                 {"column", static_cast<int64_t>(At.Column)}};
 }
 
@@ -69,7 +71,7 @@ class UriMaker {
     if (!llvm::sys::fs::current_path(Cwd)) Root = canonicalPath(std::string(Cwd));
   }
 
-  Object location(const std::string &File) const {
+  Object location(const std::string& File) const {
     llvm::StringRef Path(File);
     if (!Root.empty() && Path.consume_front(Root) && Path.consume_front("/"))
       return Object{{"uri", encode(Path)}, {"uriBaseId", "%SRCROOT%"}};
@@ -107,13 +109,13 @@ Object region(Position Begin, std::optional<Position> End = std::nullopt) {
 
 }  // namespace
 
-void writeJson(llvm::raw_ostream &Out, const std::vector<Finding> &Findings,
+void writeJson(llvm::raw_ostream& Out, const std::vector<Finding>& Findings,
                std::optional<llvm::json::Value> MigrationReport) {
   Array Diagnostics;
   int64_t Errors = 0;
-  for (const Finding &F : Findings) {
+  for (const Finding& F : Findings) {
     Array Fixes;
-    for (const Edit &E : F.Fixes) {
+    for (const Edit& E : F.Fixes) {
       Object Fix = position(E.File, E.Offset, E.Begin);
       Fix["length"] = static_cast<int64_t>(E.Length);
       Fix["replacement"] = E.Text;
@@ -127,24 +129,24 @@ void writeJson(llvm::raw_ostream &Out, const std::vector<Finding> &Findings,
     Errors += F.IsError;
     Diagnostics.push_back(std::move(D));
   }
-  Object Document{{"tool", "asyncstate-tidy"},
-                  {"version", ASYNCSTATE_TIDY_VERSION},
-                  {"diagnostics", std::move(Diagnostics)},
-                  {"summary", Object{{"warnings", static_cast<int64_t>(Findings.size()) - Errors},
-                                     {"errors", Errors}}}};
+  Object Document{
+      {"tool", "asyncstate-tidy"},
+      {"version", ASYNCSTATE_TIDY_VERSION},
+      {"diagnostics", std::move(Diagnostics)},
+      {"summary", Object{{"warnings", static_cast<int64_t>(Findings.size()) - Errors}, {"errors", Errors}}}};
   if (MigrationReport) Document["migrationReport"] = std::move(*MigrationReport);
   Out << llvm::formatv("{0:2}", Value(std::move(Document))) << "\n";
 }
 
-void writeSarif(llvm::raw_ostream &Out, const std::vector<Finding> &Findings) {
+void writeSarif(llvm::raw_ostream& Out, const std::vector<Finding>& Findings) {
   const UriMaker Uris;
   Array RuleList;
   std::map<std::string, int64_t> RuleIndex;
-  auto ruleFor = [&](const std::string &Id) {
+  auto ruleFor = [&](const std::string& Id) {
     auto [It, Inserted] = RuleIndex.try_emplace(Id, static_cast<int64_t>(RuleList.size()));
     if (!Inserted) return It->second;
     Object Rule{{"id", Id}, {"name", Id}};
-    if (const RuleText *Text = findRule(Id)) {
+    if (const RuleText* Text = findRule(Id)) {
       Rule["shortDescription"] = Object{{"text", Text->Short}};
       Rule["fullDescription"] = Object{{"text", Text->Help}};
       Rule["help"] = Object{{"text", Text->Help},
@@ -161,21 +163,21 @@ void writeSarif(llvm::raw_ostream &Out, const std::vector<Finding> &Findings) {
   };
 
   Array Results;
-  for (const Finding &F : Findings) {
+  for (const Finding& F : Findings) {
     Object Result{{"ruleId", F.Check},
                   {"ruleIndex", ruleFor(F.Check)},
                   {"level", F.IsError ? "error" : "warning"},
                   {"message", Object{{"text", F.Message}}}};
     if (!F.File.empty())
-      Result["locations"] = Array{Object{
-          {"physicalLocation", Object{{"artifactLocation", Uris.location(F.File)}, {"region", region(F.At)}}}}};
+      Result["locations"] = Array{
+          Object{{"physicalLocation", Object{{"artifactLocation", Uris.location(F.File)}, {"region", region(F.At)}}}}};
     if (!F.Fixes.empty()) {
       std::map<std::string, Array> ByFile;
-      for (const Edit &E : F.Fixes)
-        ByFile[E.File].push_back(Object{{"deletedRegion", region(E.Begin, E.End)},
-                                        {"insertedContent", Object{{"text", E.Text}}}});
+      for (const Edit& E : F.Fixes)
+        ByFile[E.File].push_back(
+            Object{{"deletedRegion", region(E.Begin, E.End)}, {"insertedContent", Object{{"text", E.Text}}}});
       Array Changes;
-      for (auto &[File, Replacements] : ByFile)
+      for (auto& [File, Replacements] : ByFile)
         Changes.push_back(Object{{"artifactLocation", Uris.location(File)}, {"replacements", std::move(Replacements)}});
       Result["fixes"] = Array{Object{{"description", Object{{"text", "apply the clang-tidy fix-it"}}},
                                      {"artifactChanges", std::move(Changes)}}};

@@ -11,8 +11,8 @@
 
 namespace asyncstate_tidy {
 
-void writeJson(llvm::raw_ostream &Out, const std::vector<Finding> &Findings,
+void writeJson(llvm::raw_ostream& Out, const std::vector<Finding>& Findings,
                std::optional<llvm::json::Value> MigrationReport);
-void writeSarif(llvm::raw_ostream &Out, const std::vector<Finding> &Findings);
+void writeSarif(llvm::raw_ostream& Out, const std::vector<Finding>& Findings);
 
 }  // namespace asyncstate_tidy

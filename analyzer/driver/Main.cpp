@@ -11,17 +11,17 @@
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <cstdio>
 #include <fcntl.h>
 #include <unistd.h>
+#include <cstdio>
 
 using namespace asyncstate_tidy;
 
 namespace {
 
-int runClangTidy(const std::vector<std::string> &Args) {
-  std::vector<const char *> Argv;
-  for (const std::string &Arg : Args) Argv.push_back(Arg.c_str());
+int runClangTidy(const std::vector<std::string>& Args) {
+  std::vector<const char*> Argv;
+  for (const std::string& Arg : Args) Argv.push_back(Arg.c_str());
   Argv.push_back(nullptr);
   return clang::tidy::clangTidyMain(static_cast<int>(Args.size()), Argv.data());
 }
@@ -45,8 +45,8 @@ class StdoutSilenced {
       close(Saved);
     }
   }
-  StdoutSilenced(const StdoutSilenced &) = delete;
-  StdoutSilenced &operator=(const StdoutSilenced &) = delete;
+  StdoutSilenced(const StdoutSilenced&) = delete;
+  StdoutSilenced& operator=(const StdoutSilenced&) = delete;
 
  private:
   int Saved = -1;
@@ -54,7 +54,7 @@ class StdoutSilenced {
 
 }  // namespace
 
-int main(int Argc, const char **Argv) {
+int main(int Argc, const char** Argv) {
   std::string Error;
   std::optional<DriverOptions> Options = parseArguments(Argc, Argv, Error);
   if (!Options) {
@@ -69,9 +69,9 @@ int main(int Argc, const char **Argv) {
   if (Options->MigrationReport) {
     const std::string Needed = "asyncstate-sync-state-access,asyncstate-raw-future,asyncstate-blocking-callback";
     if (Options->ChecksIndex) {
-      std::string &Checks = Args[*Options->ChecksIndex];
+      std::string& Checks = Args[*Options->ChecksIndex];
       // `--checks X` keeps its value in the next argument.
-      std::string &Value = Checks.find('=') == std::string::npos ? Args[*Options->ChecksIndex + 1] : Checks;
+      std::string& Value = Checks.find('=') == std::string::npos ? Args[*Options->ChecksIndex + 1] : Checks;
       Value += "," + Needed;
     } else {
       Args.insert(Args.begin() + 1, "--checks=" + Needed);
@@ -112,9 +112,7 @@ int main(int Argc, const char **Argv) {
   if (Options->MigrationReport) Report.emplace(Udfs, Findings, Options->HeaderFilter);
 
   switch (Options->Format) {
-    case OutputFormat::Text:
-      Report->print(llvm::outs());
-      break;
+    case OutputFormat::Text: Report->print(llvm::outs()); break;
     case OutputFormat::Json:
       writeJson(llvm::outs(), Findings, Report ? std::optional<llvm::json::Value>(Report->toJson()) : std::nullopt);
       break;

@@ -13,7 +13,7 @@ bool blocksMigration(llvm::StringRef Check) {
          Check == "asyncstate-blocking-callback";
 }
 
-const char *reason(llvm::StringRef Check) {
+const char* reason(llvm::StringRef Check) {
   if (Check == "asyncstate-sync-state-access") return "sync access";
   if (Check == "asyncstate-raw-future") return "raw future";
   if (Check == "asyncstate-blocking-callback") return "blocking call";
@@ -21,14 +21,14 @@ const char *reason(llvm::StringRef Check) {
   return "dangling capture";
 }
 
-bool contains(const clang::tidy::asyncstate::UdfClassRecord &Class, const Finding &F) {
-  for (const auto &[File, Range] : Class.Ranges)
+bool contains(const clang::tidy::asyncstate::UdfClassRecord& Class, const Finding& F) {
+  for (const auto& [File, Range] : Class.Ranges)
     if (File == F.File && Range.first <= F.Offset && F.Offset <= Range.second) return true;
   return false;
 }
 
 // Paths below the working directory read better relative, as compilers print them.
-std::string display(const std::string &File) {
+std::string display(const std::string& File) {
   llvm::SmallString<256> Cwd;
   if (llvm::sys::fs::current_path(Cwd)) return File;
   llvm::StringRef Path(File);
@@ -37,13 +37,13 @@ std::string display(const std::string &File) {
   return File;
 }
 
-std::string where(const Finding &F) {
+std::string where(const Finding& F) {
   return display(F.File) + ":" + std::to_string(F.At.Line) + ":" + std::to_string(F.At.Column);
 }
 
-llvm::json::Array findingsJson(const std::vector<const Finding *> &Findings) {
+llvm::json::Array findingsJson(const std::vector<const Finding*>& Findings) {
   llvm::json::Array Result;
-  for (const Finding *F : Findings)
+  for (const Finding* F : Findings)
     Result.push_back(llvm::json::Object{{"kind", reason(F->Check)},
                                         {"check", F->Check},
                                         {"file", F->File},
@@ -55,16 +55,16 @@ llvm::json::Array findingsJson(const std::vector<const Finding *> &Findings) {
 
 }  // namespace
 
-MigrationReport::MigrationReport(const Inventory &Udfs, const std::vector<Finding> &Findings,
-                                 const std::string &HeaderFilter) {
+MigrationReport::MigrationReport(const Inventory& Udfs, const std::vector<Finding>& Findings,
+                                 const std::string& HeaderFilter) {
   // Headers count when the user asked for their diagnostics, as clang-tidy does.
   llvm::Regex Filter(HeaderFilter);
-  for (const auto &Class : Udfs.classes())
+  for (const auto& Class : Udfs.classes())
     if (Class.InMainFile || (!HeaderFilter.empty() && Filter.match(Class.File))) Classes.push_back({&Class, {}, {}});
-  for (const Finding &F : Findings) {
+  for (const Finding& F : Findings) {
     if (!llvm::StringRef(F.Check).starts_with("asyncstate-")) continue;
-    ReportedClass *Owner = nullptr;
-    for (ReportedClass &Candidate : Classes)
+    ReportedClass* Owner = nullptr;
+    for (ReportedClass& Candidate : Classes)
       if (contains(*Candidate.Class, F)) Owner = &Candidate;
     if (!Owner) {
       if (blocksMigration(F.Check)) Unattributed.push_back(&F);
@@ -74,30 +74,30 @@ MigrationReport::MigrationReport(const Inventory &Udfs, const std::vector<Findin
   }
 }
 
-void MigrationReport::print(llvm::raw_ostream &Out) const {
+void MigrationReport::print(llvm::raw_ostream& Out) const {
   Out << "\nasyncstate migration report\n";
   unsigned Ready = 0, Sync = 0, Raw = 0, Blocking = 0;
-  auto count = [&](const Finding *F) {
+  auto count = [&](const Finding* F) {
     Sync += F->Check == "asyncstate-sync-state-access";
     Raw += F->Check == "asyncstate-raw-future";
     Blocking += F->Check == "asyncstate-blocking-callback";
   };
-  for (const ReportedClass &C : Classes) {
+  for (const ReportedClass& C : Classes) {
     const bool IsReady = C.Blockers.empty();
     Ready += IsReady;
     Out << "  " << C.Class->Name << " (" << display(C.Class->File) << ":" << C.Class->Line
         << "): async-ready: " << (IsReady ? "yes" : "no") << "\n";
-    for (const Finding *F : C.Blockers) {
+    for (const Finding* F : C.Blockers) {
       count(F);
       Out << "    - " << reason(F->Check) << " at " << where(*F) << ": " << F->Message << "\n";
     }
-    for (const Finding *F : C.Other)
+    for (const Finding* F : C.Other)
       Out << "    ~ " << reason(F->Check) << " at " << where(*F) << " (does not block migration): " << F->Message
           << "\n";
   }
   if (!Unattributed.empty()) {
     Out << "  outside UDF classes:\n";
-    for (const Finding *F : Unattributed) {
+    for (const Finding* F : Unattributed) {
       count(F);
       Out << "    - " << reason(F->Check) << " at " << where(*F) << ": " << F->Message << "\n";
     }
@@ -112,7 +112,7 @@ void MigrationReport::print(llvm::raw_ostream &Out) const {
 llvm::json::Value MigrationReport::toJson() const {
   llvm::json::Array List;
   int64_t Ready = 0;
-  for (const ReportedClass &C : Classes) {
+  for (const ReportedClass& C : Classes) {
     Ready += C.Blockers.empty();
     List.push_back(llvm::json::Object{{"class", C.Class->Name},
                                       {"file", C.Class->File},
@@ -121,11 +121,12 @@ llvm::json::Value MigrationReport::toJson() const {
                                       {"blockers", findingsJson(C.Blockers)},
                                       {"other", findingsJson(C.Other)}});
   }
-  return llvm::json::Object{{"classes", std::move(List)},
-                            {"outsideUdfClasses", findingsJson(Unattributed)},
-                            {"summary", llvm::json::Object{{"classes", static_cast<int64_t>(Classes.size())},
-                                                           {"asyncReady", Ready},
-                                                           {"notReady", static_cast<int64_t>(Classes.size()) - Ready}}}};
+  return llvm::json::Object{
+      {"classes", std::move(List)},
+      {"outsideUdfClasses", findingsJson(Unattributed)},
+      {"summary", llvm::json::Object{{"classes", static_cast<int64_t>(Classes.size())},
+                                     {"asyncReady", Ready},
+                                     {"notReady", static_cast<int64_t>(Classes.size()) - Ready}}}};
 }
 
 }  // namespace asyncstate_tidy

@@ -10,17 +10,17 @@
 namespace asyncstate_tidy {
 
 struct ReportedClass {
-  const clang::tidy::asyncstate::UdfClassRecord *Class;
-  std::vector<const Finding *> Blockers;  // sync access, raw future, blocking call
-  std::vector<const Finding *> Other;     // asyncstate findings that do not block migration
+  const clang::tidy::asyncstate::UdfClassRecord* Class;
+  std::vector<const Finding*> Blockers;  // sync access, raw future, blocking call
+  std::vector<const Finding*> Other;     // asyncstate findings that do not block migration
 };
 
 struct MigrationReport {
   std::vector<ReportedClass> Classes;
-  std::vector<const Finding *> Unattributed;  // async code outside any UDF class
+  std::vector<const Finding*> Unattributed;  // async code outside any UDF class
 
-  MigrationReport(const Inventory &Udfs, const std::vector<Finding> &Findings, const std::string &HeaderFilter);
-  void print(llvm::raw_ostream &Out) const;
+  MigrationReport(const Inventory& Udfs, const std::vector<Finding>& Findings, const std::string& HeaderFilter);
+  void print(llvm::raw_ostream& Out) const;
   llvm::json::Value toJson() const;
 };
 

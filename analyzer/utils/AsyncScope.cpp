@@ -21,7 +21,7 @@ std::vector<std::string> splitList(StringRef Value) {
   return Result;
 }
 
-std::string joinList(const std::vector<std::string> &Items) { return llvm::join(Items, ";"); }
+std::string joinList(const std::vector<std::string>& Items) { return llvm::join(Items, ";"); }
 
 std::string normalizeName(StringRef Name) {
   Name = Name.trim();
@@ -31,46 +31,45 @@ std::string normalizeName(StringRef Name) {
 
 namespace {
 
-constexpr const char *DefaultContinuationMethods =
+constexpr const char* DefaultContinuationMethods =
     "thenAccept;thenApply;thenCompose;thenCombine;thenConditionallyAccept;exceptionally;handle;onNext";
 
 // Dependent bases and return types (inside templates) have no record yet, only
 // the template they name.
-const NamedDecl *namedClassOf(QualType Type) {
+const NamedDecl* namedClassOf(QualType Type) {
   if (Type.isNull()) return nullptr;
-  if (const CXXRecordDecl *Record = Type->getAsCXXRecordDecl()) return Record;
-  if (const auto *Spec = Type->getAs<TemplateSpecializationType>())
-    return Spec->getTemplateName().getAsTemplateDecl();
+  if (const CXXRecordDecl* Record = Type->getAsCXXRecordDecl()) return Record;
+  if (const auto* Spec = Type->getAs<TemplateSpecializationType>()) return Spec->getTemplateName().getAsTemplateDecl();
   return nullptr;
 }
 
-bool isWrapper(const Stmt *S) {
+bool isWrapper(const Stmt* S) {
   if (isa<ImplicitCastExpr, MaterializeTemporaryExpr, CXXBindTemporaryExpr, ExprWithCleanups, ParenExpr,
           CXXFunctionalCastExpr, OpaqueValueExpr>(S))
     return true;
-  if (const auto *Construct = dyn_cast<CXXConstructExpr>(S))
+  if (const auto* Construct = dyn_cast<CXXConstructExpr>(S))
     return !isa<CXXTemporaryObjectExpr>(Construct) && Construct->getNumArgs() == 1;
   // std::move / std::forward hand the same object on.
-  if (const auto *Call = dyn_cast<CallExpr>(S))
-    if (const auto *Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl()))
+  if (const auto* Call = dyn_cast<CallExpr>(S))
+    if (const auto* Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl()))
       return Call->getNumArgs() == 1 && Callee->isInStdNamespace() && Callee->getDeclName().isIdentifier() &&
              (Callee->getName() == "move" || Callee->getName() == "forward");
   return false;
 }
 
-const Expr *unwrap(const Expr *E) {
+const Expr* unwrap(const Expr* E) {
   while (E) {
     E = E->IgnoreImplicit()->IgnoreParens();
-    if (const auto *Construct = dyn_cast<CXXConstructExpr>(E);
+    if (const auto* Construct = dyn_cast<CXXConstructExpr>(E);
         Construct && !isa<CXXTemporaryObjectExpr>(Construct) && Construct->getNumArgs() == 1) {
       E = Construct->getArg(0);
       continue;
     }
-    if (const auto *Cast = dyn_cast<CXXFunctionalCastExpr>(E)) {
+    if (const auto* Cast = dyn_cast<CXXFunctionalCastExpr>(E)) {
       E = Cast->getSubExpr();
       continue;
     }
-    if (const auto *Call = dyn_cast<CallExpr>(E); Call && isWrapper(Call)) {
+    if (const auto* Call = dyn_cast<CallExpr>(E); Call && isWrapper(Call)) {
       E = Call->getArg(0);
       continue;
     }
@@ -81,7 +80,7 @@ const Expr *unwrap(const Expr *E) {
 
 }  // namespace
 
-ApiNames::ApiNames(const ClangTidyCheck::OptionsView &Options)
+ApiNames::ApiNames(const ClangTidyCheck::OptionsView& Options)
     : UdfBaseClasses(readQualifiedNames(Options, "UdfBaseClasses", "::asyncstate::KeyedProcessFunction")),
       TaskTypes(readQualifiedNames(Options, "TaskTypes", "::asyncstate::Task")),
       FutureTypes(readQualifiedNames(Options, "FutureTypes", "::asyncstate::StateFuture")),
@@ -89,7 +88,7 @@ ApiNames::ApiNames(const ClangTidyCheck::OptionsView &Options)
       ContinuationMethods(splitList(Options.getLocalOrGlobal("ContinuationMethods", DefaultContinuationMethods))),
       IgnoredNamespaces(readQualifiedNames(Options, "IgnoredNamespaces", "::asyncstate")) {}
 
-void ApiNames::store(ClangTidyCheck::OptionsView &Options, ClangTidyOptions::OptionMap &Opts) const {
+void ApiNames::store(ClangTidyCheck::OptionsView& Options, ClangTidyOptions::OptionMap& Opts) const {
   Options.store(Opts, "UdfBaseClasses", joinQualifiedNames(UdfBaseClasses));
   Options.store(Opts, "TaskTypes", joinQualifiedNames(TaskTypes));
   Options.store(Opts, "FutureTypes", joinQualifiedNames(FutureTypes));
@@ -98,16 +97,16 @@ void ApiNames::store(ClangTidyCheck::OptionsView &Options, ClangTidyOptions::Opt
   Options.store(Opts, "IgnoredNamespaces", joinQualifiedNames(IgnoredNamespaces));
 }
 
-bool isSameOrDerivedFrom(const CXXRecordDecl *Record, const std::vector<std::string> &Names) {
+bool isSameOrDerivedFrom(const CXXRecordDecl* Record, const std::vector<std::string>& Names) {
   if (!Record) return false;
   if (matchesQualifiedName(Record, Names)) return true;
-  if (const auto *Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record))
+  if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record))
     if (matchesQualifiedName(Spec->getSpecializedTemplate(), Names)) return true;
-  const CXXRecordDecl *Definition = Record->getDefinition();
+  const CXXRecordDecl* Definition = Record->getDefinition();
   if (!Definition) return false;
-  for (const CXXBaseSpecifier &Base : Definition->bases()) {
-    const NamedDecl *BaseDecl = namedClassOf(Base.getType());
-    if (const auto *BaseRecord = dyn_cast_or_null<CXXRecordDecl>(BaseDecl)) {
+  for (const CXXBaseSpecifier& Base : Definition->bases()) {
+    const NamedDecl* BaseDecl = namedClassOf(Base.getType());
+    if (const auto* BaseRecord = dyn_cast_or_null<CXXRecordDecl>(BaseDecl)) {
       if (isSameOrDerivedFrom(BaseRecord, Names)) return true;
     } else if (matchesQualifiedName(BaseDecl, Names)) {
       return true;
@@ -116,7 +115,7 @@ bool isSameOrDerivedFrom(const CXXRecordDecl *Record, const std::vector<std::str
   return false;
 }
 
-const CXXRecordDecl *pointeeRecord(QualType Type) {
+const CXXRecordDecl* pointeeRecord(QualType Type) {
   if (Type.isNull()) return nullptr;
   Type = Type.getNonReferenceType().getCanonicalType();
   while (Type->isPointerType()) Type = Type->getPointeeType().getCanonicalType();
@@ -128,54 +127,54 @@ void AsyncScopeResolver::reset() {
   ContinuationCache.clear();
 }
 
-bool AsyncScopeResolver::isUdfClass(const CXXRecordDecl *Record) {
+bool AsyncScopeResolver::isUdfClass(const CXXRecordDecl* Record) {
   if (!Record) return false;
   auto [It, Inserted] = UdfClassCache.try_emplace(Record, false);
   if (Inserted) It->second = !Record->isLambda() && isSameOrDerivedFrom(Record, Names.UdfBaseClasses);
   return It->second;
 }
 
-bool AsyncScopeResolver::isTaskCoroutine(const FunctionDecl *Function) const {
+bool AsyncScopeResolver::isTaskCoroutine(const FunctionDecl* Function) const {
   if (!Function || !Function->hasBody() || !isa_and_nonnull<CoroutineBodyStmt>(Function->getBody())) return false;
-  const NamedDecl *Returned = namedClassOf(Function->getReturnType().getCanonicalType());
+  const NamedDecl* Returned = namedClassOf(Function->getReturnType().getCanonicalType());
   if (!Returned) Returned = namedClassOf(Function->getReturnType());
-  if (const auto *Record = dyn_cast_or_null<CXXRecordDecl>(Returned))
+  if (const auto* Record = dyn_cast_or_null<CXXRecordDecl>(Returned))
     return isSameOrDerivedFrom(Record, Names.TaskTypes);
   return matchesQualifiedName(Returned, Names.TaskTypes);
 }
 
-bool AsyncScopeResolver::isFutureClass(const CXXRecordDecl *Record) const {
+bool AsyncScopeResolver::isFutureClass(const CXXRecordDecl* Record) const {
   return isSameOrDerivedFrom(Record, Names.FutureTypes) || isSameOrDerivedFrom(Record, Names.TaskTypes);
 }
 
-bool AsyncScopeResolver::isInLibrary(const Decl *D) const {
+bool AsyncScopeResolver::isInLibrary(const Decl* D) const {
   if (!D) return false;
-  for (const DeclContext *Ctx = D->getDeclContext(); Ctx; Ctx = Ctx->getParent())
-    if (const auto *Namespace = dyn_cast<NamespaceDecl>(Ctx))
+  for (const DeclContext* Ctx = D->getDeclContext(); Ctx; Ctx = Ctx->getParent())
+    if (const auto* Namespace = dyn_cast<NamespaceDecl>(Ctx))
       if (matchesQualifiedName(Namespace, Names.IgnoredNamespaces)) return true;
   return false;
 }
 
-bool AsyncScopeResolver::isContinuationCall(const CallExpr *Call) const {
-  const auto *Member = dyn_cast_or_null<CXXMemberCallExpr>(Call);
+bool AsyncScopeResolver::isContinuationCall(const CallExpr* Call) const {
+  const auto* Member = dyn_cast_or_null<CXXMemberCallExpr>(Call);
   if (!Member) return false;
-  const CXXMethodDecl *Method = Member->getMethodDecl();
+  const CXXMethodDecl* Method = Member->getMethodDecl();
   if (!Method || !Method->getDeclName().isIdentifier()) return false;
   if (llvm::find(Names.ContinuationMethods, Method->getName()) == Names.ContinuationMethods.end()) return false;
-  const CXXRecordDecl *Object = pointeeRecord(Member->getImplicitObjectArgument()->getType());
+  const CXXRecordDecl* Object = pointeeRecord(Member->getImplicitObjectArgument()->getType());
   return isFutureClass(Object) || isSameOrDerivedFrom(Object, Names.IteratorTypes);
 }
 
-const CXXMemberCallExpr *AsyncScopeResolver::callTakingAsArgument(const Expr *E, ASTContext &Ctx) const {
+const CXXMemberCallExpr* AsyncScopeResolver::callTakingAsArgument(const Expr* E, ASTContext& Ctx) const {
   DynTypedNode Current = DynTypedNode::create(*E);
   for (unsigned Depth = 0; Depth < 16; ++Depth) {
     auto Parents = Ctx.getParents(Current);
     if (Parents.empty()) return nullptr;
-    const auto *ParentStmt = Parents[0].get<Stmt>();
+    const auto* ParentStmt = Parents[0].get<Stmt>();
     if (!ParentStmt) return nullptr;
-    if (const auto *Call = dyn_cast<CallExpr>(ParentStmt); Call && !isWrapper(Call)) {
-      const Stmt *Child = Current.get<Stmt>();
-      for (const Expr *Arg : Call->arguments())
+    if (const auto* Call = dyn_cast<CallExpr>(ParentStmt); Call && !isWrapper(Call)) {
+      const Stmt* Child = Current.get<Stmt>();
+      for (const Expr* Arg : Call->arguments())
         if (Arg == Child) return isContinuationCall(Call) ? cast<CXXMemberCallExpr>(Call) : nullptr;
       return nullptr;
     }
@@ -185,40 +184,42 @@ const CXXMemberCallExpr *AsyncScopeResolver::callTakingAsArgument(const Expr *E,
   return nullptr;
 }
 
-const CXXMemberCallExpr *AsyncScopeResolver::continuationCallOfVariable(const VarDecl *Var, ASTContext &Ctx) {
+const CXXMemberCallExpr* AsyncScopeResolver::continuationCallOfVariable(const VarDecl* Var, ASTContext& Ctx) {
   using namespace ast_matchers;
   if (!Var->hasLocalStorage()) return nullptr;
   // Search the function (or lambda) body that declares the variable.
   DynTypedNode Current = DynTypedNode::create(*Var);
-  const Stmt *Body = nullptr;
+  const Stmt* Body = nullptr;
   for (unsigned Depth = 0; Depth < 256 && !Body; ++Depth) {
     auto Parents = Ctx.getParents(Current);
     if (Parents.empty()) return nullptr;
     Current = Parents[0];
-    if (const auto *Function = Current.get<FunctionDecl>()) Body = Function->getBody();
-    else if (const auto *Lambda = Current.get<LambdaExpr>()) Body = Lambda->getBody();
+    if (const auto* Function = Current.get<FunctionDecl>())
+      Body = Function->getBody();
+    else if (const auto* Lambda = Current.get<LambdaExpr>())
+      Body = Lambda->getBody();
   }
   if (!Body) return nullptr;
-  for (const BoundNodes &Use : match(findAll(declRefExpr(to(varDecl(equalsNode(Var)))).bind("use")), *Body, Ctx))
-    if (const CXXMemberCallExpr *Call = callTakingAsArgument(Use.getNodeAs<Expr>("use"), Ctx)) return Call;
+  for (const BoundNodes& Use : match(findAll(declRefExpr(to(varDecl(equalsNode(Var)))).bind("use")), *Body, Ctx))
+    if (const CXXMemberCallExpr* Call = callTakingAsArgument(Use.getNodeAs<Expr>("use"), Ctx)) return Call;
   return nullptr;
 }
 
-const CXXMemberCallExpr *AsyncScopeResolver::continuationCallOf(const LambdaExpr *Lambda, ASTContext &Ctx) {
+const CXXMemberCallExpr* AsyncScopeResolver::continuationCallOf(const LambdaExpr* Lambda, ASTContext& Ctx) {
   auto [It, Inserted] = ContinuationCache.try_emplace(Lambda, nullptr);
   if (!Inserted) return It->second;
-  const CXXMemberCallExpr *Call = callTakingAsArgument(Lambda, Ctx);
+  const CXXMemberCallExpr* Call = callTakingAsArgument(Lambda, Ctx);
   if (!Call) {
     // `auto onValue = [&](...) {...}; future.thenAccept(onValue);`
     DynTypedNode Current = DynTypedNode::create(*Lambda);
     for (unsigned Depth = 0; Depth < 8; ++Depth) {
       auto Parents = Ctx.getParents(Current);
       if (Parents.empty()) break;
-      if (const auto *Var = Parents[0].get<VarDecl>()) {
+      if (const auto* Var = Parents[0].get<VarDecl>()) {
         Call = continuationCallOfVariable(Var, Ctx);
         break;
       }
-      const auto *ParentStmt = Parents[0].get<Stmt>();
+      const auto* ParentStmt = Parents[0].get<Stmt>();
       if (!ParentStmt || !isWrapper(ParentStmt)) break;
       Current = Parents[0];
     }
@@ -228,42 +229,42 @@ const CXXMemberCallExpr *AsyncScopeResolver::continuationCallOf(const LambdaExpr
   return Call;
 }
 
-const LambdaExpr *AsyncScopeResolver::lambdaOf(const Expr *Argument) {
-  const Expr *E = unwrap(Argument);
-  if (const auto *Ref = dyn_cast_or_null<DeclRefExpr>(E))
-    if (const auto *Var = dyn_cast<VarDecl>(Ref->getDecl()); Var && Var->hasLocalStorage() && Var->getInit())
+const LambdaExpr* AsyncScopeResolver::lambdaOf(const Expr* Argument) {
+  const Expr* E = unwrap(Argument);
+  if (const auto* Ref = dyn_cast_or_null<DeclRefExpr>(E))
+    if (const auto* Var = dyn_cast<VarDecl>(Ref->getDecl()); Var && Var->hasLocalStorage() && Var->getInit())
       E = unwrap(Var->getInit());
   return dyn_cast_or_null<LambdaExpr>(E);
 }
 
-bool AsyncScopeResolver::isAwaitedImmediately(const CXXMemberCallExpr *Call, ASTContext &Ctx) {
+bool AsyncScopeResolver::isAwaitedImmediately(const CXXMemberCallExpr* Call, ASTContext& Ctx) {
   DynTypedNode Current = DynTypedNode::create(*Call);
   for (unsigned Depth = 0; Depth < 64; ++Depth) {
     auto Parents = Ctx.getParents(Current);
     if (Parents.empty()) return false;
-    const auto *ParentStmt = Parents[0].get<Stmt>();
+    const auto* ParentStmt = Parents[0].get<Stmt>();
     if (!ParentStmt) return false;
     if (isa<CoawaitExpr, DependentCoawaitExpr>(ParentStmt)) return true;
     // Further links of the same chain: `.thenApply(...).thenAccept(...)`.
-    const bool ChainLink = isa<MemberExpr>(ParentStmt) ||
-                           (isa<CXXMemberCallExpr>(ParentStmt) &&
-                            cast<CXXMemberCallExpr>(ParentStmt)->getImplicitObjectArgument()->IgnoreImplicit() ==
-                                Current.get<Expr>());
+    const bool ChainLink =
+        isa<MemberExpr>(ParentStmt) ||
+        (isa<CXXMemberCallExpr>(ParentStmt) &&
+         cast<CXXMemberCallExpr>(ParentStmt)->getImplicitObjectArgument()->IgnoreImplicit() == Current.get<Expr>());
     if (!ChainLink && !isWrapper(ParentStmt)) return false;
     Current = Parents[0];
   }
   return false;
 }
 
-Scope AsyncScopeResolver::classify(const DynTypedNode &Node, ASTContext &Ctx) {
+Scope AsyncScopeResolver::classify(const DynTypedNode& Node, ASTContext& Ctx) {
   ScopeKind Inner = ScopeKind::None;
-  const Decl *Outermost = Node.get<Decl>();
+  const Decl* Outermost = Node.get<Decl>();
   DynTypedNode Current = Node;
   for (unsigned Depth = 0; Depth < 1024; ++Depth) {
     auto Parents = Ctx.getParents(Current);
     if (Parents.empty()) break;
     Current = Parents[0];
-    if (const auto *Lambda = Current.get<LambdaExpr>()) {
+    if (const auto* Lambda = Current.get<LambdaExpr>()) {
       if (Inner == ScopeKind::None) {
         if (continuationCallOf(Lambda, Ctx))
           Inner = ScopeKind::Continuation;
@@ -272,24 +273,25 @@ Scope AsyncScopeResolver::classify(const DynTypedNode &Node, ASTContext &Ctx) {
       }
       continue;
     }
-    if (const auto *Function = Current.get<FunctionDecl>()) {
+    if (const auto* Function = Current.get<FunctionDecl>()) {
       // Generic lambdas: instantiated bodies hang off the closure's operator().
       if (isLambdaCallOperator(Function)) continue;
       Outermost = Function;
       if (Inner != ScopeKind::None) break;
-      if (isTaskCoroutine(Function)) Inner = ScopeKind::TaskCoroutine;
-      else if (const auto *Method = dyn_cast<CXXMethodDecl>(Function); Method && isUdfClass(Method->getParent()))
+      if (isTaskCoroutine(Function))
+        Inner = ScopeKind::TaskCoroutine;
+      else if (const auto* Method = dyn_cast<CXXMethodDecl>(Function); Method && isUdfClass(Method->getParent()))
         Inner = ScopeKind::UdfMember;
       break;
     }
-    if (const auto *Record = Current.get<CXXRecordDecl>()) {
+    if (const auto* Record = Current.get<CXXRecordDecl>()) {
       if (Record->isLambda()) continue;
       Outermost = Record;
       if (Inner == ScopeKind::None && isUdfClass(Record)) Inner = ScopeKind::UdfMember;
       break;
     }
     if (Current.get<TranslationUnitDecl>() || Current.get<NamespaceDecl>()) break;
-    if (const auto *D = Current.get<Decl>()) Outermost = D;
+    if (const auto* D = Current.get<Decl>()) Outermost = D;
   }
   if (isInLibrary(Outermost)) return Scope{};
   return Scope{Inner};

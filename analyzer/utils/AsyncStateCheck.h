@@ -9,11 +9,11 @@ namespace clang::tidy::asyncstate {
 
 class AsyncStateCheck : public ClangTidyCheck {
  public:
-  AsyncStateCheck(StringRef Name, ClangTidyContext *Context)
+  AsyncStateCheck(StringRef Name, ClangTidyContext* Context)
       : ClangTidyCheck(Name, Context), Names(Options), Resolver(Names) {}
 
-  bool isLanguageVersionSupported(const LangOptions &LangOpts) const override { return LangOpts.CPlusPlus; }
-  void storeOptions(ClangTidyOptions::OptionMap &Opts) override { Names.store(Options, Opts); }
+  bool isLanguageVersionSupported(const LangOptions& LangOpts) const override { return LangOpts.CPlusPlus; }
+  void storeOptions(ClangTidyOptions::OptionMap& Opts) override { Names.store(Options, Opts); }
   void onStartOfTranslationUnit() override {
     Resolver.reset();
     Reported.reset();

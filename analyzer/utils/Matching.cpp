@@ -7,24 +7,25 @@
 
 namespace clang::tidy::asyncstate {
 
-bool contains(const std::vector<std::string> &Names, StringRef Name) {
-  return llvm::any_of(Names, [&](const std::string &Candidate) { return Candidate == Name; });
+bool contains(const std::vector<std::string>& Names, StringRef Name) {
+  return llvm::any_of(Names, [&](const std::string& Candidate) { return Candidate == Name; });
 }
 
-std::vector<StringRef> refs(const std::vector<std::string> &Names) {
+std::vector<StringRef> refs(const std::vector<std::string>& Names) {
   return std::vector<StringRef>(Names.begin(), Names.end());
 }
 
-std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView &Options, StringRef Key,
+std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView& Options, StringRef Key,
                                             StringRef Default) {
   std::vector<std::string> Names;
-  for (const std::string &Name : splitList(Options.getLocalOrGlobal(Key, Default))) Names.push_back(normalizeName(Name));
+  for (const std::string& Name : splitList(Options.getLocalOrGlobal(Key, Default)))
+    Names.push_back(normalizeName(Name));
   return Names;
 }
 
-std::string joinQualifiedNames(const std::vector<std::string> &Names) {
+std::string joinQualifiedNames(const std::vector<std::string>& Names) {
   std::vector<std::string> Spelled;
-  for (const std::string &Name : Names) Spelled.push_back("::" + Name);
+  for (const std::string& Name : Names) Spelled.push_back("::" + Name);
   return joinList(Spelled);
 }
 
@@ -41,20 +42,23 @@ std::string withoutTemplateArguments(StringRef Name) {
   std::string Result;
   unsigned Depth = 0;
   for (const char C : Name) {
-    if (C == '<') ++Depth;
-    else if (C == '>' && Depth > 0) --Depth;
-    else if (Depth == 0) Result += C;
+    if (C == '<')
+      ++Depth;
+    else if (C == '>' && Depth > 0)
+      --Depth;
+    else if (Depth == 0)
+      Result += C;
   }
   return Result;
 }
 
 }  // namespace
 
-bool matchesQualifiedName(const NamedDecl *D, const std::vector<std::string> &Names) {
+bool matchesQualifiedName(const NamedDecl* D, const std::vector<std::string>& Names) {
   if (!D || !D->getDeclName().isIdentifier()) return false;
   const StringRef Short = D->getName();
   std::string Qualified;
-  for (const std::string &Name : Names) {
+  for (const std::string& Name : Names) {
     if (lastComponent(Name) != Short) continue;
     if (Qualified.empty()) Qualified = withoutTemplateArguments(D->getQualifiedNameAsString());
     if (Qualified == Name) return true;
@@ -62,12 +66,12 @@ bool matchesQualifiedName(const NamedDecl *D, const std::vector<std::string> &Na
   return false;
 }
 
-bool hasAnnotation(const FunctionDecl *Function, StringRef Annotation) {
+bool hasAnnotation(const FunctionDecl* Function, StringRef Annotation) {
   for (unsigned Depth = 0; Function && Depth < 4; ++Depth) {
     // AnnotateAttr is inheritable: every redeclaration after the annotated one has it.
-    for (const auto *Attr : Function->specific_attrs<AnnotateAttr>())
+    for (const auto* Attr : Function->specific_attrs<AnnotateAttr>())
       if (Attr->getAnnotation() == Annotation) return true;
-    const FunctionDecl *Pattern = Function->getTemplateInstantiationPattern();
+    const FunctionDecl* Pattern = Function->getTemplateInstantiationPattern();
     Function = Pattern == Function ? nullptr : Pattern;
   }
   return false;
@@ -78,16 +82,16 @@ std::string asyncCounterpartName(StringRef SyncName) {
   return "async" + SyncName.substr(0, 1).upper() + SyncName.substr(1).str();
 }
 
-const CXXMethodDecl *findMethod(const CXXRecordDecl *Record, StringRef Name) {
+const CXXMethodDecl* findMethod(const CXXRecordDecl* Record, StringRef Name) {
   if (!Record || !(Record = Record->getDefinition())) return nullptr;
-  for (const Decl *Member : Record->decls()) {
-    const auto *Method = dyn_cast<CXXMethodDecl>(Member);
-    if (const auto *Template = dyn_cast<FunctionTemplateDecl>(Member))
+  for (const Decl* Member : Record->decls()) {
+    const auto* Method = dyn_cast<CXXMethodDecl>(Member);
+    if (const auto* Template = dyn_cast<FunctionTemplateDecl>(Member))
       Method = dyn_cast<CXXMethodDecl>(Template->getTemplatedDecl());
     if (Method && Method->getDeclName().isIdentifier() && Method->getName() == Name) return Method;
   }
-  for (const CXXBaseSpecifier &Base : Record->bases())
-    if (const CXXMethodDecl *Method = findMethod(Base.getType()->getAsCXXRecordDecl(), Name)) return Method;
+  for (const CXXBaseSpecifier& Base : Record->bases())
+    if (const CXXMethodDecl* Method = findMethod(Base.getType()->getAsCXXRecordDecl(), Name)) return Method;
   return nullptr;
 }
 

@@ -10,25 +10,25 @@
 
 namespace clang::tidy::asyncstate {
 
-bool contains(const std::vector<std::string> &Names, StringRef Name);
+bool contains(const std::vector<std::string>& Names, StringRef Name);
 // hasAnyName() takes StringRefs; the strings stay owned by the check.
-std::vector<StringRef> refs(const std::vector<std::string> &Names);
+std::vector<StringRef> refs(const std::vector<std::string>& Names);
 
 // Option lists of qualified names accept "::ns::Name" or "ns::Name".
-std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView &Options, StringRef Key,
+std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView& Options, StringRef Key,
                                             StringRef Default);
-std::string joinQualifiedNames(const std::vector<std::string> &Names);
+std::string joinQualifiedNames(const std::vector<std::string>& Names);
 StringRef lastComponent(StringRef QualifiedName);
 
 // Compares the declaration's qualified name (template arguments excluded).
-bool matchesQualifiedName(const NamedDecl *D, const std::vector<std::string> &Names);
+bool matchesQualifiedName(const NamedDecl* D, const std::vector<std::string>& Names);
 
 // Whether this function or the declaration it was instantiated from carries
 // [[clang::annotate(Annotation)]].
-bool hasAnnotation(const FunctionDecl *Function, StringRef Annotation);
+bool hasAnnotation(const FunctionDecl* Function, StringRef Annotation);
 
 // value -> asyncValue, addAll -> asyncAddAll: Flink State V2 naming.
 std::string asyncCounterpartName(StringRef SyncName);
-const CXXMethodDecl *findMethod(const CXXRecordDecl *Record, StringRef Name);
+const CXXMethodDecl* findMethod(const CXXRecordDecl* Record, StringRef Name);
 
 }  // namespace clang::tidy::asyncstate

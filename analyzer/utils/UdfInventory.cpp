@@ -3,10 +3,10 @@
 namespace clang::tidy::asyncstate {
 
 namespace {
-UdfInventory *CurrentInventory = nullptr;
+UdfInventory* CurrentInventory = nullptr;
 }
 
-void setUdfInventory(UdfInventory *Inventory) { CurrentInventory = Inventory; }
-UdfInventory *udfInventory() { return CurrentInventory; }
+void setUdfInventory(UdfInventory* Inventory) { CurrentInventory = Inventory; }
+UdfInventory* udfInventory() { return CurrentInventory; }
 
 }  // namespace clang::tidy::asyncstate

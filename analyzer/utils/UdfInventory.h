@@ -24,7 +24,7 @@ class UdfInventory {
   virtual void record(UdfClassRecord Record) = 0;
 };
 
-void setUdfInventory(UdfInventory *Inventory);
-UdfInventory *udfInventory();
+void setUdfInventory(UdfInventory* Inventory);
+UdfInventory* udfInventory();
 
 }  // namespace clang::tidy::asyncstate

@@ -39,9 +39,8 @@ class AsyncActivityFunction final : public asyncstate::KeyedProcessFunction<std:
       if (!activity) return asyncstate::completedVoidFuture();
       (void)activity_->asyncRemove(window);
       return profile_->asyncGet("segment").thenCombine(
-          profile_->asyncGet("country"),
-          [&ctx, &out, window, activity](const std::optional<std::string>& segment,
-                                         const std::optional<std::string>& country) {
+          profile_->asyncGet("country"), [&ctx, &out, window, activity](const std::optional<std::string>& segment,
+                                                                        const std::optional<std::string>& country) {
             out.collect(WindowCount{ctx.currentKey(), window, activity->events, activity->purchases,
                                     segment.value_or("unknown"), country.value_or("unknown")});
           });

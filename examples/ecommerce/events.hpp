@@ -16,8 +16,8 @@ enum class EventType : std::uint8_t { View, AddToCart, Purchase, ProfileUpdate }
 struct Event {
   std::string userId;
   EventType type = EventType::View;
-  std::string attribute;  // ProfileUpdate: which profile field
-  std::string value;      // ProfileUpdate: its new value
+  std::string attribute;       // ProfileUpdate: which profile field
+  std::string value;           // ProfileUpdate: its new value
   std::int64_t timestamp = 0;  // event time, ms
 };
 

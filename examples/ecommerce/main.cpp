@@ -62,14 +62,16 @@ Result runJob(const char* label, const std::vector<ecommerce::Event>& events, as
 }
 
 void report(const char* label, const Result& r) {
-  std::printf("%-22s %9.0f records/s  latency p50 %7.0f us  p99 %8.0f us  peak in-flight %5zu  batches %6llu  outputs %zu\n",
-              label, r.stats.recordsPerSecond, r.stats.latencyP50Micros, r.stats.latencyP99Micros,
-              r.stats.controller.peakInFlightRecords, static_cast<unsigned long long>(r.stats.controller.batchesSent),
-              r.output.size());
+  std::printf(
+      "%-22s %9.0f records/s  latency p50 %7.0f us  p99 %8.0f us  peak in-flight %5zu  batches %6llu  outputs %zu\n",
+      label, r.stats.recordsPerSecond, r.stats.latencyP50Micros, r.stats.latencyP99Micros,
+      r.stats.controller.peakInFlightRecords, static_cast<unsigned long long>(r.stats.controller.batchesSent),
+      r.output.size());
 }
 
-
-bool sameOutput(const Result& a, const Result& b, const Result& c) { return a.output == b.output && a.output == c.output; }
+bool sameOutput(const Result& a, const Result& b, const Result& c) {
+  return a.output == b.output && a.output == c.output;
+}
 
 }  // namespace
 
@@ -89,9 +91,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  std::printf("asyncstate %s demo: e-commerce activity per user in %lld s tumbling windows, enriched from a profile "
-              "MapState; %zu seeded events, memory backend\n",
-              ASYNCSTATE_VERSION_STRING, static_cast<long long>(ecommerce::kWindowMillis / 1000), eventCount);
+  std::printf(
+      "asyncstate %s demo: e-commerce activity per user in %lld s tumbling windows, enriched from a profile "
+      "MapState; %zu seeded events, memory backend\n",
+      ASYNCSTATE_VERSION_STRING, static_cast<long long>(ecommerce::kWindowMillis / 1000), eventCount);
   const auto events = ecommerce::generateEvents(eventCount);
   asyncstate::ControllerOptions options;  // Flink's defaults: batch 1000, 6000 in flight, 1 s buffer timeout
   try {
@@ -107,12 +110,14 @@ int main(int argc, char** argv) {
 
     bool remoteSame = true;
     if (latencyMicros > 0 && remoteEventCount > 0) {
-      std::printf("\nremote storage simulated: %ld us per request batch, %zu events\n", latencyMicros, remoteEventCount);
+      std::printf("\nremote storage simulated: %ld us per request batch, %zu events\n", latencyMicros,
+                  remoteEventCount);
       const auto remoteEvents = ecommerce::generateEvents(remoteEventCount, 43, 500);
       const std::chrono::microseconds latency(latencyMicros);
       const Result rsync = runJob<ecommerce::SyncActivityFunction>("sync, remote", remoteEvents, options, latency);
       const Result rasync = runJob<ecommerce::AsyncActivityFunction>("async, remote", remoteEvents, options, latency);
-      const Result rcoro = runJob<ecommerce::CoroutineActivityFunction>("coroutines, remote", remoteEvents, options, latency);
+      const Result rcoro =
+          runJob<ecommerce::CoroutineActivityFunction>("coroutines, remote", remoteEvents, options, latency);
       report("sync, remote", rsync);
       report("async, remote", rasync);
       report("coroutines, remote", rcoro);

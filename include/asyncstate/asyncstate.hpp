@@ -3,22 +3,22 @@
 // need no extra library. RocksDB and Redis have their own headers because they need
 // their client libraries.
 
-#include <asyncstate/version.hpp>
-#include <asyncstate/error.hpp>
-#include <asyncstate/pool.hpp>
-#include <asyncstate/future.hpp>
-#include <asyncstate/task.hpp>
-#include <asyncstate/serializer.hpp>
-#include <asyncstate/metrics.hpp>
-#include <asyncstate/state_backend.hpp>
-#include <asyncstate/savepoint.hpp>
-#include <asyncstate/controller.hpp>
-#include <asyncstate/iterator.hpp>
-#include <asyncstate/state.hpp>
-#include <asyncstate/function.hpp>
-#include <asyncstate/runner.hpp>
-#include <asyncstate/backend/memory.hpp>
+#include <asyncstate/backend/cache.hpp>
 #include <asyncstate/backend/errors.hpp>
 #include <asyncstate/backend/latency.hpp>
+#include <asyncstate/backend/memory.hpp>
 #include <asyncstate/backend/retry.hpp>
-#include <asyncstate/backend/cache.hpp>
+#include <asyncstate/controller.hpp>
+#include <asyncstate/error.hpp>
+#include <asyncstate/function.hpp>
+#include <asyncstate/future.hpp>
+#include <asyncstate/iterator.hpp>
+#include <asyncstate/metrics.hpp>
+#include <asyncstate/pool.hpp>
+#include <asyncstate/runner.hpp>
+#include <asyncstate/savepoint.hpp>
+#include <asyncstate/serializer.hpp>
+#include <asyncstate/state.hpp>
+#include <asyncstate/state_backend.hpp>
+#include <asyncstate/task.hpp>
+#include <asyncstate/version.hpp>

@@ -25,27 +25,27 @@
 #include <utility>
 #include <vector>
 
+#include <range/v3/range/conversion.hpp>
 #include <range/v3/view/chunk.hpp>
 #include <range/v3/view/move.hpp>
-#include <range/v3/range/conversion.hpp>
 
 namespace asyncstate {
 
 // Defaults follow Flink's async state (state.async.batch-size / max-in-flight /
 // buffer-timeout); see docs/guide.md for how to choose them.
 struct ControllerOptions {
-  std::size_t batchSize = 1000;                        // requests per backend batch
-  std::chrono::milliseconds bufferTimeout{1000};      // a partial batch waits at most this long
-  std::size_t inFlightLimit = 6000;                    // records admitted and not yet finished
-  ErrorHandler errorHandler;                           // empty: failTask()
+  std::size_t batchSize = 1000;                   // requests per backend batch
+  std::chrono::milliseconds bufferTimeout{1000};  // a partial batch waits at most this long
+  std::size_t inFlightLimit = 6000;               // records admitted and not yet finished
+  ErrorHandler errorHandler;                      // empty: failTask()
   AllocationPolicy allocationPolicy = AllocationPolicy::Pooled;
-  std::uint32_t iteratorChunkSize = 100;               // map entries per lazily loaded chunk
-  std::chrono::milliseconds stallTimeout{60000};       // no progress this long while waiting is an error
-  std::ostream* log = &std::clog;                      // start-up configuration and shutdown reports; null: silent
+  std::uint32_t iteratorChunkSize = 100;          // map entries per lazily loaded chunk
+  std::chrono::milliseconds stallTimeout{60000};  // no progress this long while waiting is an error
+  std::ostream* log = &std::clog;                 // start-up configuration and shutdown reports; null: silent
 };
 
 struct ControllerMetrics {
-  std::size_t inFlightRecords = 0;   // admitted, not finished (includes blocked ones)
+  std::size_t inFlightRecords = 0;  // admitted, not finished (includes blocked ones)
   std::size_t peakInFlightRecords = 0;
   std::size_t blockedRecords = 0;    // waiting because their key has a record in flight
   std::size_t blockedKeys = 0;       // distinct keys with waiting records
@@ -54,9 +54,9 @@ struct ControllerMetrics {
   std::uint64_t recordsProcessed = 0;
   std::uint64_t requestsSent = 0;
   std::uint64_t batchesSent = 0;
-  std::uint64_t sizeFlushes = 0;     // batches sent because the buffer was full
-  std::uint64_t timeoutFlushes = 0;  // batches sent because the buffer timeout expired
-  std::uint64_t drainFlushes = 0;    // batches sent because someone waited (drain, sync access, limit)
+  std::uint64_t sizeFlushes = 0;        // batches sent because the buffer was full
+  std::uint64_t timeoutFlushes = 0;     // batches sent because the buffer timeout expired
+  std::uint64_t drainFlushes = 0;       // batches sent because someone waited (drain, sync access, limit)
   std::uint64_t unhandledFailures = 0;  // failures that reached the error handler
 };
 
@@ -151,8 +151,8 @@ class AsyncExecutionController final : private CompletionSink {
     if (options_.batchSize == 0) options_.batchSize = 1;
     if (options_.inFlightLimit == 0) options_.inFlightLimit = 1;
     if (options_.log != nullptr) {
-      *options_.log << "asyncstate: controller on backend " << backend_.describeConfiguration()
-                    << " (batch size " << options_.batchSize << ", buffer timeout " << options_.bufferTimeout.count()
+      *options_.log << "asyncstate: controller on backend " << backend_.describeConfiguration() << " (batch size "
+                    << options_.batchSize << ", buffer timeout " << options_.bufferTimeout.count()
                     << " ms, in-flight limit " << options_.inFlightLimit << ", "
                     << (options_.allocationPolicy == AllocationPolicy::Pooled ? "pooled" : "heap")
                     << " future allocation)\n";
@@ -395,7 +395,8 @@ class AsyncExecutionController final : private CompletionSink {
   void admit(std::string keyBytes, detail::RecordContext::KeyDescriber describe, F&& fn, std::int64_t timestamp) {
     using Record = detail::RecordOf<std::decay_t<F>>;
     ++metrics_.inFlightRecords;
-    if (metrics_.inFlightRecords > metrics_.peakInFlightRecords) metrics_.peakInFlightRecords = metrics_.inFlightRecords;
+    if (metrics_.inFlightRecords > metrics_.peakInFlightRecords)
+      metrics_.peakInFlightRecords = metrics_.inFlightRecords;
     const std::uint32_t keyGroup = keyGroupOf(keyBytes);
     auto [it, inserted] = activeKeys_.try_emplace(keyBytes);
     void* memory = runtime_->allocate(sizeof(Record));
@@ -488,9 +489,9 @@ class AsyncExecutionController final : private CompletionSink {
     // The backend keeps the old buffer; the next batch is likely as large as this one.
     buffer_.reserve(std::min(pending.size(), options_.batchSize));
     const std::size_t batches = (pending.size() + options_.batchSize - 1) / options_.batchSize;
-    (reason == FlushReason::Size ? metrics_.sizeFlushes
-                                 : reason == FlushReason::Timeout ? metrics_.timeoutFlushes : metrics_.drainFlushes) +=
-        batches;
+    (reason == FlushReason::Size      ? metrics_.sizeFlushes
+     : reason == FlushReason::Timeout ? metrics_.timeoutFlushes
+                                      : metrics_.drainFlushes) += batches;
     metrics_.batchesSent += batches;
     metrics_.requestsSent += pending.size();
     if (batches == 1) {
@@ -596,12 +597,12 @@ class AsyncExecutionController final : private CompletionSink {
     backend_.poll();
     if (pump()) return;
     if (metrics_.pendingRequests == 0 && buffer_.empty()) {
-      throw AsyncStateException({AsyncError(
-          std::make_exception_ptr(std::logic_error(
-              std::to_string(metrics_.inFlightRecords) +
-              " records are in flight but no state request is outstanding: a future they wait on can never "
-              "complete (a StatePromise never completed?)")),
-          "", "", "wait for in-flight records")});
+      throw AsyncStateException(
+          {AsyncError(std::make_exception_ptr(std::logic_error(
+                          std::to_string(metrics_.inFlightRecords) +
+                          " records are in flight but no state request is outstanding: a future they wait on can never "
+                          "complete (a StatePromise never completed?)")),
+                      "", "", "wait for in-flight records")});
     }
     const auto deadline = std::chrono::steady_clock::now() + options_.stallTimeout;
     while (!pump()) {

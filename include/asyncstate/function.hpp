@@ -11,10 +11,10 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <vector>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace asyncstate {
 

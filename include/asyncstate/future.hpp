@@ -18,7 +18,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace asyncstate {
 
 template <class T>
@@ -101,7 +100,8 @@ class [[nodiscard]] StateFuture {
   ~StateFuture() {
     // Only a failed or pending future has anything to report or release; keeping the
     // common case inline makes a ready continuation cost little more than a call.
-    if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]] discard();
+    if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]]
+      discard();
   }
 
   // --- queries -----------------------------------------------------------------
@@ -156,7 +156,6 @@ class [[nodiscard]] StateFuture {
   }
 
  public:
-
   // f(value) -> StateFuture<U>; the result completes when the inner future does.
   template <class F>
   auto thenCompose(F&& f) && {
@@ -179,14 +178,13 @@ class [[nodiscard]] StateFuture {
   // the first reaches the result, the second the error handler.
   template <class U, class F>
   auto thenCombine(StateFuture<U>&& other, F&& f) && {
-    return std::move(*this).thenCompose(
-        [other = std::move(other), fn = std::forward<F>(f)](auto&&... mine) mutable {
-          return std::move(other).applyAs(
-              [fn = std::move(fn), ... mine = std::move(mine)](auto&&... theirs) mutable {
-                return std::invoke(fn, std::move(mine)..., std::move(theirs)...);
-              },
-              "thenCombine");
-        });
+    return std::move(*this).thenCompose([other = std::move(other), fn = std::forward<F>(f)](auto&&... mine) mutable {
+      return std::move(other).applyAs(
+          [fn = std::move(fn), ... mine = std::move(mine)](auto&&... theirs) mutable {
+            return std::invoke(fn, std::move(mine)..., std::move(theirs)...);
+          },
+          "thenCombine");
+    });
   }
 
   // Runs ifTrue(value) or ifFalse(value) depending on pred(value); the result tells
@@ -194,7 +192,8 @@ class [[nodiscard]] StateFuture {
   template <class P, class FT, class FF>
   StateFuture<bool> thenConditionallyAccept(P&& pred, FT&& ifTrue, FF&& ifFalse) && {
     return std::move(*this).applyAs(
-        [p = std::forward<P>(pred), t = std::forward<FT>(ifTrue), e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
+        [p = std::forward<P>(pred), t = std::forward<FT>(ifTrue),
+         e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
           const bool taken = static_cast<bool>(std::invoke(p, std::as_const(value)...));
           if (taken) {
             std::invoke(t, std::move(value)...);
@@ -309,18 +308,13 @@ class [[nodiscard]] StateFuture {
   // Drops this future's interest: a failure nobody will look at goes to the handler.
   ASYNCSTATE_NOINLINE void discard() noexcept {
     switch (mode_) {
-      case Mode::Failed:
-        reportDropped(error_);
-        break;
+      case Mode::Failed: reportDropped(error_); break;
       case Mode::Pending:
         core_->dropConsumer();
         core_ = nullptr;
         break;
-      case Mode::Ready:
-        value_.reset();
-        break;
-      case Mode::Empty:
-        break;
+      case Mode::Ready: value_.reset(); break;
+      case Mode::Empty: break;
     }
     mode_ = Mode::Empty;
     consumedBy_ = "destruction";
@@ -355,12 +349,8 @@ class [[nodiscard]] StateFuture {
   static void forward(StateFuture<U>&& source, detail::Core<detail::Stored<U>>* target) {
     using SU = detail::Stored<U>;
     switch (source.mode_) {
-      case StateFuture<U>::Mode::Ready:
-        target->setValue(std::move(*source.value_));
-        break;
-      case StateFuture<U>::Mode::Failed:
-        target->setError(source.releaseErrorBox());
-        break;
+      case StateFuture<U>::Mode::Ready: target->setValue(std::move(*source.value_)); break;
+      case StateFuture<U>::Mode::Failed: target->setError(source.releaseErrorBox()); break;
       case StateFuture<U>::Mode::Pending: {
         detail::Core<SU>* inner = std::exchange(source.core_, nullptr);
         source.mode_ = StateFuture<U>::Mode::Empty;
@@ -370,14 +360,14 @@ class [[nodiscard]] StateFuture {
           forward(std::move(done), target);
           return;
         }
-        inner->setContinuation([target](detail::Core<SU>& completed) {
-          forward(StateFuture<U>::fromCore(completed), target);
-        });
+        inner->setContinuation(
+            [target](detail::Core<SU>& completed) { forward(StateFuture<U>::fromCore(completed), target); });
         return;
       }
       case StateFuture<U>::Mode::Empty:
         target->setError(detail::continuationError(
-            std::make_exception_ptr(FutureMisuseError("a continuation returned a consumed StateFuture")), "thenCompose"));
+            std::make_exception_ptr(FutureMisuseError("a continuation returned a consumed StateFuture")),
+            "thenCompose"));
         break;
     }
     target->release();
@@ -556,14 +546,15 @@ struct CombineState {
   std::unique_ptr<AsyncError> firstError;
 
   void arrived(StateFuture<T>&& ready, std::size_t index) {
-    FutureAccess::consumeReady(std::move(ready), [&](T& value) { values[index].emplace(std::move(value)); },
-                               [&](AsyncError& error) {
-                                 if (firstError) {
-                                   currentRuntime().reportUnhandled(std::move(error));
-                                 } else {
-                                   firstError = std::make_unique<AsyncError>(std::move(error));
-                                 }
-                               });
+    FutureAccess::consumeReady(
+        std::move(ready), [&](T& value) { values[index].emplace(std::move(value)); },
+        [&](AsyncError& error) {
+          if (firstError) {
+            currentRuntime().reportUnhandled(std::move(error));
+          } else {
+            firstError = std::make_unique<AsyncError>(std::move(error));
+          }
+        });
     if (--remaining == 0) finish();
   }
 
@@ -593,8 +584,8 @@ StateFuture<std::vector<T>> combineAll(std::vector<StateFuture<T>> futures) {
   for (const StateFuture<T>& future : futures) {
     if (!future.valid()) throw FutureMisuseError("combineAll: an input StateFuture was already consumed");
   }
-  auto* state = new detail::CombineState<T>{nullptr, std::vector<std::optional<T>>(futures.size()), futures.size() + 1,
-                                            nullptr};
+  auto* state =
+      new detail::CombineState<T>{nullptr, std::vector<std::optional<T>>(futures.size()), futures.size() + 1, nullptr};
   state->result = detail::Core<std::vector<T>>::create(detail::currentRuntime());
   StateFuture<std::vector<T>> result(state->result);
   for (std::size_t i = 0; i < futures.size(); ++i) {

@@ -55,8 +55,9 @@ class StateIterator {
       });
     } else {
       using U = typename std::decay_t<R>::value_type;
-      static_assert(!std::is_void_v<U>, "onNext: a function returning StateFuture<void> is not collected; "
-                                        "return a value or use thenAccept inside");
+      static_assert(!std::is_void_v<U>,
+                    "onNext: a function returning StateFuture<void> is not collected; "
+                    "return a value or use thenAccept inside");
       std::vector<StateFuture<U>> results;
       results.reserve(chunk_.size());
       for (T& element : chunk_) results.push_back(std::invoke(f, element));
@@ -75,13 +76,12 @@ class StateIterator {
   // Every element, loading all chunks.
   StateFuture<std::vector<T>> collect() && {
     if (!more_) return completedFuture(std::move(chunk_));
-    return loader_->loadAfter(std::move(cursor_))
-        .thenCompose([head = std::move(chunk_)](StateIterator next) mutable {
-          return std::move(next).collect().thenApply([head = std::move(head)](std::vector<T> tail) mutable {
-            head.insert(head.end(), std::make_move_iterator(tail.begin()), std::make_move_iterator(tail.end()));
-            return std::move(head);
-          });
-        });
+    return loader_->loadAfter(std::move(cursor_)).thenCompose([head = std::move(chunk_)](StateIterator next) mutable {
+      return std::move(next).collect().thenApply([head = std::move(head)](std::vector<T> tail) mutable {
+        head.insert(head.end(), std::make_move_iterator(tail.begin()), std::make_move_iterator(tail.end()));
+        return std::move(head);
+      });
+    });
   }
 
  private:

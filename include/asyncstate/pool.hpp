@@ -97,7 +97,7 @@ class FuturePool {
   AllocationPolicy policy_;
   PoolStats stats_;
   std::array<FreeBlock*, kClasses> free_{};
-  std::array<std::byte*, kClasses> fresh_{};     // next never-used block of the newest slab
+  std::array<std::byte*, kClasses> fresh_{};  // next never-used block of the newest slab
   std::array<std::byte*, kClasses> freshEnd_{};
   std::vector<std::unique_ptr<std::byte[]>> slabs_;
 };

@@ -58,14 +58,14 @@ class VectorCollector final : public Collector<T> {
 
 struct RunnerOptions {
   ControllerOptions controller;
-  std::uint64_t watermarkEvery = 1000;      // records between periodic watermarks
-  std::int64_t maxOutOfOrderness = 0;       // watermark = max timestamp seen - this
-  std::uint64_t checkpointEvery = 0;        // records between checkpoints; 0: none
-  std::uint64_t stopAfter = 0;              // stop (as if killed) after this many records; 0: run to the end
-  std::chrono::milliseconds idleWait{5};    // how long to wait for completions when the source is idle
-  std::uint64_t progressEvery = 0;          // records between progress callbacks; 0: none
-  std::function<void(std::int64_t)> onWatermark;        // after the watermark passed every earlier record
-  std::function<void(const Savepoint&)> onCheckpoint;   // a consistent snapshot was taken
+  std::uint64_t watermarkEvery = 1000;                 // records between periodic watermarks
+  std::int64_t maxOutOfOrderness = 0;                  // watermark = max timestamp seen - this
+  std::uint64_t checkpointEvery = 0;                   // records between checkpoints; 0: none
+  std::uint64_t stopAfter = 0;                         // stop (as if killed) after this many records; 0: run to the end
+  std::chrono::milliseconds idleWait{5};               // how long to wait for completions when the source is idle
+  std::uint64_t progressEvery = 0;                     // records between progress callbacks; 0: none
+  std::function<void(std::int64_t)> onWatermark;       // after the watermark passed every earlier record
+  std::function<void(const Savepoint&)> onCheckpoint;  // a consistent snapshot was taken
   std::function<void(const struct RunStats&)> onProgress;
 };
 
@@ -234,7 +234,8 @@ class EmbeddedRunner {
   };
 
   void logFailure(const std::string& text) const {
-    if (options_.controller.log != nullptr) *options_.controller.log << "asyncstate: runner shut down with: " << text << '\n';
+    if (options_.controller.log != nullptr)
+      *options_.controller.log << "asyncstate: runner shut down with: " << text << '\n';
   }
 
   // Drains, fires due timers (each as a record of its key, so per-key order holds),

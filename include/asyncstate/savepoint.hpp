@@ -125,8 +125,8 @@ class Savepoint {
 
   static Savepoint parse(std::string_view bytes) {
     if (bytes.size() < kMagic.size() + 8 || bytes.substr(0, kMagic.size()) != kMagic) {
-      throw CorruptSavepointError("not an asyncstate savepoint (bad magic or too short: " +
-                                  std::to_string(bytes.size()) + " bytes)");
+      throw CorruptSavepointError(
+          "not an asyncstate savepoint (bad magic or too short: " + std::to_string(bytes.size()) + " bytes)");
     }
     std::string_view body = bytes.substr(0, bytes.size() - 4);
     std::string_view trailer = bytes.substr(bytes.size() - 4);
@@ -151,7 +151,8 @@ class Savepoint {
       for (std::size_t n = detail::readLength(body, 13); n > 0; --n) {
         std::string name = Serializer<std::string>::read(body);
         const auto kind = Serializer<std::uint8_t>::read(body);
-        if (kind < static_cast<std::uint8_t>(StateKind::Value) || kind > static_cast<std::uint8_t>(StateKind::Aggregating)) {
+        if (kind < static_cast<std::uint8_t>(StateKind::Value) ||
+            kind > static_cast<std::uint8_t>(StateKind::Aggregating)) {
           throw CorruptSavepointError("state '" + name + "' has unknown kind " + std::to_string(kind));
         }
         SavepointState& state = sp.declare(name, static_cast<StateKind>(kind));
@@ -166,7 +167,8 @@ class Savepoint {
           state.entries.push_back(std::move(e));
         }
       }
-      if (!body.empty()) throw CorruptSavepointError(std::to_string(body.size()) + " trailing bytes after the last state");
+      if (!body.empty())
+        throw CorruptSavepointError(std::to_string(body.size()) + " trailing bytes after the last state");
       return sp;
     } catch (const SerializationError& e) {
       throw CorruptSavepointError(std::string("malformed savepoint: ") + e.what());

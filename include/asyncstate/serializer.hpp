@@ -53,7 +53,9 @@ struct Serializer<T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<
 };
 
 namespace detail {
-inline void writeLength(std::string& out, std::size_t n) { Serializer<std::uint32_t>::write(out, static_cast<std::uint32_t>(n)); }
+inline void writeLength(std::string& out, std::size_t n) {
+  Serializer<std::uint32_t>::write(out, static_cast<std::uint32_t>(n));
+}
 inline std::size_t readLength(std::string_view& in, std::size_t minElementBytes) {
   const std::uint32_t n = Serializer<std::uint32_t>::read(in);
   if (minElementBytes > 0 && n > in.size() / minElementBytes) {
@@ -185,17 +187,17 @@ std::string keyToText(const K& key) {
 //   struct Profile { std::string name; int tier; };
 //   ASYNCSTATE_SERIALIZABLE(Profile, name, tier)
 // Must be used at global namespace scope.
-#define ASYNCSTATE_SERIALIZABLE(Type, ...)                                     \
-  template <>                                                                  \
-  struct asyncstate::Serializer<Type> {                                        \
-    static void write(std::string& out, const Type& value) {                   \
-      ASYNCSTATE_DETAIL_FOR_EACH(ASYNCSTATE_DETAIL_WRITE_FIELD, __VA_ARGS__)   \
-    }                                                                          \
-    static Type read(std::string_view& in) {                                   \
-      Type value{};                                                            \
-      ASYNCSTATE_DETAIL_FOR_EACH(ASYNCSTATE_DETAIL_READ_FIELD, __VA_ARGS__)    \
-      return value;                                                            \
-    }                                                                          \
+#define ASYNCSTATE_SERIALIZABLE(Type, ...)                                   \
+  template <>                                                                \
+  struct asyncstate::Serializer<Type> {                                      \
+    static void write(std::string& out, const Type& value) {                 \
+      ASYNCSTATE_DETAIL_FOR_EACH(ASYNCSTATE_DETAIL_WRITE_FIELD, __VA_ARGS__) \
+    }                                                                        \
+    static Type read(std::string_view& in) {                                 \
+      Type value{};                                                          \
+      ASYNCSTATE_DETAIL_FOR_EACH(ASYNCSTATE_DETAIL_READ_FIELD, __VA_ARGS__)  \
+      return value;                                                          \
+    }                                                                        \
   }
 
 // Applies macro m to up to 12 arguments.
@@ -212,7 +214,7 @@ std::string keyToText(const K& key) {
 #define ASYNCSTATE_DETAIL_FE_11(m, a, ...) m(a) ASYNCSTATE_DETAIL_FE_10(m, __VA_ARGS__)
 #define ASYNCSTATE_DETAIL_FE_12(m, a, ...) m(a) ASYNCSTATE_DETAIL_FE_11(m, __VA_ARGS__)
 #define ASYNCSTATE_DETAIL_FE_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, name, ...) name
-#define ASYNCSTATE_DETAIL_FOR_EACH(m, ...)                                                                            \
+#define ASYNCSTATE_DETAIL_FOR_EACH(m, ...)                                                                          \
   ASYNCSTATE_DETAIL_FE_PICK(__VA_ARGS__, ASYNCSTATE_DETAIL_FE_12, ASYNCSTATE_DETAIL_FE_11, ASYNCSTATE_DETAIL_FE_10, \
                             ASYNCSTATE_DETAIL_FE_9, ASYNCSTATE_DETAIL_FE_8, ASYNCSTATE_DETAIL_FE_7,                 \
                             ASYNCSTATE_DETAIL_FE_6, ASYNCSTATE_DETAIL_FE_5, ASYNCSTATE_DETAIL_FE_4,                 \

@@ -145,7 +145,9 @@ class ValueState : private detail::StateBase {
   StateFuture<void> asyncUpdate(const V& value) const {
     return request<void>(RequestType::Put, "ValueState.asyncUpdate", &ignoreResult, {}, encode(value));
   }
-  StateFuture<void> asyncClear() const { return request<void>(RequestType::Clear, "ValueState.asyncClear", &ignoreResult); }
+  StateFuture<void> asyncClear() const {
+    return request<void>(RequestType::Clear, "ValueState.asyncClear", &ignoreResult);
+  }
 
   ASYNCSTATE_BLOCKING std::optional<V> value() const { return wait(asyncValue()); }
   ASYNCSTATE_BLOCKING void update(const V& value) const { wait(asyncUpdate(value)); }
@@ -176,7 +178,9 @@ class ListState : private detail::StateBase, private detail::ChunkLoader<V> {
     if (values.empty()) return asyncClear();
     return request<void>(RequestType::Put, "ListState.asyncUpdate", &ignoreResult, {}, frames(values));
   }
-  StateFuture<void> asyncClear() const { return request<void>(RequestType::Clear, "ListState.asyncClear", &ignoreResult); }
+  StateFuture<void> asyncClear() const {
+    return request<void>(RequestType::Clear, "ListState.asyncClear", &ignoreResult);
+  }
 
   ASYNCSTATE_BLOCKING std::vector<V> get() const { return wait(toVector(asyncGet())); }
   ASYNCSTATE_BLOCKING void add(const V& value) const { wait(asyncAdd(value)); }
@@ -222,9 +226,7 @@ class MapState : private detail::StateBase {
   StateFuture<bool> asyncContains(const UK& key) const {
     return request<bool>(RequestType::Get, "MapState.asyncContains", &wasFound, encode(key));
   }
-  StateFuture<StateIterator<std::pair<UK, UV>>> asyncEntries() const {
-    return entriesLoader_.loadAfter({});
-  }
+  StateFuture<StateIterator<std::pair<UK, UV>>> asyncEntries() const { return entriesLoader_.loadAfter({}); }
   StateFuture<StateIterator<UK>> asyncKeys() const { return keysLoader_.loadAfter({}); }
   StateFuture<StateIterator<UV>> asyncValues() const { return valuesLoader_.loadAfter({}); }
   StateFuture<bool> asyncIsEmpty() const {
@@ -234,7 +236,9 @@ class MapState : private detail::StateBase {
     return controller_->submit<bool>(std::move(r), handle_, "MapState.asyncIsEmpty",
                                      [](StateResult& result, const void*) { return result.entries.empty(); });
   }
-  StateFuture<void> asyncClear() const { return request<void>(RequestType::Clear, "MapState.asyncClear", &ignoreResult); }
+  StateFuture<void> asyncClear() const {
+    return request<void>(RequestType::Clear, "MapState.asyncClear", &ignoreResult);
+  }
 
   ASYNCSTATE_BLOCKING std::optional<UV> get(const UK& key) const { return wait(asyncGet(key)); }
   ASYNCSTATE_BLOCKING void put(const UK& key, const UV& value) const { wait(asyncPut(key, value)); }
@@ -261,8 +265,8 @@ class MapState : private detail::StateBase {
       r.type = RequestType::Scan;
       r.cursor = std::move(cursor);
       r.limit = state_->chunkSize_;
-      return state_->controller_->template submit<StateIterator<T>>(std::move(r), state_->handle_,
-                                                                    "MapState.iterate", &decodeChunk, this);
+      return state_->controller_->template submit<StateIterator<T>>(std::move(r), state_->handle_, "MapState.iterate",
+                                                                    &decodeChunk, this);
     }
 
    private:

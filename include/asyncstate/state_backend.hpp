@@ -67,20 +67,20 @@ struct StateRequest {
   RequestType type = RequestType::Get;
   std::uint32_t stateId = 0;  // as returned by StateBackend::registerState
   std::uint32_t keyGroup = 0;
-  std::string key;      // encoded current key
-  std::string userKey;  // map entries only
-  std::string value;    // Put / Append payload
-  std::string cursor;   // Scan: empty for the first chunk, then the previous nextCursor
-  std::uint32_t limit = 0;  // Scan chunk size
+  std::string key;           // encoded current key
+  std::string userKey;       // map entries only
+  std::string value;         // Put / Append payload
+  std::string cursor;        // Scan: empty for the first chunk, then the previous nextCursor
+  std::uint32_t limit = 0;   // Scan chunk size
   std::uint64_t ticket = 0;  // echoed in the completion
 };
 
 struct StateResult {
-  bool found = false;  // Get: an entry exists
-  std::string value;   // Get
+  bool found = false;                                        // Get: an entry exists
+  std::string value;                                         // Get
   std::vector<std::pair<std::string, std::string>> entries;  // Scan: (userKey, value), ascending userKey
-  std::string nextCursor;  // Scan: pass back to continue
-  bool more = false;       // Scan: entries remain after this chunk
+  std::string nextCursor;                                    // Scan: pass back to continue
+  bool more = false;                                         // Scan: entries remain after this chunk
 };
 
 // Where a backend reports outcomes. Thread-safe: backends may call it from their own

@@ -103,8 +103,8 @@ class FailingBackend final : public StateBackend {
     std::vector<StateRequest> pass;
     for (StateRequest& r : batch) {
       if (shouldFail(r)) {
-        sink.fail(r.ticket, std::make_exception_ptr(InjectedFailure(std::string("injected ") + toString(r.type) +
-                                                                    " failure")));
+        sink.fail(r.ticket,
+                  std::make_exception_ptr(InjectedFailure(std::string("injected ") + toString(r.type) + " failure")));
       } else {
         pass.push_back(std::move(r));
       }

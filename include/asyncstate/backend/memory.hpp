@@ -83,8 +83,8 @@ class MemoryBackend final : public StateBackend {
   struct Table {
     std::string name;
     StateKind kind;
-    std::unordered_map<std::string, std::string> values;                         // value, list, reducing, aggregating
-    std::unordered_map<std::string, std::map<std::string, std::string>> maps;    // map states
+    std::unordered_map<std::string, std::string> values;                       // value, list, reducing, aggregating
+    std::unordered_map<std::string, std::map<std::string, std::string>> maps;  // map states
   };
 
   void execute(StateRequest& request, StateResult& result) {
@@ -123,9 +123,7 @@ class MemoryBackend final : public StateBackend {
           table.values.erase(request.key);
         }
         break;
-      case RequestType::Append:
-        table.values[std::move(request.key)].append(request.value);
-        break;
+      case RequestType::Append: table.values[std::move(request.key)].append(request.value); break;
       case RequestType::Scan: {
         auto it = table.maps.find(request.key);
         if (it == table.maps.end()) break;
