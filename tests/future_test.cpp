@@ -2,6 +2,8 @@
 // (inline on a complete future, at completion on a pending one), how failures travel
 // (with their context) and where they end, combineAll/toVector, and misuse.
 
+#include "support/controller_fixture.hpp"
+
 #include <asyncstate/asyncstate.hpp>
 
 #include <gtest/gtest.h>
@@ -84,36 +86,7 @@ std::optional<AsyncError> errorOf(StateFuture<T>&& future) {
 
 std::string whatOf(const std::optional<AsyncError>& error) { return error ? error->what() : "<no error>"; }
 
-class FutureTest : public ::testing::Test {
- protected:
-  FutureTest() : controller_(backend_, options()) {}
-
-  void TearDown() override {
-    for (const AsyncError& e : unhandled_) ADD_FAILURE() << "unexpected failure at the handler: " << e.message();
-  }
-
-  ControllerOptions options() {
-    ControllerOptions o;
-    o.log = nullptr;
-    o.errorHandler = [this](const AsyncError& e) {
-      unhandled_.push_back(e);
-      return ErrorAction::Continue;
-    };
-    return o;
-  }
-
-  template <class F>
-  decltype(auto) onTask(F&& f) {
-    return controller_.runOnTaskThread(std::forward<F>(f));
-  }
-
-  // The failures that reached the handler so far (the test takes responsibility).
-  std::vector<AsyncError> takeUnhandled() { return std::exchange(unhandled_, {}); }
-
-  MemoryBackend backend_;
-  std::vector<AsyncError> unhandled_;
-  AsyncExecutionController controller_;
-};
+class FutureTest : public asyncstate::testing::ControllerFixture {};
 
 // --- ready futures and queries -----------------------------------------------
 

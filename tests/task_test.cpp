@@ -4,6 +4,8 @@
 
 #include "support/test_backends.hpp"
 
+#include "support/controller_fixture.hpp"
+
 #include <asyncstate/asyncstate.hpp>
 
 #include <gtest/gtest.h>
@@ -181,33 +183,7 @@ Task<int> bigFrame(StateFuture<int> future) {
   co_return value + scratch[0] + scratch[scratch.size() - 1];
 }
 
-class TaskTest : public ::testing::Test {
- protected:
-  TaskTest() : controller_(backend_, options()) {}
-
-  void TearDown() override {
-    for (const AsyncError& e : unhandled_) ADD_FAILURE() << "unexpected failure at the handler: " << e.message();
-  }
-
-  ControllerOptions options() {
-    ControllerOptions o;
-    o.log = nullptr;
-    o.errorHandler = [this](const AsyncError& e) {
-      unhandled_.push_back(e);
-      return ErrorAction::Continue;
-    };
-    return o;
-  }
-
-  template <class F>
-  decltype(auto) onTask(F&& f) {
-    return controller_.runOnTaskThread(std::forward<F>(f));
-  }
-
-  MemoryBackend backend_;
-  std::vector<AsyncError> unhandled_;
-  AsyncExecutionController controller_;
-};
+class TaskTest : public asyncstate::testing::ControllerFixture {};
 
 // --- awaiting ------------------------------------------------------------------------------
 
