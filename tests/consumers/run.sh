@@ -94,7 +94,7 @@ int main(int argc, char**) {
 }
 CPP
 components() {
-  cmake -S "$work/components" -B "$work/components/build-$1" -DCMAKE_CXX_COMPILER="$cxx" \
+  cmake -S "$work/components" -B "$work/components/build-$1" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_PREFIX_PATH="$prefix" -DEXTRA_COMPONENT="$1" >"$work/components-$1.log" 2>&1
 }
 components Redis || { cat "$work/components-Redis.log"; fail "the optional components probe"; }
