@@ -58,6 +58,7 @@ def main():
     parser.add_argument("--filecheck", required=True)
     parser.add_argument("--cxx", required=True)
     parser.add_argument("--include", required=True)
+    parser.add_argument("--pch", default="", help="precompiled asyncstate.hpp to load before the fixture")
     parser.add_argument("--check-suffix", default="")
     parser.add_argument("fixture")
     parser.add_argument("checks")
@@ -87,6 +88,8 @@ def main():
             before_fix = f.read()
 
         compiler = ["-std=c++20", "-I", args.include, "-I", fixture_dir]
+        if args.pch:
+            compiler += ["-include-pch", args.pch]
         compiler += cxx_extra
         if args.tool == "plugin":
             command = [args.clang_tidy, f"-load={args.plugin}"]

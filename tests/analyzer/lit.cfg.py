@@ -25,6 +25,7 @@ tools = {
     "filecheck": params["filecheck"],
     "cxx": params["cxx"],
     "include": params["include"],
+    "pch": params.get("pch", ""),
 }
 check_tidy = [params["python"], os.path.join(here, "check_tidy.py"), f"--tool={tool}"]
 check_tidy += [f"--{name.replace('_', '-')}={value}" for name, value in tools.items()]
