@@ -33,12 +33,15 @@ class CountClicks : public KeyedProcessFunction<std::string, Click, std::string>
 
 using ClickRunner = EmbeddedRunner<std::string, Click, std::string>;
 
-// `records` clicks over `users` users (user i % users), one millisecond apart from `startMillis`.
+// `records` clicks one millisecond apart from `startMillis`: every other click from one
+// of ten regulars (user-0..user-9), the rest from `users` users in turn, so a small
+// cache both hits and misses.
 inline std::vector<Click> generateClicks(std::size_t records, std::size_t users, std::int64_t startMillis = 0) {
   std::vector<Click> clicks;
   clicks.reserve(records);
   for (std::size_t i = 0; i < records; ++i) {
-    clicks.push_back(Click{"user-" + std::to_string(i % users), startMillis + static_cast<std::int64_t>(i)});
+    const std::size_t user = i % 2 == 0 ? (i / 2) % 10 : i % users;
+    clicks.push_back(Click{"user-" + std::to_string(user), startMillis + static_cast<std::int64_t>(i)});
   }
   return clicks;
 }

@@ -65,6 +65,18 @@ TEST(PrometheusScrape, SeriesAgreeWithWhatTheJobMeasured) {
   ASSERT_TRUE(lag.has_value());
   EXPECT_GT(*lag, 0) << "the job's event time lies in the past";
 
+  // promtool's linter agrees with the exposition (names, units, suffixes, escaping).
+  httplib::Client scraper("127.0.0.1", endpoint.port());
+  const auto scrape = scraper.Get("/metrics");
+  ASSERT_TRUE(scrape);
+  const auto exposition = std::filesystem::temp_directory_path() / ("asyncstate-exposition-" + std::to_string(::getpid()));
+  std::ofstream(exposition) << scrape->body;
+  const auto lint = exposition.string() + ".lint";
+  const int status = std::system((std::string(PROMTOOL_BINARY) + " check metrics < " + exposition.string() + " > " + lint + " 2>&1").c_str());
+  EXPECT_EQ(status, 0) << test::fileText(lint);
+  std::filesystem::remove(exposition);
+  std::filesystem::remove(lint);
+
   const auto rules = prometheus.get("/api/v1/rules");
   ASSERT_TRUE(rules.has_value());
   for (const char* alert : {"AsyncStateCacheMissRatioHigh", "AsyncStateStoreErrors", "AsyncStateWatermarkLagHigh",
