@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -114,8 +115,7 @@ class HotKeySketch {
 
   static std::size_t validCapacity(std::size_t capacity) {
     if (capacity == 0 || capacity > 4096) {
-      throw std::invalid_argument("HotKeySketch: capacity must be between 1 and 4096, not " +
-                                  std::to_string(capacity));
+      throw std::invalid_argument("HotKeySketch: capacity must be between 1 and 4096, not " + std::to_string(capacity));
     }
     return capacity;
   }
@@ -138,7 +138,8 @@ class HotKeySketch {
     if (c.hash != hash) return false;
     if (key.size() <= maxKeyBytes_) return c.text == key;
     // A cut key is identified by its hash and its kept prefix.
-    return c.text.size() == maxKeyBytes_ + kCutMarker.size() && std::string_view(c.text).starts_with(key.substr(0, maxKeyBytes_));
+    return c.text.size() == maxKeyBytes_ + kCutMarker.size() &&
+           std::string_view(c.text).starts_with(key.substr(0, maxKeyBytes_));
   }
 
   void assignText(Counter& c, std::string_view key) const {
@@ -203,14 +204,14 @@ class HotKeySketch {
 
   std::size_t maxKeyBytes_;
   std::vector<Counter> counters_;
-  std::vector<std::uint32_t> heap_;  // counter slots, smallest count first
+  std::vector<std::uint32_t> heap_;   // counter slots, smallest count first
   std::vector<std::uint32_t> index_;  // open addressing: hash -> counter slot, kNone when empty
   std::uint64_t total_ = 0;
 };
 
 struct HotKeyPolicyOptions {
-  double maxWindowShare = 0.25;     // warn when one key holds more than this share of the in-flight records
-  std::size_t minInFlight = 64;     // ignore small windows: two records of one key in a window of four is no hot key
+  double maxWindowShare = 0.25;  // warn when one key holds more than this share of the in-flight records
+  std::size_t minInFlight = 64;  // ignore small windows: two records of one key in a window of four is no hot key
   std::chrono::seconds repeatEvery{60};  // at most one warning per key per this interval
 };
 
@@ -219,9 +220,9 @@ class HotKeyPolicy {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit HotKeyPolicy(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr)
-      : options_(options), log_(log) {
-    if (!(options_.maxWindowShare > 0 && options_.maxWindowShare <= 1)) {
+  explicit HotKeyPolicy(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr) : options_(options), log_(log) {
+    const bool inRange = options_.maxWindowShare > 0 && options_.maxWindowShare <= 1;  // false for NaN too
+    if (!inRange) {
       throw std::invalid_argument("HotKeyPolicy: maxWindowShare must be in (0, 1], not " +
                                   std::to_string(options_.maxWindowShare));
     }
@@ -250,7 +251,7 @@ class HotKeyPolicy {
   std::uint64_t warnings() const noexcept { return warnings_; }
 
   std::string warning(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight) const {
-    const auto percent = [](double share) { return std::to_string(static_cast<int>(share * 100 + 0.5)) + "%"; };
+    const auto percent = [](double share) { return std::to_string(std::lround(share * 100)) + "%"; };
     return "asyncstate: WARNING: hot key '" + std::string(key) + "' holds " + std::to_string(recordsOfKey) + " of " +
            std::to_string(inFlight) + " in-flight records (" +
            percent(static_cast<double>(recordsOfKey) / static_cast<double>(inFlight)) + ", limit " +
@@ -265,7 +266,7 @@ class HotKeyPolicy {
   std::ostream* log_;
   bool warnedBefore_ = false;
   std::size_t lastWarnedHash_ = 0;
-  Clock::time_point lastWarnedAt_{};
+  Clock::time_point lastWarnedAt_;
   std::uint64_t warnings_ = 0;
 };
 
@@ -277,7 +278,10 @@ class HotKeyMonitor {
 
   explicit HotKeyMonitor(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr, std::size_t capacity = 16,
                          std::size_t maxKeyBytes = 64)
-      : waiting_(capacity, maxKeyBytes), blocked_(capacity, maxKeyBytes), policy_(options, log), maxKeyBytes_(maxKeyBytes) {
+      : waiting_(capacity, maxKeyBytes),
+        blocked_(capacity, maxKeyBytes),
+        policy_(options, log),
+        maxKeyBytes_(maxKeyBytes) {
     hottestKey_.reserve(maxKeyBytes);
   }
 

@@ -41,10 +41,11 @@ class JobMetrics {
         recordsOut_(counter("asyncstate_records_out_total", "Records the job emitted to its sink.")),
         inFlight_(gauge("asyncstate_in_flight_records", "Records admitted and not finished, blocked ones included.")),
         inFlightPeak_(gauge("asyncstate_in_flight_records_peak", "Highest number of in-flight records seen.")),
-        blockedRecords_(gauge("asyncstate_blocked_records",
-                              "Records waiting because a record of the same key is in flight.")),
+        blockedRecords_(
+            gauge("asyncstate_blocked_records", "Records waiting because a record of the same key is in flight.")),
         blockedKeys_(gauge("asyncstate_blocked_keys", "Distinct keys with waiting records.")),
-        bufferedRequests_(gauge("asyncstate_buffered_requests", "State requests buffered, not yet sent to the backend.")),
+        bufferedRequests_(
+            gauge("asyncstate_buffered_requests", "State requests buffered, not yet sent to the backend.")),
         pendingRequests_(gauge("asyncstate_pending_requests", "State requests sent to the backend, not yet answered.")),
         requests_(counter("asyncstate_requests_total", "State requests sent to the backend.")),
         batchesBySize_(batches("size")),
@@ -77,9 +78,9 @@ class JobMetrics {
         cacheEntries_(gauge("asyncstate_cache_entries", "Entries in the local cache.")),
         cacheCapacity_(gauge("asyncstate_cache_capacity_bytes", "The local cache's budget; 0: caching is off.")),
         checkpoints_(counter("asyncstate_checkpoints_total", "Checkpoints taken.")),
-        checkpointDuration_(registry_.latencyHistogram(
-            "asyncstate_checkpoint_duration_seconds", "Time to take a checkpoint, draining in-flight work included.",
-            labels_)),
+        checkpointDuration_(registry_.latencyHistogram("asyncstate_checkpoint_duration_seconds",
+                                                       "Time to take a checkpoint, draining in-flight work included.",
+                                                       labels_)),
         checkpointSize_(gauge("asyncstate_checkpoint_size_bytes", "Payload size of the last checkpoint.")),
         restoreDuration_(registry_.latencyHistogram("asyncstate_restore_duration_seconds",
                                                     "Time to restore from a checkpoint.", labels_)),
@@ -174,7 +175,8 @@ class JobMetrics {
   // no key holds records) and the sketches' top keys: bounded by the sketch capacity.
   void publish(const HotKeyMonitor& hotKeys) {
     std::vector<std::pair<MetricLabels, double>> share;
-    if (hotKeys.hottestShare() > 0) share.emplace_back(withLabels({{"key", hotKeys.hottestKey()}}), hotKeys.hottestShare());
+    if (hotKeys.hottestShare() > 0)
+      share.emplace_back(withLabels({{"key", hotKeys.hottestKey()}}), hotKeys.hottestShare());
     registry_.replaceGauges("asyncstate_hot_key_window_ratio",
                             "Largest share of the in-flight window held by one key (its records run one at a time).",
                             std::move(share));
@@ -216,10 +218,10 @@ class JobMetrics {
   // "continue") or "recovered" when a downstream exceptionally/handle took it.
   void failure(const AsyncError& error, std::string_view outcome) {
     registry_
-        .counter("asyncstate_failures_total", "State operation failures by state, operation and outcome.",
-                 withLabels({{"state", error.stateName()},
-                             {"operation", error.operation()},
-                             {"outcome", std::string(outcome)}}))
+        .counter(
+            "asyncstate_failures_total", "State operation failures by state, operation and outcome.",
+            withLabels(
+                {{"state", error.stateName()}, {"operation", error.operation()}, {"outcome", std::string(outcome)}}))
         .inc();
   }
 

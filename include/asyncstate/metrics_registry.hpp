@@ -75,8 +75,8 @@ class Gauge {
 };
 
 struct HistogramData {
-  std::vector<double> bounds;                // upper bounds ("le"), increasing; +Inf is implied
-  std::vector<std::uint64_t> cumulative;     // samples <= each bound, then the +Inf bucket (= count)
+  std::vector<double> bounds;             // upper bounds ("le"), increasing; +Inf is implied
+  std::vector<std::uint64_t> cumulative;  // samples <= each bound, then the +Inf bucket (= count)
   double sum = 0;
   std::uint64_t count() const noexcept { return cumulative.empty() ? 0 : cumulative.back(); }
 };
@@ -114,13 +114,12 @@ class Histogram {
 
   void observe(double value) noexcept {
     if (std::isnan(value)) return;
-    const auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+    const auto bucket =
+        static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
     detail::atomicAdd(sum_, value);
   }
-  void observe(std::chrono::nanoseconds duration) noexcept {
-    observe(std::chrono::duration<double>(duration).count());
-  }
+  void observe(std::chrono::nanoseconds duration) noexcept { observe(std::chrono::duration<double>(duration).count()); }
 
   // Mirrors a LatencyHistogram kept elsewhere (the controller's record latency).
   void assign(const LatencyHistogram& latencies) {
@@ -193,7 +192,8 @@ inline bool isValidMetricName(std::string_view name) noexcept {
   for (std::size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
     const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
-    if (!letter && !(i > 0 && c >= '0' && c <= '9')) return false;
+    const bool digit = i > 0 && c >= '0' && c <= '9';
+    if (!letter && !digit) return false;
   }
   return true;
 }
@@ -227,7 +227,8 @@ class MetricsRegistry {
   // Replaces every series of a gauge family at once: for series whose labels come and go
   // (the current top-N hot keys), which must not pile up as stale gauges. Such a family
   // belongs to this call only; gauge() with its name is an error, and vice versa.
-  void replaceGauges(std::string_view name, std::string_view help, std::vector<std::pair<MetricLabels, double>> series) {
+  void replaceGauges(std::string_view name, std::string_view help,
+                     std::vector<std::pair<MetricLabels, double>> series) {
     MetricFamily family{std::string(name), std::string(help), MetricType::Gauge, {}};
     for (auto& [labels, value] : series) {
       validate(name, MetricType::Gauge, labels);
@@ -235,7 +236,8 @@ class MetricsRegistry {
     }
     std::lock_guard lock(mutex_);
     if (families_.contains(name)) {
-      throw std::invalid_argument("metric '" + std::string(name) + "' is registered as a metric, not replaced as a whole");
+      throw std::invalid_argument("metric '" + std::string(name) +
+                                  "' is registered as a metric, not replaced as a whole");
     }
     auto it = replaced_.find(name);
     if (it != replaced_.end() && it->second.help != family.help) {
@@ -305,7 +307,8 @@ class MetricsRegistry {
 
   static void validate(std::string_view name, MetricType type, const MetricLabels& labels) {
     if (!isValidMetricName(name)) {
-      throw std::invalid_argument("metric name '" + std::string(name) + "' is not a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
+      throw std::invalid_argument("metric name '" + std::string(name) +
+                                  "' is not a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
     }
     for (std::size_t i = 0; i < labels.size(); ++i) {
       const std::string& label = labels[i].first;

@@ -107,7 +107,7 @@ TEST(HotKeySketch, AllocatesNothingInSteadyState) {
   const std::string longKey(100, 'x');
   std::vector<std::string> keys;
   for (int i = 0; i < 1000; ++i) keys.push_back(std::to_string(i) + longKey);  // all cut to 32 bytes
-  for (const std::string& key : keys) sketch.add(key);                       // warm-up: every counter used
+  for (const std::string& key : keys) sketch.add(key);                         // warm-up: every counter used
   const std::size_t before = allocations.load();
   for (int round = 0; round < 50; ++round) {
     for (const std::string& key : keys) sketch.add(key);
@@ -137,9 +137,7 @@ TEST(HotKeySketch, DecayHalvesTheCounts) {
   EXPECT_EQ(sketch.totalWeight(), 6U);
 }
 
-TEST(HotKeySketch, RejectsAZeroCapacity) {
-  EXPECT_THROW(HotKeySketch(0), std::invalid_argument);
-}
+TEST(HotKeySketch, RejectsAZeroCapacity) { EXPECT_THROW(HotKeySketch(0), std::invalid_argument); }
 
 TEST(HotKeyPolicy, WarnsNamingTheKeyAndTheFix) {
   std::ostringstream log;
@@ -149,8 +147,7 @@ TEST(HotKeyPolicy, WarnsNamingTheKeyAndTheFix) {
   EXPECT_FALSE(policy.check("sku-1", 5, 8, now)) << "a window below minInFlight is never hot";
   EXPECT_TRUE(policy.check("sku-1", 81, 100, now));
   const std::string text = log.str();
-  EXPECT_NE(text.find("WARNING: hot key 'sku-1' holds 81 of 100 in-flight records (81%, limit 50%)"),
-            std::string::npos)
+  EXPECT_NE(text.find("WARNING: hot key 'sku-1' holds 81 of 100 in-flight records (81%, limit 50%)"), std::string::npos)
       << text;
   EXPECT_NE(text.find("Pre-aggregate"), std::string::npos);
   EXPECT_NE(text.find("salt the key"), std::string::npos);

@@ -34,8 +34,9 @@ TEST(JobMetrics, MirrorsARunsStatistics) {
     metrics.publish(s);
     ++progressCalls;
   };
-  ClickRunner runner(cache, function, [](const test::Click& c) { return c.user; },
-                     [](const test::Click& c) { return c.timeMillis; }, options);
+  ClickRunner runner(
+      cache, function, [](const test::Click& c) { return c.user; }, [](const test::Click& c) { return c.timeMillis; },
+      options);
   VectorSource<test::Click> source(test::generateClicks(5000, 50));
   VectorCollector<std::string> sink;
   const RunStats stats = runner.run(source, sink);
@@ -49,7 +50,8 @@ TEST(JobMetrics, MirrorsARunsStatistics) {
   const MetricsSnapshot snap = registry.snapshot();
   EXPECT_EQ(valueOf(snap, "asyncstate_records_in_total", job), 5000);
   EXPECT_EQ(valueOf(snap, "asyncstate_records_out_total", job), static_cast<double>(sink.values.size()));
-  EXPECT_EQ(valueOf(snap, "asyncstate_records_processed_total", job), static_cast<double>(stats.controller.recordsProcessed));
+  EXPECT_EQ(valueOf(snap, "asyncstate_records_processed_total", job),
+            static_cast<double>(stats.controller.recordsProcessed));
   EXPECT_EQ(valueOf(snap, "asyncstate_in_flight_records", job), 0) << "the run drained";
   EXPECT_EQ(valueOf(snap, "asyncstate_requests_total", job), static_cast<double>(stats.controller.requestsSent));
   const CacheStats cacheStats = cache.cacheStats();
@@ -80,8 +82,9 @@ TEST(JobMetrics, CountsFailuresByStateOperationAndOutcome) {
   CountClicks function;
   RunnerOptions options = test::clickJobOptions();
   options.controller.errorHandler = metrics.countingErrorHandler(logAndContinue(log));
-  ClickRunner runner(faulty, function, [](const test::Click& c) { return c.user; },
-                     [](const test::Click& c) { return c.timeMillis; }, options);
+  ClickRunner runner(
+      faulty, function, [](const test::Click& c) { return c.user; }, [](const test::Click& c) { return c.timeMillis; },
+      options);
   VectorSource<test::Click> source(test::generateClicks(2000, 40));
   VectorCollector<std::string> sink;
   const RunStats stats = runner.run(source, sink);

@@ -56,9 +56,10 @@ TEST(Histogram, ImportsALatencyHistogramExactly) {
   LatencyHistogram latencies;
   Histogram direct(Histogram::latencyBounds());
   // Whole microseconds off the power-of-two edges, where both count alike.
-  for (const auto d : {std::chrono::microseconds(3), std::chrono::microseconds(15), std::chrono::microseconds(17),
-                       std::chrono::microseconds(1023), std::chrono::microseconds(1025), std::chrono::microseconds(5000),
-                       std::chrono::microseconds(20'000'000), std::chrono::microseconds(900'000'000)}) {
+  for (const auto d :
+       {std::chrono::microseconds(3), std::chrono::microseconds(15), std::chrono::microseconds(17),
+        std::chrono::microseconds(1023), std::chrono::microseconds(1025), std::chrono::microseconds(5000),
+        std::chrono::microseconds(20'000'000), std::chrono::microseconds(900'000'000)}) {
     latencies.add(d);
     direct.observe(std::chrono::duration_cast<std::chrono::nanoseconds>(d));
   }

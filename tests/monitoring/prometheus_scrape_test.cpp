@@ -24,12 +24,15 @@ TEST(PrometheusScrape, SeriesAgreeWithWhatTheJobMeasured) {
   RunnerOptions options = test::clickJobOptions();
   options.progressEvery = 1000;
   options.onProgress = [&](const RunStats& s) { metrics.publish(s); };
-  options.onWatermark = [&](std::int64_t watermark) { metrics.publishWatermark(watermark, std::chrono::milliseconds(1)); };
-  ClickRunner runner(cache, function, [](const test::Click& c) { return c.user; },
-                     [](const test::Click& c) { return c.timeMillis; }, options);
-  const auto startMillis = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
+  options.onWatermark = [&](std::int64_t watermark) {
+    metrics.publishWatermark(watermark, std::chrono::milliseconds(1));
+  };
+  ClickRunner runner(
+      cache, function, [](const test::Click& c) { return c.user; }, [](const test::Click& c) { return c.timeMillis; },
+      options);
+  const auto startMillis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   VectorSource<test::Click> source(test::generateClicks(6000, 300, startMillis - 60'000));
   VectorCollector<std::string> sink;
   const RunStats stats = runner.run(source, sink);
@@ -51,7 +54,8 @@ TEST(PrometheusScrape, SeriesAgreeWithWhatTheJobMeasured) {
   ASSERT_TRUE(records.has_value()) << "no scrape arrived; prometheus log:\n" << prometheus.log();
   EXPECT_EQ(*records, static_cast<double>(stats.records));
   EXPECT_EQ(prometheus.query("up{job=\"asyncstate\"}"), 1.0);
-  EXPECT_EQ(prometheus.query("asyncstate_records_processed_total"), static_cast<double>(stats.controller.recordsProcessed));
+  EXPECT_EQ(prometheus.query("asyncstate_records_processed_total"),
+            static_cast<double>(stats.controller.recordsProcessed));
   EXPECT_EQ(prometheus.query("asyncstate_records_out_total"), static_cast<double>(sink.values.size()));
   const auto hitRate =
       prometheus.query("asyncstate_cache_hits_total / (asyncstate_cache_hits_total + asyncstate_cache_misses_total)");
@@ -69,10 +73,12 @@ TEST(PrometheusScrape, SeriesAgreeWithWhatTheJobMeasured) {
   httplib::Client scraper("127.0.0.1", endpoint.port());
   const auto scrape = scraper.Get("/metrics");
   ASSERT_TRUE(scrape);
-  const auto exposition = std::filesystem::temp_directory_path() / ("asyncstate-exposition-" + std::to_string(::getpid()));
+  const auto exposition =
+      std::filesystem::temp_directory_path() / ("asyncstate-exposition-" + std::to_string(::getpid()));
   std::ofstream(exposition) << scrape->body;
   const auto lint = exposition.string() + ".lint";
-  const int status = std::system((std::string(PROMTOOL_BINARY) + " check metrics < " + exposition.string() + " > " + lint + " 2>&1").c_str());
+  const int status = std::system(
+      (std::string(PROMTOOL_BINARY) + " check metrics < " + exposition.string() + " > " + lint + " 2>&1").c_str());
   EXPECT_EQ(status, 0) << test::fileText(lint);
   std::filesystem::remove(exposition);
   std::filesystem::remove(lint);

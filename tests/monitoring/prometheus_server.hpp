@@ -62,8 +62,8 @@ class PrometheusServer {
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = freeLoopbackPort();
       spawn({binary, "--config.file=" + (dir_ / "prometheus.yml").string(),
-             "--storage.tsdb.path=" + (dir_ / "data").string(), "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-             "--log.level=warn"});
+             "--storage.tsdb.path=" + (dir_ / "data").string(),
+             "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"});
       if (waitUntilReady()) return;
       stop();
     }
@@ -105,7 +105,8 @@ class PrometheusServer {
   }
 
   // Polls a query until it has a value (Prometheus scrapes every second); nullopt after `limit`.
-  std::optional<double> awaitQuery(const std::string& promql, std::chrono::seconds limit = std::chrono::seconds(30)) const {
+  std::optional<double> awaitQuery(const std::string& promql,
+                                   std::chrono::seconds limit = std::chrono::seconds(30)) const {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
       if (auto v = query(promql)) return v;
