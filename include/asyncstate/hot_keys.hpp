@@ -50,8 +50,8 @@ class HotKeySketch {
   std::uint64_t totalWeight() const noexcept { return total_; }
 
   // Adds `weight` to `key`. Constant work for a fixed capacity: one hash, an index probe
-  // and a heap sift of depth log2(capacity); no allocation once every counter has been
-  // used with a key of maxKeyBytes (the buffers are reserved up front).
+  // and a heap sift of depth log2(capacity); never an allocation (the key buffers are
+  // reserved at construction, and keys are cut to maxKeyBytes).
   void add(std::string_view key, std::uint64_t weight = 1) {
     if (weight == 0) return;
     total_ += weight;

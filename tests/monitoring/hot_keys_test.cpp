@@ -102,12 +102,11 @@ TEST(HotKeySketch, IsExactWhileEveryKeyFits) {
   }
 }
 
-TEST(HotKeySketch, AllocatesNothingInSteadyState) {
-  HotKeySketch sketch(16, 32);
+TEST(HotKeySketch, AllocatesNothingAfterConstruction) {
   const std::string longKey(100, 'x');
   std::vector<std::string> keys;
   for (int i = 0; i < 1000; ++i) keys.push_back(std::to_string(i) + longKey);  // all cut to 32 bytes
-  for (const std::string& key : keys) sketch.add(key);                         // warm-up: every counter used
+  HotKeySketch sketch(16, 32);
   const std::size_t before = allocations.load();
   for (int round = 0; round < 50; ++round) {
     for (const std::string& key : keys) sketch.add(key);
