@@ -1,5 +1,5 @@
 # Installs what a consumer needs: the headers, the CMake package (asyncstate::asyncstate
-# plus the optional components RocksDB, Redis and Analyzer), a pkg-config file and,
+# plus the optional components RocksDB, Redis, HTTP and Analyzer), a pkg-config file and,
 # when the analyzer was built, the clang-tidy plugin and the asyncstate-tidy driver.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)

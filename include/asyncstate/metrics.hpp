@@ -20,11 +20,22 @@ class LatencyHistogram {
     const auto micros = static_cast<std::uint64_t>(std::max<std::int64_t>(latency.count() / 1000, 0));
     ++buckets_[indexOf(micros)];
     ++count_;
+    sum_ += micros;
     if (micros > max_) max_ = micros;
   }
 
   std::uint64_t count() const noexcept { return count_; }
   std::uint64_t maxMicros() const noexcept { return max_; }
+  std::uint64_t sumMicros() const noexcept { return sum_; }
+
+  // How many samples were below 2^exponent microseconds: exact, because powers of two
+  // are bucket edges (what a Prometheus export with power-of-two bounds needs).
+  std::uint64_t countBelowPowerOfTwoMicros(int exponent) const {
+    const std::uint64_t limit = std::uint64_t{1} << std::clamp(exponent, 0, 63);
+    std::uint64_t below = 0;
+    for (std::size_t i = 0; i < buckets_.size() && upperBound(i) < limit; ++i) below += buckets_[i];
+    return below;
+  }
 
   // Upper bound of the bucket holding the q-quantile, in microseconds (q in [0, 1]).
   double percentileMicros(double q) const {
@@ -55,6 +66,7 @@ class LatencyHistogram {
 
   std::array<std::uint64_t, kBuckets> buckets_{};
   std::uint64_t count_ = 0;
+  std::uint64_t sum_ = 0;
   std::uint64_t max_ = 0;
 };
 
