@@ -27,6 +27,18 @@
 // ASKING plus the command to the importing node once. A standalone server answers
 // CLUSTER SLOTS with an error and gets every slot.
 //
+// Lost data. A server can lose the job's state without an error: a restart without
+// persistence, FLUSHALL, a failover to an empty replica, eviction. The backend refuses
+// servers whose eviction policy could evict state keys (allkeys-*), and writes a
+// generation marker into every key group at start; every batch script checks its key
+// group's marker first and fails when it is missing or replaced, so lost state is
+// never read as empty nor written over (snapshot() checks all markers the same way).
+//
+// Security. Credentials (ACL user + password, or the legacy password) are sent in AUTH
+// on every connection and reconnection; refused credentials fail at once, naming the
+// node and the user, never the password. aclRules(job) is the least-privilege ACL for
+// one job; deleteJobKeys(options) removes one job's keys and nothing else.
+//
 // Users link hiredis themselves (pkg-config: hiredis).
 
 #include <asyncstate/backend/errors.hpp>
@@ -43,6 +55,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <memory>
@@ -71,8 +84,47 @@ class RedisBackend final : public StateBackend {
       return true;
     });
     admin_->requireReachable();
+    refuseEvictingServers();
+    establishGeneration();
     io_ = std::thread([this] { ioLoop(); });
   }
+
+  // The ACL rules a Redis user needs to run job `job` and nothing else: its keys only,
+  // no Pub/Sub, and exactly the commands the backend and its script send. Use as
+  // `ACL SETUSER <user> on ><password> <rules>` (or a `user` line in an ACL file).
+  static std::string aclRules(const std::string& job) {
+    const detail::RedisKeySchema keys(job);
+    return "resetkeys ~" + keys.pattern() +
+           " resetchannels -@all +ping +info +cluster|slots +asking +script|load +evalsha"
+           " +get +set +del +unlink +append +hget +hset +hsetnx +hdel +hgetall +zadd +zrem +zrangebylex +scan";
+  }
+
+  // Deletes every key of job `options.job` -- state, markers, metadata -- on every
+  // master, found by SCAN with the job's pattern (so a large database is never
+  // blocked) and checked against the job's prefix again before each UNLINK: keys of
+  // other jobs are never touched. Run it when no backend of the job is running (a
+  // running one fails its next batches, having lost its generation markers).
+  // Returns how many keys were deleted.
+  static std::size_t deleteJobKeys(const RedisOptions& options) {
+    const detail::RedisKeySchema keys(options.job);
+    detail::RedisRouter router(options, [](std::chrono::milliseconds d) {
+      std::this_thread::sleep_for(d);
+      return true;
+    });
+    router.requireReachable();
+    std::vector<detail::RedisRouter::Command> deletes;
+    for (const std::string& key : scanJobKeys(router, keys)) {
+      detail::RedisRouter::Command c;
+      c.args = {"UNLINK", key};
+      c.slot = detail::redisSlotOf(key);
+      deletes.push_back(std::move(c));
+    }
+    const std::size_t count = deletes.size();
+    router.runAll(std::move(deletes), "deleting the keys of job '" + options.job + "'");
+    return count;
+  }
+
+  const std::string& generation() const { return generation_; }
 
   ~RedisBackend() override {
     {
@@ -89,8 +141,9 @@ class RedisBackend final : public StateBackend {
   std::string name() const override { return "redis"; }
 
   std::string describeConfiguration() const override {
-    return "redis(" + admin_->describeTopology() + ", job '" + options_.job +
-           "', batches pipelined on one I/O thread as one script per key group, up to " +
+    return "redis(" + admin_->describeTopology() + ", job '" + options_.job + "' generation " + generation_ +
+           ", as " + options_.credentials.describe() +
+           ", eviction policy checked, batches pipelined on one I/O thread as one script per key group, up to " +
            std::to_string(options_.maxAttempts) + " attempts with backoff " +
            std::to_string(options_.initialBackoff.count()) + ".." + std::to_string(options_.maxBackoff.count()) +
            " ms, command timeout " + std::to_string(options_.commandTimeout.count()) + " ms)\n" +
@@ -134,6 +187,7 @@ class RedisBackend final : public StateBackend {
   }
 
   void snapshot(Savepoint& out) override {
+    verifyGeneration("snapshot");
     std::map<std::string, StateKind> kinds = storedKinds();
     for (const StateInfo& s : *registry_) kinds[s.name] = s.kind;
     for (const auto& [stateName, kind] : kinds) out.declare(stateName, kind);
@@ -216,6 +270,9 @@ class RedisBackend final : public StateBackend {
       }
     }
     flush();
+    // The restored contents are this generation's: a restore onto a server that lost
+    // the job's data is how the job recovers, so the markers are written again.
+    writeGenerationMarkers(false);
   }
 
   BackendStats stats() const override { return BackendStats{batches_.load(), requests_.load(), failures_.load()}; }
@@ -256,28 +313,157 @@ class RedisBackend final : public StateBackend {
   }
 
   // Every key of this job on every master: SCAN, so a large database is never blocked.
-  std::vector<std::string> jobKeys() {
+  std::vector<std::string> jobKeys() { return scanJobKeys(*admin_, keys_); }
+
+  static std::vector<std::string> scanJobKeys(detail::RedisRouter& router, const detail::RedisKeySchema& schema) {
     std::vector<std::string> keys;
-    for (std::size_t node : admin_->masters()) {
+    for (std::size_t node : router.masters()) {
       std::string cursor = "0";
       do {
         std::vector<detail::RedisRouter::Command> scan(1);
-        scan[0].args = {"SCAN", cursor, "MATCH", keys_.pattern(), "COUNT", "1000"};
+        scan[0].args = {"SCAN", cursor, "MATCH", schema.pattern(), "COUNT", "1000"};
         scan[0].node = node;
-        scan = admin_->runAll(std::move(scan), "listing keys on " + admin_->address(node));
+        scan = router.runAll(std::move(scan), "listing keys on " + router.address(node));
         const redisReply* r = scan[0].reply.get();
         cursor.assign(r->element[0]->str, r->element[0]->len);
         for (std::size_t i = 0; i < r->element[1]->elements; ++i) {
-          keys.emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+          std::string key(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+          if (schema.owns(key)) keys.push_back(std::move(key));
         }
       } while (cursor != "0");
     }
     return keys;
   }
 
+  std::string stateLostAdvice() const {
+    return " -- the server lost or replaced the state of job '" + options_.job + "' (generation " + generation_ +
+           "): a restart without persistence, FLUSHALL/FLUSHDB, eviction, or a failover to a replica without the "
+           "data. The batch was not run, so no empty state was read or written over; restore the last savepoint "
+           "(restore() writes the markers again) or start the job anew after deleteJobKeys()";
+  }
+
+  // allkeys-* policies evict any key once maxmemory is reached, and the state keys have
+  // no TTL, so they are candidates; noeviction and volatile-* never evict a key without
+  // a TTL (only batch markers carry one). The policy is refused even when maxmemory is 0
+  // today: both can be changed at run time with CONFIG SET.
+  void refuseEvictingServers() {
+    for (std::size_t node : admin_->masters()) {
+      detail::RedisReplyPtr info;
+      try {
+        info = admin_->runOnNode({"INFO", "memory"}, node);
+      } catch (const BackendError& e) {
+        throw BackendError(std::string(e.what()) + " (the backend reads maxmemory_policy from INFO memory to make " +
+                           "sure the server cannot evict the job's state; see RedisBackend::aclRules)");
+      }
+      const std::string text = info->str != nullptr ? std::string(info->str, info->len) : std::string();
+      const std::string field = "maxmemory_policy:";
+      const auto at = text.find(field);
+      if (at == std::string::npos) {
+        throw BackendError("redis: " + admin_->address(node) + " did not report maxmemory_policy in INFO memory");
+      }
+      const std::string policy = text.substr(at + field.size(), text.find_first_of("\r\n", at) - at - field.size());
+      if (detail::startsWith(policy, "allkeys-")) {
+        throw BackendError("redis: " + admin_->address(node) + " has maxmemory-policy " + policy +
+                           ", which may evict the state of job '" + options_.job +
+                           "' (its keys have no TTL) and lose it silently; configure noeviction (writes then fail "
+                           "with OOM, visibly) or a volatile-* policy");
+      }
+    }
+  }
+
+  // Finds the job's generation, or starts one. The job marker {job:meta}:g is written
+  // first (SET NX, so concurrent starters agree), then every key group's marker. A job
+  // marker without all key-group markers, or key-group markers without the job marker,
+  // means a node lost the job's data while it was not running: refuse to start.
+  void establishGeneration() {
+    detail::RedisReplyPtr job = admin_->runOne({"GET", keys_.jobGenerationMarker()},
+                                               detail::redisSlotOf(keys_.jobGenerationMarker()));
+    if (job->type == REDIS_REPLY_STRING) {
+      generation_.assign(job->str, job->len);
+      verifyGeneration("start");
+      return;
+    }
+    if (options_.expectExistingState) {
+      throw BackendError("redis: job '" + options_.job + "' has no state on " + admin_->describeTopology() +
+                         " but expectExistingState is set: the server lost the job's data while it was down "
+                         "(or the job name or server is wrong); restore a savepoint into a new job instead");
+    }
+    const std::vector<std::string> found = groupGenerations();
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (!found[group].empty()) {
+        throw BackendError("redis: job '" + options_.job + "' has key-group generation markers but lost its job marker " +
+                           keys_.jobGenerationMarker() + " on " + admin_->describeTopology() +
+                           ": part of its data is gone; restore a savepoint or deleteJobKeys() and start anew");
+      }
+    }
+    std::random_device entropy;
+    char text[17];
+    std::snprintf(text, sizeof text, "%08x%08x", entropy(), entropy());
+    admin_->runOne({"SET", keys_.jobGenerationMarker(), text, "NX"}, detail::redisSlotOf(keys_.jobGenerationMarker()));
+    detail::RedisReplyPtr winner = admin_->runOne({"GET", keys_.jobGenerationMarker()},
+                                                  detail::redisSlotOf(keys_.jobGenerationMarker()));
+    if (winner->type != REDIS_REPLY_STRING) {
+      throw BackendError("redis: job '" + options_.job + "': the generation marker vanished right after it was set");
+    }
+    generation_.assign(winner->str, winner->len);
+    writeGenerationMarkers(true);
+    verifyGeneration("start");
+  }
+
+  void writeGenerationMarkers(bool onlyMissing) {
+    std::vector<detail::RedisRouter::Command> sets;
+    auto add = [&](const std::string& key) {
+      detail::RedisRouter::Command c;
+      c.args = {"SET", key, generation_};
+      if (onlyMissing) c.args.emplace_back("NX");
+      c.slot = detail::redisSlotOf(key);
+      sets.push_back(std::move(c));
+    };
+    add(keys_.jobGenerationMarker());
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) add(keys_.generationMarker(group));
+    admin_->runAll(std::move(sets), "writing the generation markers of job '" + options_.job + "'");
+  }
+
+  // The value of every key group's marker ("" when missing), read in one pipeline.
+  std::vector<std::string> groupGenerations() {
+    std::vector<detail::RedisRouter::Command> gets;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      detail::RedisRouter::Command c;
+      c.args = {"GET", keys_.generationMarker(group)};
+      c.slot = detail::redisSlotOf(c.args[1]);
+      gets.push_back(std::move(c));
+    }
+    gets = admin_->runAll(std::move(gets), "reading the generation markers of job '" + options_.job + "'");
+    std::vector<std::string> out;
+    for (const auto& c : gets) {
+      out.emplace_back(c.reply->type == REDIS_REPLY_STRING ? std::string(c.reply->str, c.reply->len) : std::string());
+    }
+    return out;
+  }
+
+  void verifyGeneration(const std::string& when) {
+    const std::vector<std::string> found = groupGenerations();
+    std::string lost;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (found[group] == generation_) continue;
+      const std::string key = keys_.generationMarker(group);
+      lost += (lost.empty() ? "" : ", ") + key + " on " +
+              admin_->address(admin_->nodeOfSlot(detail::redisSlotOf(key))) +
+              (found[group].empty() ? " missing" : " holds generation " + found[group]);
+      if (lost.size() > 400) {
+        lost += ", ...";
+        break;
+      }
+    }
+    if (!lost.empty()) {
+      throw BackendError("redis: " + when + " of job '" + options_.job + "' refused: generation markers " + lost +
+                         stateLostAdvice());
+    }
+  }
+
   detail::RedisRouter::Command scriptFor(const Job& job, std::uint32_t group, const std::vector<std::size_t>& indexes,
                                          std::uint64_t batchId) const {
-    std::vector<std::string> keys{keys_.batchMarker(group, batchPrefix_, batchId)};
+    std::vector<std::string> keys{keys_.generationMarker(group), keys_.batchMarker(group, batchPrefix_, batchId)};
     std::unordered_map<std::string, std::size_t> keyIndex;
     auto indexOf = [&](std::string key) {
       auto [it, inserted] = keyIndex.try_emplace(key, keys.size() + 1);
@@ -309,11 +495,12 @@ class RedisBackend final : public StateBackend {
     detail::RedisRouter::Command c;
     c.script = true;
     c.slot = detail::redisSlotOf(keys.front());
-    c.args.reserve(keys.size() + ops.size() + 3);
+    c.args.reserve(keys.size() + ops.size() + 4);
     c.args.push_back(std::to_string(keys.size()));
     for (std::string& k : keys) c.args.push_back(std::move(k));
     c.args.emplace_back(writes ? "1" : "0");
     c.args.push_back(std::to_string(options_.batchMarkerTtl.count()));
+    c.args.push_back(generation_);
     for (std::string& o : ops) c.args.push_back(std::move(o));
     return c;
   }
@@ -361,6 +548,7 @@ class RedisBackend final : public StateBackend {
           (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != members.size())) {
         error = "unexpected script reply";
       }
+      if (error.find("ASYNCSTATE_STATE_LOST") != std::string::npos) error += stateLostAdvice();
       for (std::size_t m = 0; m < members.size(); ++m) {
         StateRequest& request = job.requests[members[m]];
         if (!error.empty()) {
@@ -399,6 +587,7 @@ class RedisBackend final : public StateBackend {
   std::unique_ptr<detail::RedisRouter> admin_;  // task thread only
   std::shared_ptr<const std::vector<StateInfo>> registry_ = std::make_shared<std::vector<StateInfo>>();
   std::uint64_t batchPrefix_ = 0;
+  std::string generation_;  // written at start; read by the I/O thread only after that
   std::uint64_t batchCounter_ = 0;
 
   std::mutex mutex_;

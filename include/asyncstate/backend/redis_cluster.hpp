@@ -89,6 +89,7 @@ class RedisRouter {
   }
 
   std::string address(std::size_t node) const { return nodes_.at(node).address; }
+  std::size_t nodeOfSlot(int slot) const { return slots_.at(static_cast<std::size_t>(slot)); }
 
   std::string describeTopology() const {
     const auto m = masters();
@@ -145,6 +146,16 @@ class RedisRouter {
     return std::move(one[0].reply);
   }
 
+  // Runs one command on one node (a per-node check such as INFO) and throws on failure.
+  RedisReplyPtr runOnNode(std::vector<std::string> args, std::size_t node) {
+    std::vector<Command> one(1);
+    one[0].args = std::move(args);
+    one[0].node = node;
+    run(one);
+    if (!one[0].error.empty()) throw BackendError("redis: " + one[0].args.front() + ": " + one[0].error);
+    return std::move(one[0].reply);
+  }
+
   std::vector<Command> runAll(std::vector<Command> commands, const std::string& what) {
     run(commands);
     for (const Command& c : commands) {
@@ -177,20 +188,14 @@ class RedisRouter {
     node.scriptLoaded = false;
   }
 
-  // Returns an empty string when connected, else why not.
-  std::string connect(Node& node) {
+  // Returns an empty string when connected, else why not; `rejected` when the server
+  // refused the credentials.
+  std::string connect(Node& node, bool* rejected = nullptr) {
     if (node.ctx != nullptr) return {};
-    redisContext* ctx = redisConnectWithTimeout(node.host.c_str(), node.port, toTimeval(options_.connectTimeout));
-    if (ctx == nullptr) return "cannot allocate a hiredis context";
-    if (ctx->err != 0) {
-      std::string why = "cannot connect to " + node.address + ": " + ctx->errstr;
-      redisFree(ctx);
-      return why;
-    }
-    redisSetTimeout(ctx, toTimeval(options_.commandTimeout));
-    redisEnableKeepAlive(ctx);
-    node.ctx = ctx;
-    return {};
+    RedisConnectAttempt attempt = openRedisConnection(node.host, node.port, node.address, options_);
+    if (rejected != nullptr) *rejected = attempt.rejected;
+    node.ctx = attempt.ctx;
+    return attempt.error;
   }
 
   // The script is loaded on every (re)connection: a restarted or new node has no cache.
@@ -212,6 +217,11 @@ class RedisRouter {
     return {};
   }
 
+  // Missing or refused credentials, or a command the ACL user may not run.
+  static bool isAccessError(std::string_view error) {
+    return startsWith(error, "NOAUTH") || startsWith(error, "NOPERM") || startsWith(error, "WRONGPASS");
+  }
+
   static bool isTransientError(std::string_view error) {
     return startsWith(error, "TRYAGAIN") || startsWith(error, "CLUSTERDOWN") || startsWith(error, "LOADING") ||
            startsWith(error, "MASTERDOWN") || startsWith(error, "BUSY");
@@ -220,7 +230,15 @@ class RedisRouter {
   void sendPipeline(std::size_t nodeId, std::vector<Command*>& group, bool& transient, bool& moved,
                     std::string& lastError) {
     Node& node = nodes_[nodeId];
-    std::string why = connect(node);
+    bool rejected = false;
+    std::string why = connect(node, &rejected);
+    if (rejected) {
+      for (Command* c : group) {
+        c->error = why;
+        c->done = true;
+      }
+      return;
+    }
     if (why.empty() && std::any_of(group.begin(), group.end(), [](Command* c) { return c->script; })) {
       why = loadScript(node);
     }
@@ -299,7 +317,8 @@ class RedisRouter {
     try {
       refreshTopology();
     } catch (const BackendError&) {  // NOLINT(bugprone-empty-catch)
-      // Every node is unreachable right now; the next attempt reports it per command.
+      // No node is reachable, or one refused the credentials, right now; the commands
+      // report it when they run.
     }
   }
 
@@ -307,7 +326,9 @@ class RedisRouter {
     std::string errors;
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       Node& node = nodes_[i];
-      const std::string why = connect(node);
+      bool rejected = false;
+      const std::string why = connect(node, &rejected);
+      if (rejected) throw BackendError("redis: " + why);
       if (!why.empty()) {
         errors += (errors.empty() ? "" : "; ") + why;
         continue;
@@ -317,6 +338,10 @@ class RedisRouter {
         errors += (errors.empty() ? "" : "; ") + ("connection to " + node.address + " lost: " + node.ctx->errstr);
         disconnect(node);
         continue;
+      }
+      if (reply->type == REDIS_REPLY_ERROR && isAccessError({reply->str, reply->len})) {
+        throw BackendError("redis: " + node.address + " refused CLUSTER SLOTS to " + options_.credentials.describe() +
+                           ": " + std::string(reply->str, reply->len));
       }
       if (reply->type == REDIS_REPLY_ERROR) {
         // "ERR This instance has cluster support disabled": a standalone server.

@@ -7,7 +7,9 @@
 //   {job:kg}:<len(state)>:<state>:<key bytes>:h   map entries (hash userKey -> value)
 //   {job:kg}:<len(state)>:<state>:<key bytes>:z   map user keys (sorted set, all scores 0)
 //   {job:kg}:b:<batch id>                         batch marker (idempotent retries)
+//   {job:kg}:g                                    generation marker of the key group
 //   {job:meta}:states                             state name -> kind
+//   {job:meta}:g                                  the job's generation (written first)
 
 #include <asyncstate/backend/redis_cluster.hpp>
 #include <asyncstate/backend/redis_connection.hpp>
@@ -51,6 +53,11 @@ class RedisKeySchema {
   std::string baseKey(std::uint32_t keyGroup, const std::string& stateName, const std::string& key) const {
     return tag(keyGroup) + ":" + std::to_string(stateName.size()) + ":" + stateName + ":" + key;
   }
+
+  // Every batch script checks its key group's marker, so a node that lost the job's
+  // data is noticed by the next batch that touches it (see redis_scripts.hpp).
+  std::string generationMarker(std::uint32_t keyGroup) const { return tag(keyGroup) + ":g"; }
+  std::string jobGenerationMarker() const { return "{" + job_ + ":meta}:g"; }
 
   std::string batchMarker(std::uint32_t keyGroup, std::uint64_t prefix, std::uint64_t batchId) const {
     return tag(keyGroup) + ":b:" + std::to_string(prefix) + "-" + std::to_string(batchId);

@@ -2,6 +2,8 @@
 // What a RedisBackend is told (servers, job namespace, timeouts, retries) and what it
 // counts about its traffic.
 
+#include <asyncstate/backend/redis_credentials.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -14,6 +16,12 @@ struct RedisOptions {
   std::vector<std::string> seeds{"127.0.0.1:6379"};
   // Namespace of every key: two jobs (or two tests) on one Redis never see each other.
   std::string job = "asyncstate";
+  // Sent in AUTH on every connection and reconnection, to every node.
+  RedisCredentials credentials;
+  // A job that restarts on state it left in Redis sets this: the backend then refuses
+  // to start when the job's generation markers are missing (the server lost the data
+  // while the job was down) instead of starting empty.
+  bool expectExistingState = false;
   std::chrono::milliseconds connectTimeout{1000};
   std::chrono::milliseconds commandTimeout{2000};
   int maxAttempts = 10;  // per command, not counting redirects

@@ -5,18 +5,30 @@
 
 namespace asyncstate::detail {
 
-// One batch of one key group. KEYS[1] is the batch marker; each operation is 7
-// arguments: op, key index, zset key index, user key, value, lex range start, limit.
+// One batch of one key group. KEYS[1] is the key group's generation marker, KEYS[2]
+// the batch marker; ARGV[1] is '1' when the batch writes, ARGV[2] the batch marker's
+// TTL, ARGV[3] the job's generation; then each operation is 7 arguments: op, key index,
+// zset key index, user key, value, lex range start, limit.
+//
+// The generation check comes first, before the batch marker: a server that lost the
+// job's data (restart without persistence, FLUSHALL, failover to an empty replica) has
+// lost the marker too, and the batch fails instead of reading empty state or writing
+// into it. The check is inside the script, so it is atomic with the batch.
 inline constexpr std::string_view kBatchScript = R"lua(
+local generation = redis.call('GET', KEYS[1])
+if generation ~= ARGV[3] then
+  local what = generation and 'holds another generation' or 'is missing'
+  return redis.error_reply('ASYNCSTATE_STATE_LOST generation marker ' .. KEYS[1] .. ' ' .. what)
+end
 local writes = ARGV[1] == '1'
 if writes then
-  local done = redis.call('GET', KEYS[1])
+  local done = redis.call('GET', KEYS[2])
   if done then return cmsgpack.unpack(done) end
 end
 local out = {}
-local n = (#ARGV - 2) / 7
+local n = (#ARGV - 3) / 7
 for i = 0, n - 1 do
-  local b = 2 + i * 7
+  local b = 3 + i * 7
   local op = ARGV[b + 1]
   local k = KEYS[tonumber(ARGV[b + 2])]
   local z = KEYS[tonumber(ARGV[b + 3])]
@@ -41,7 +53,7 @@ for i = 0, n - 1 do
   end
   out[#out + 1] = r
 end
-if writes then redis.call('SET', KEYS[1], cmsgpack.pack(out), 'EX', ARGV[2]) end
+if writes then redis.call('SET', KEYS[2], cmsgpack.pack(out), 'EX', ARGV[2]) end
 return out
 )lua";
 
