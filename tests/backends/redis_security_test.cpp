@@ -73,7 +73,8 @@ RedisServer* RedisSecurityTest::server_ = nullptr;
 
 TEST_F(RedisSecurityTest, AJobRunsUnderItsLeastPrivilegeUserWithNoDeniedCommand) {
   createJobUser(*server_, "counter", kJobPassword, "counter");
-  const RedisOptions options = jobOptions({server_->address()}, "counter", RedisCredentials::user("counter", kJobPassword));
+  const RedisOptions options =
+      jobOptions({server_->address()}, "counter", RedisCredentials::user("counter", kJobPassword));
   {
     RedisBackend backend(options);
     runCountingJob(backend, countingInput(40, 25));
@@ -190,8 +191,8 @@ TEST_F(RedisSecurityTest, ThePasswordAppearsInNoOutputOfARun) {
     CachingBackend cached(backend, 1 << 20);
     std::ostringstream log;
     runCountingJob(cached, countingInput(20, 10), &log);
-    everything += log.str() + backend.describeConfiguration() + cached.describeConfiguration() +
-                  savepointBytes(backend);
+    everything +=
+        log.str() + backend.describeConfiguration() + cached.describeConfiguration() + savepointBytes(backend);
     const RedisStats r = backend.redisStats();
     const BackendStats b = backend.stats();
     everything += std::to_string(r.pipelines) + std::to_string(r.commands) + std::to_string(b.requests);
@@ -203,9 +204,16 @@ TEST_F(RedisSecurityTest, ThePasswordAppearsInNoOutputOfARun) {
         everything += e.what();
       }
     };
-    collect([&] { RedisBackend wrong(jobOptions({server_->address()}, "quiet", RedisCredentials::user("quiet", kJobPassword + "x"))); });
-    collect([&] { RedisBackend legacyWrong(jobOptions({server_->address()}, "quiet", RedisCredentials::password(kJobPassword))); });
-    collect([&] { RedisBackend otherJob(jobOptions({server_->address()}, "notmine", RedisCredentials::user("quiet", kJobPassword))); });
+    collect([&] {
+      RedisBackend wrong(
+          jobOptions({server_->address()}, "quiet", RedisCredentials::user("quiet", kJobPassword + "x")));
+    });
+    collect([&] {
+      RedisBackend legacyWrong(jobOptions({server_->address()}, "quiet", RedisCredentials::password(kJobPassword)));
+    });
+    collect([&] {
+      RedisBackend otherJob(jobOptions({server_->address()}, "notmine", RedisCredentials::user("quiet", kJobPassword)));
+    });
     server_->query({"FLUSHALL"});
     collect([&] { runCountingJob(cached, countingInput(20, 1), &log); });
     collect([&] { savepointBytes(backend); });

@@ -177,7 +177,8 @@ class RedisServer {
     stopProcess();
     spawn(args_);
     if (!waitUntilReady()) {
-      throw std::runtime_error("redis harness: redis-server did not restart; log:\n" + readFileTail(dir_ / "redis.log"));
+      throw std::runtime_error("redis harness: redis-server did not restart; log:\n" +
+                               readFileTail(dir_ / "redis.log"));
     }
   }
 

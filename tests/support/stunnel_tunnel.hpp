@@ -41,10 +41,10 @@ class SelfSignedCertificate {
     char pattern[] = "/tmp/asyncstate-tls-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("tls harness: mkdtemp failed");
     dir_ = pattern;
-    const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
-                                "subjectAltName=IP:127.0.0.1 -keyout " +
-                                key().string() + " -out " + certificate().string() + " > " +
-                                (dir_ / "openssl.log").string() + " 2>&1";
+    const std::string command =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
+        "subjectAltName=IP:127.0.0.1 -keyout " +
+        key().string() + " -out " + certificate().string() + " > " + (dir_ / "openssl.log").string() + " 2>&1";
     if (std::system(command.c_str()) != 0) {
       throw std::runtime_error("tls harness: openssl failed:\n" + readFileTail(dir_ / "openssl.log"));
     }

@@ -141,8 +141,8 @@ class RedisBackend final : public StateBackend {
   std::string name() const override { return "redis"; }
 
   std::string describeConfiguration() const override {
-    return "redis(" + admin_->describeTopology() + ", job '" + options_.job + "' generation " + generation_ +
-           ", as " + options_.credentials.describe() +
+    return "redis(" + admin_->describeTopology() + ", job '" + options_.job + "' generation " + generation_ + ", as " +
+           options_.credentials.describe() +
            ", eviction policy checked, batches pipelined on one I/O thread as one script per key group, up to " +
            std::to_string(options_.maxAttempts) + " attempts with backoff " +
            std::to_string(options_.initialBackoff.count()) + ".." + std::to_string(options_.maxBackoff.count()) +
@@ -376,8 +376,8 @@ class RedisBackend final : public StateBackend {
   // marker without all key-group markers, or key-group markers without the job marker,
   // means a node lost the job's data while it was not running: refuse to start.
   void establishGeneration() {
-    detail::RedisReplyPtr job = admin_->runOne({"GET", keys_.jobGenerationMarker()},
-                                               detail::redisSlotOf(keys_.jobGenerationMarker()));
+    detail::RedisReplyPtr job =
+        admin_->runOne({"GET", keys_.jobGenerationMarker()}, detail::redisSlotOf(keys_.jobGenerationMarker()));
     if (job->type == REDIS_REPLY_STRING) {
       generation_.assign(job->str, job->len);
       verifyGeneration("start");
@@ -391,8 +391,9 @@ class RedisBackend final : public StateBackend {
     const std::vector<std::string> found = groupGenerations();
     for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
       if (!found[group].empty()) {
-        throw BackendError("redis: job '" + options_.job + "' has key-group generation markers but lost its job marker " +
-                           keys_.jobGenerationMarker() + " on " + admin_->describeTopology() +
+        throw BackendError("redis: job '" + options_.job +
+                           "' has key-group generation markers but lost its job marker " + keys_.jobGenerationMarker() +
+                           " on " + admin_->describeTopology() +
                            ": part of its data is gone; restore a savepoint or deleteJobKeys() and start anew");
       }
     }
@@ -400,8 +401,8 @@ class RedisBackend final : public StateBackend {
     char text[17];
     std::snprintf(text, sizeof text, "%08x%08x", entropy(), entropy());
     admin_->runOne({"SET", keys_.jobGenerationMarker(), text, "NX"}, detail::redisSlotOf(keys_.jobGenerationMarker()));
-    detail::RedisReplyPtr winner = admin_->runOne({"GET", keys_.jobGenerationMarker()},
-                                                  detail::redisSlotOf(keys_.jobGenerationMarker()));
+    detail::RedisReplyPtr winner =
+        admin_->runOne({"GET", keys_.jobGenerationMarker()}, detail::redisSlotOf(keys_.jobGenerationMarker()));
     if (winner->type != REDIS_REPLY_STRING) {
       throw BackendError("redis: job '" + options_.job + "': the generation marker vanished right after it was set");
     }
@@ -435,6 +436,7 @@ class RedisBackend final : public StateBackend {
     }
     gets = admin_->runAll(std::move(gets), "reading the generation markers of job '" + options_.job + "'");
     std::vector<std::string> out;
+    out.reserve(gets.size());
     for (const auto& c : gets) {
       out.emplace_back(c.reply->type == REDIS_REPLY_STRING ? std::string(c.reply->str, c.reply->len) : std::string());
     }

@@ -36,11 +36,13 @@ class RedisCredentials {
   // misconfiguration.
   static RedisCredentials fromEnvironment(const std::string& userVariable = "ASYNCSTATE_REDIS_USER",
                                           const std::string& passwordVariable = "ASYNCSTATE_REDIS_PASSWORD") {
-    const char* password = std::getenv(passwordVariable.c_str());
+    // getenv races only with a concurrent setenv; credentials are read once, while the
+    // job is configured.
+    const char* password = std::getenv(passwordVariable.c_str());  // NOLINT(concurrency-mt-unsafe)
     if (password == nullptr || *password == '\0') {
       throw std::invalid_argument("redis: environment variable " + passwordVariable + " (the password) is not set");
     }
-    const char* user = std::getenv(userVariable.c_str());
+    const char* user = std::getenv(userVariable.c_str());  // NOLINT(concurrency-mt-unsafe)
     return RedisCredentials(user != nullptr ? user : "", password, "from environment variable " + passwordVariable);
   }
 
@@ -52,7 +54,8 @@ class RedisCredentials {
     std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!password.empty() && password.back() == '\n') password.pop_back();
     if (!password.empty() && password.back() == '\r') password.pop_back();
-    if (password.empty()) throw std::invalid_argument("redis: the password file " + passwordFile.string() + " is empty");
+    if (password.empty())
+      throw std::invalid_argument("redis: the password file " + passwordFile.string() + " is empty");
     return RedisCredentials(std::move(user), std::move(password), "from file " + passwordFile.string());
   }
 
