@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   cmake ninja-build ccache pkg-config g++ python3 python3-matplotlib
+  stunnel4 openssl
   clang-19 clang-tidy-19 clang-format-19 libclang-19-dev llvm-19-dev llvm-19-tools libclang-rt-19-dev
   libgtest-dev libgmock-dev libbenchmark-dev librange-v3-dev libboost-dev libboost-thread-dev
   librocksdb-dev libhiredis-dev redis-server

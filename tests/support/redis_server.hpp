@@ -68,9 +68,11 @@ inline std::string readFileTail(const std::filesystem::path& path, std::size_t m
   return text.size() > maxBytes ? text.substr(text.size() - maxBytes) : text;
 }
 
-// Sends one command and returns its reply as text (or "ERR..."); for test set-up and checks.
+// Sends one command and returns its reply as text (or "ERR..."); for test set-up and
+// checks. With a password, authenticates first (AUTH [user] password).
 inline std::string redisQuery(int port, const std::vector<std::string>& args,
-                              std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+                              std::chrono::milliseconds timeout = std::chrono::milliseconds(2000),
+                              const std::vector<std::string>& auth = {}) {
   timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   redisContext* ctx = redisConnectWithTimeout("127.0.0.1", port, tv);
   if (ctx == nullptr || ctx->err != 0) {
@@ -79,14 +81,21 @@ inline std::string redisQuery(int port, const std::vector<std::string>& args,
     throw std::runtime_error("redis harness: cannot connect to 127.0.0.1:" + std::to_string(port) + ": " + why);
   }
   redisSetTimeout(ctx, tv);
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+  auto send = [ctx](const std::vector<std::string>& command) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const std::string& a : command) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    return static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  };
+  if (!auth.empty()) {
+    std::vector<std::string> command{"AUTH"};
+    command.insert(command.end(), auth.begin(), auth.end());
+    if (redisReply* authReply = send(command)) freeReplyObject(authReply);
   }
-  auto* reply =
-      static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  auto* reply = send(args);
   std::string text;
   if (reply == nullptr) {
     text = std::string("ERR connection: ") + ctx->errstr;
@@ -104,7 +113,10 @@ inline std::string redisQuery(int port, const std::vector<std::string>& args,
 
 class RedisServer {
  public:
-  explicit RedisServer(std::vector<std::string> extraArgs = {}, bool cluster = false) {
+  // With an admin password the server runs with `requirepass` and every query() of the
+  // harness authenticates as the default user.
+  explicit RedisServer(std::vector<std::string> extraArgs = {}, bool cluster = false, std::string adminPassword = {})
+      : adminPassword_(std::move(adminPassword)) {
     char pattern[] = "/tmp/asyncstate-redis-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("redis harness: mkdtemp failed");
     dir_ = pattern;
@@ -131,7 +143,9 @@ class RedisServer {
                     {"--cluster-enabled", "yes", "--cluster-config-file",
                      (dir_ / ("nodes-" + std::to_string(port_) + ".conf")).string(), "--cluster-node-timeout", "2000"});
       }
+      if (!adminPassword_.empty()) args.insert(args.end(), {"--requirepass", adminPassword_});
       args.insert(args.end(), extraArgs.begin(), extraArgs.end());
+      args_ = args;
       spawn(args);
       if (waitUntilReady()) return;
       lastError = readFileTail(dir_ / "redis.log");
@@ -153,7 +167,20 @@ class RedisServer {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::filesystem::path& dir() const { return dir_; }
-  std::string query(const std::vector<std::string>& args) const { return redisQuery(port_, args); }
+  std::string query(const std::vector<std::string>& args) const {
+    return redisQuery(port_, args, std::chrono::milliseconds(2000), adminAuth());
+  }
+
+  // Stops the server and starts it again on the same port and configuration. Without
+  // persistence (the harness default) it comes back empty: a lost-data scenario.
+  void restart() {
+    stopProcess();
+    spawn(args_);
+    if (!waitUntilReady()) {
+      throw std::runtime_error("redis harness: redis-server did not restart; log:\n" +
+                               readFileTail(dir_ / "redis.log"));
+    }
+  }
 
  private:
   void spawn(const std::vector<std::string>& args) {
@@ -182,7 +209,7 @@ class RedisServer {
         return false;
       }
       try {
-        if (redisQuery(port_, {"PING"}, std::chrono::milliseconds(200)) == "PONG") return true;
+        if (redisQuery(port_, {"PING"}, std::chrono::milliseconds(200), adminAuth()) == "PONG") return true;
       } catch (const std::runtime_error&) {
         // not listening yet
       }
@@ -207,6 +234,13 @@ class RedisServer {
     pid_ = -1;
   }
 
+  std::vector<std::string> adminAuth() const {
+    if (adminPassword_.empty()) return {};
+    return {adminPassword_};
+  }
+
+  std::string adminPassword_;
+  std::vector<std::string> args_;
   std::filesystem::path dir_;
   int port_ = 0;
   pid_t pid_ = -1;
@@ -215,10 +249,14 @@ class RedisServer {
 // Three masters, no replicas, slots split evenly by redis-cli --cluster create.
 class RedisCluster {
  public:
-  explicit RedisCluster(int nodes = 3) {
-    for (int i = 0; i < nodes; ++i) nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{}, true));
+  explicit RedisCluster(int nodes = 3, const std::string& adminPassword = {}) {
+    for (int i = 0; i < nodes; ++i) {
+      nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{}, true, adminPassword));
+    }
     // timeout(1) bounds redis-cli, which waits for the nodes to agree and never gives up.
-    std::string command = "timeout 60 /usr/bin/redis-cli --cluster create";
+    // REDISCLI_AUTH keeps the password off the command line.
+    std::string command = adminPassword.empty() ? std::string() : "REDISCLI_AUTH='" + adminPassword + "' ";
+    command += "timeout 60 /usr/bin/redis-cli --cluster create";
     for (const auto& n : nodes_) command += " " + n->address();
     const auto log = nodes_.front()->dir() / "cluster-create.log";
     command += " --cluster-replicas 0 --cluster-yes > " + log.string() + " 2>&1";

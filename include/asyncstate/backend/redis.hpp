@@ -1,18 +1,12 @@
 #pragma once
 // The remote backend: Redis (standalone or Redis Cluster) through hiredis.
 //
-// Keys. Every Redis key of a job carries the hash tag {<job>:<key group>}, so a key
-// group is one Cluster slot and a batch's requests of one key group can run as one
-// atomic script on one node:
-//   {job:kg}:<len(state)>:<state>:<key bytes>:v   value, list blob, accumulator (string)
-//   {job:kg}:<len(state)>:<state>:<key bytes>:h   map entries (hash userKey -> value)
-//   {job:kg}:<len(state)>:<state>:<key bytes>:z   map user keys (sorted set, all scores 0)
-//   {job:kg}:b:<batch id>                         batch marker (see idempotence)
-//   {job:meta}:states                             state name -> kind
-// The sorted set gives Scan its order: ZRANGEBYLEX orders members by their bytes
-// (memcmp), which is the interface's "ascending by user key bytes", and a cursor is
-// just the last user key returned, so a chunk costs O(log n + limit) however large
-// the map.
+// Keys: see redis_key_schema.hpp. Every key of a job carries the hash tag
+// {<job>:<key group>}, so a batch's requests of one key group can run as one atomic
+// script on one node. The sorted set of a map gives Scan its order: ZRANGEBYLEX orders
+// members by their bytes (memcmp), which is the interface's "ascending by user key
+// bytes", and a cursor is just the last user key returned, so a chunk costs
+// O(log n + limit) however large the map.
 //
 // Batches. executeBatch() groups the requests by key group (keeping their order),
 // turns each group into one EVALSHA of a Lua script and hands the lot to the I/O
@@ -33,21 +27,36 @@
 // ASKING plus the command to the importing node once. A standalone server answers
 // CLUSTER SLOTS with an error and gets every slot.
 //
+// Lost data. A server can lose the job's state without an error: a restart without
+// persistence, FLUSHALL, a failover to an empty replica, eviction. The backend refuses
+// servers whose eviction policy could evict state keys (allkeys-*), and writes a
+// generation marker into every key group at start; every batch script checks its key
+// group's marker first and fails when it is missing or replaced, so lost state is
+// never read as empty nor written over (snapshot() checks all markers the same way).
+//
+// Security. Credentials (ACL user + password, or the legacy password) are sent in AUTH
+// on every connection and reconnection; refused credentials fail at once, naming the
+// node and the user, never the password. aclRules(job) is the least-privilege ACL for
+// one job; deleteJobKeys(options) removes one job's keys and nothing else.
+//
 // Users link hiredis themselves (pkg-config: hiredis).
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/redis_cluster.hpp>
+#include <asyncstate/backend/redis_connection.hpp>
+#include <asyncstate/backend/redis_key_schema.hpp>
+#include <asyncstate/backend/redis_options.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
 #include <hiredis/hiredis.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,427 +72,9 @@
 
 namespace asyncstate {
 
-struct RedisOptions {
-  // "host:port" of the server, or of any Cluster nodes (the rest are discovered).
-  std::vector<std::string> seeds{"127.0.0.1:6379"};
-  // Namespace of every key: two jobs (or two tests) on one Redis never see each other.
-  std::string job = "asyncstate";
-  std::chrono::milliseconds connectTimeout{1000};
-  std::chrono::milliseconds commandTimeout{2000};
-  int maxAttempts = 10;  // per command, not counting redirects
-  std::chrono::milliseconds initialBackoff{10};
-  std::chrono::milliseconds maxBackoff{500};
-  // How long a batch marker (and the reply it keeps) lives: longer than any retry.
-  std::chrono::seconds batchMarkerTtl{600};
-};
-
-struct RedisStats {
-  std::uint64_t pipelines = 0;  // round trips to a node
-  std::uint64_t commands = 0;
-  std::uint64_t retries = 0;    // commands resent after a transient error
-  std::uint64_t redirects = 0;  // MOVED / ASK
-};
-
-namespace detail {
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using RedisReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// CRC16-CCITT (XModem), the hash Redis Cluster uses for slots.
-inline std::uint16_t crc16(std::string_view bytes) {
-  std::uint16_t crc = 0;
-  for (unsigned char b : bytes) {
-    crc ^= static_cast<std::uint16_t>(b << 8);
-    for (int i = 0; i < 8; ++i)
-      crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021) : static_cast<std::uint16_t>(crc << 1);
-  }
-  return crc;
-}
-
-// Slot of a key, honouring the first non-empty {hash tag}.
-inline int redisSlotOf(std::string_view key) {
-  const auto open = key.find('{');
-  if (open != std::string_view::npos) {
-    const auto close = key.find('}', open + 1);
-    if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
-  }
-  return crc16(key) & 16383;
-}
-
-inline std::pair<std::string, int> splitAddress(const std::string& address) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos) throw std::invalid_argument("redis: address '" + address + "' is not host:port");
-  return {address.substr(0, colon), std::stoi(address.substr(colon + 1))};
-}
-
-inline timeval toTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
-  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-inline bool startsWith(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
-// One batch of one key group. KEYS[1] is the batch marker; each operation is 7
-// arguments: op, key index, zset key index, user key, value, lex range start, limit.
-inline constexpr std::string_view kBatchScript = R"lua(
-local writes = ARGV[1] == '1'
-if writes then
-  local done = redis.call('GET', KEYS[1])
-  if done then return cmsgpack.unpack(done) end
-end
-local out = {}
-local n = (#ARGV - 2) / 7
-for i = 0, n - 1 do
-  local b = 2 + i * 7
-  local op = ARGV[b + 1]
-  local k = KEYS[tonumber(ARGV[b + 2])]
-  local z = KEYS[tonumber(ARGV[b + 3])]
-  local uk = ARGV[b + 4]
-  local r = 1
-  if op == 'g' then r = redis.call('GET', k)
-  elseif op == 'G' then r = redis.call('HGET', k, uk)
-  elseif op == 'p' then redis.call('SET', k, ARGV[b + 5])
-  elseif op == 'P' then redis.call('HSET', k, uk, ARGV[b + 5]); redis.call('ZADD', z, 0, uk)
-  elseif op == 'd' then redis.call('DEL', k)
-  elseif op == 'D' then redis.call('HDEL', k, uk); redis.call('ZREM', z, uk)
-  elseif op == 'a' then redis.call('APPEND', k, ARGV[b + 5])
-  elseif op == 'c' then redis.call('DEL', k, z)
-  elseif op == 's' then
-    local limit = tonumber(ARGV[b + 7])
-    local names = redis.call('ZRANGEBYLEX', z, ARGV[b + 6], '+', 'LIMIT', 0, limit + 1)
-    local more = 0
-    if #names > limit then names[#names] = nil; more = 1 end
-    local values = {}
-    for j = 1, #names do values[j] = redis.call('HGET', k, names[j]) end
-    r = {names, values, more}
-  end
-  out[#out + 1] = r
-end
-if writes then redis.call('SET', KEYS[1], cmsgpack.pack(out), 'EX', ARGV[2]) end
-return out
-)lua";
-
-// Connections to the nodes, the slot map, and pipelined execution with retries and
-// redirects. Used by one thread at a time (the I/O thread, or the task thread for
-// registration, snapshot and restore, each with its own router).
-class RedisRouter {
- public:
-  struct Command {
-    std::vector<std::string> args;  // for a script: numkeys, keys..., args... (EVALSHA sha is prepended)
-    bool script = false;
-    int slot = -1;         // routed by slot, or
-    std::size_t node = 0;  // to this node when slot < 0
-    RedisReplyPtr reply;   // the outcome: a reply,
-    std::string error;     // or why it failed for good
-    bool done = false;
-    std::optional<std::size_t> askNode;
-    int redirects = 0;
-  };
-
-  // Interruptible wait between attempts; returns false when the backend is stopping.
-  using Sleeper = std::function<bool(std::chrono::milliseconds)>;
-
-  RedisRouter(const RedisOptions& options, Sleeper sleeper) : options_(options), sleeper_(std::move(sleeper)) {
-    for (const std::string& seed : options_.seeds) nodeIndex(seed);
-    refreshTopologyQuietly();
-  }
-
-  RedisRouter(const RedisRouter&) = delete;
-  RedisRouter& operator=(const RedisRouter&) = delete;
-
-  ~RedisRouter() {
-    for (Node& node : nodes_) {
-      if (node.ctx != nullptr) redisFree(node.ctx);
-    }
-  }
-
-  // Throws BackendError naming every seed when none answers.
-  void requireReachable() { refreshTopology(); }
-
-  std::vector<std::size_t> masters() const {
-    std::vector<std::size_t> out(slots_.begin(), slots_.end());
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
-  }
-
-  std::string address(std::size_t node) const { return nodes_.at(node).address; }
-
-  std::string describeTopology() const {
-    const auto m = masters();
-    std::string text = cluster_ ? "cluster of " + std::to_string(m.size()) + " masters (" : "standalone (";
-    for (std::size_t i = 0; i < m.size(); ++i) text += (i ? ", " : "") + nodes_[m[i]].address;
-    return text + ")";
-  }
-
-  const RedisStats& stats() const { return stats_; }
-
-  // Runs every command to a final outcome: a reply, or an error naming the node. Never
-  // blocks longer than maxAttempts x (timeouts + backoff).
-  void run(std::vector<Command>& commands) {
-    std::chrono::milliseconds backoff = options_.initialBackoff;
-    for (int attempt = 1;; ++attempt) {
-      std::map<std::size_t, std::vector<Command*>> byNode;
-      for (Command& c : commands) {
-        if (c.done) continue;
-        const std::size_t node = c.askNode     ? *c.askNode
-                                 : c.slot >= 0 ? slots_[static_cast<std::size_t>(c.slot)]
-                                               : c.node;
-        byNode[node].push_back(&c);
-      }
-      if (byNode.empty()) return;
-      bool transient = false;
-      bool moved = false;
-      std::string lastError;
-      for (auto& [node, group] : byNode) sendPipeline(node, group, transient, moved, lastError);
-      if (moved || transient) refreshTopologyQuietly();
-      if (!transient) continue;  // redirects and NOSCRIPT resend at once
-      if (attempt >= options_.maxAttempts || !sleeper_(backoff)) {
-        const std::string reason = attempt >= options_.maxAttempts
-                                       ? "gave up after " + std::to_string(attempt) + " attempts: " + lastError
-                                       : "redis backend is shutting down (last error: " + lastError + ")";
-        for (Command& c : commands) {
-          if (!c.done) {
-            c.error = reason;
-            c.done = true;
-          }
-        }
-        return;
-      }
-      backoff = std::min(backoff * 2, options_.maxBackoff);
-    }
-  }
-
-  // Runs one command and throws on failure (registration, snapshot, restore).
-  RedisReplyPtr runOne(std::vector<std::string> args, int slot) {
-    std::vector<Command> one(1);
-    one[0].args = std::move(args);
-    one[0].slot = slot;
-    run(one);
-    if (!one[0].error.empty()) throw BackendError("redis: " + one[0].args.front() + ": " + one[0].error);
-    return std::move(one[0].reply);
-  }
-
-  std::vector<Command> runAll(std::vector<Command> commands, const std::string& what) {
-    run(commands);
-    for (const Command& c : commands) {
-      if (!c.error.empty()) throw BackendError("redis: " + what + ": " + c.error);
-    }
-    return commands;
-  }
-
- private:
-  struct Node {
-    std::string address;
-    std::string host;
-    int port = 0;
-    redisContext* ctx = nullptr;
-    bool scriptLoaded = false;
-  };
-
-  std::size_t nodeIndex(const std::string& address) {
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      if (nodes_[i].address == address) return i;
-    }
-    auto [host, port] = splitAddress(address);
-    nodes_.push_back(Node{address, host, port, nullptr, false});
-    return nodes_.size() - 1;
-  }
-
-  static void disconnect(Node& node) {
-    if (node.ctx != nullptr) redisFree(node.ctx);
-    node.ctx = nullptr;
-    node.scriptLoaded = false;
-  }
-
-  // Returns an empty string when connected, else why not.
-  std::string connect(Node& node) {
-    if (node.ctx != nullptr) return {};
-    redisContext* ctx = redisConnectWithTimeout(node.host.c_str(), node.port, toTimeval(options_.connectTimeout));
-    if (ctx == nullptr) return "cannot allocate a hiredis context";
-    if (ctx->err != 0) {
-      std::string why = "cannot connect to " + node.address + ": " + ctx->errstr;
-      redisFree(ctx);
-      return why;
-    }
-    redisSetTimeout(ctx, toTimeval(options_.commandTimeout));
-    redisEnableKeepAlive(ctx);
-    node.ctx = ctx;
-    return {};
-  }
-
-  // The script is loaded on every (re)connection: a restarted or new node has no cache.
-  std::string loadScript(Node& node) {
-    if (node.scriptLoaded) return {};
-    const char* argv[] = {"SCRIPT", "LOAD", kBatchScript.data()};
-    const std::size_t lens[] = {6, 4, kBatchScript.size()};
-    RedisReplyPtr reply(static_cast<redisReply*>(redisCommandArgv(node.ctx, 3, argv, lens)));
-    if (!reply) {
-      std::string why = "connection to " + node.address + " lost: " + node.ctx->errstr;
-      disconnect(node);
-      return why;
-    }
-    if (reply->type != REDIS_REPLY_STRING) {
-      return "SCRIPT LOAD on " + node.address + " failed: " + std::string(reply->str ? reply->str : "");
-    }
-    sha_.assign(reply->str, reply->len);
-    node.scriptLoaded = true;
-    return {};
-  }
-
-  static bool isTransientError(std::string_view error) {
-    return startsWith(error, "TRYAGAIN") || startsWith(error, "CLUSTERDOWN") || startsWith(error, "LOADING") ||
-           startsWith(error, "MASTERDOWN") || startsWith(error, "BUSY");
-  }
-
-  void sendPipeline(std::size_t nodeId, std::vector<Command*>& group, bool& transient, bool& moved,
-                    std::string& lastError) {
-    Node& node = nodes_[nodeId];
-    std::string why = connect(node);
-    if (why.empty() && std::any_of(group.begin(), group.end(), [](Command* c) { return c->script; })) {
-      why = loadScript(node);
-    }
-    if (!why.empty()) {
-      transient = true;
-      lastError = why;
-      stats_.retries += group.size();
-      return;
-    }
-    ++stats_.pipelines;
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    for (Command* c : group) {
-      if (c->askNode) redisAppendCommand(node.ctx, "ASKING");
-      argv.clear();
-      lens.clear();
-      if (c->script) {
-        argv = {"EVALSHA", sha_.c_str()};
-        lens = {7, sha_.size()};
-      }
-      for (const std::string& a : c->args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      redisAppendCommandArgv(node.ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
-      ++stats_.commands;
-    }
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      Command& c = *group[i];
-      const bool asked = c.askNode.has_value();
-      c.askNode.reset();
-      void* raw = nullptr;
-      if (asked && redisGetReply(node.ctx, &raw) == REDIS_OK) freeReplyObject(raw);
-      if (node.ctx->err != 0 || redisGetReply(node.ctx, &raw) != REDIS_OK) {
-        // The connection is gone; this and every later reply of the pipeline are lost.
-        // Their commands are retried: scripts are idempotent through their markers.
-        lastError = "connection to " + node.address + " lost: " + node.ctx->errstr;
-        transient = true;
-        stats_.retries += group.size() - i;
-        disconnect(node);
-        return;
-      }
-      RedisReplyPtr reply(static_cast<redisReply*>(raw));
-      if (reply->type != REDIS_REPLY_ERROR) {
-        c.reply = std::move(reply);
-        c.done = true;
-        continue;
-      }
-      const std::string error(reply->str, reply->len);
-      const bool isMoved = startsWith(error, "MOVED ");
-      if ((isMoved || startsWith(error, "ASK ")) && ++c.redirects <= 16) {
-        ++stats_.redirects;
-        // "MOVED <slot> <host:port>"
-        const std::string target = error.substr(error.rfind(' ') + 1);
-        const std::size_t to = nodeIndex(target);
-        if (isMoved) {
-          moved = true;
-          if (c.slot >= 0) slots_[static_cast<std::size_t>(c.slot)] = to;
-        } else {
-          c.askNode = to;
-        }
-      } else if (startsWith(error, "NOSCRIPT") && ++c.redirects <= 16) {
-        nodes_[nodeId].scriptLoaded = false;
-      } else if (isTransientError(error)) {
-        transient = true;
-        lastError = node.address + " replied " + error;
-        ++stats_.retries;
-      } else {
-        c.error = node.address + " replied " + error;
-        c.done = true;
-      }
-    }
-  }
-
-  void refreshTopologyQuietly() {
-    try {
-      refreshTopology();
-    } catch (const BackendError&) {  // NOLINT(bugprone-empty-catch)
-      // Every node is unreachable right now; the next attempt reports it per command.
-    }
-  }
-
-  void refreshTopology() {
-    std::string errors;
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      Node& node = nodes_[i];
-      const std::string why = connect(node);
-      if (!why.empty()) {
-        errors += (errors.empty() ? "" : "; ") + why;
-        continue;
-      }
-      RedisReplyPtr reply(static_cast<redisReply*>(redisCommand(node.ctx, "CLUSTER SLOTS")));
-      if (!reply) {
-        errors += (errors.empty() ? "" : "; ") + ("connection to " + node.address + " lost: " + node.ctx->errstr);
-        disconnect(node);
-        continue;
-      }
-      if (reply->type == REDIS_REPLY_ERROR) {
-        // "ERR This instance has cluster support disabled": a standalone server.
-        cluster_ = false;
-        std::fill(slots_.begin(), slots_.end(), i);
-        return;
-      }
-      cluster_ = true;
-      for (std::size_t r = 0; r < reply->elements; ++r) {
-        const redisReply* range = reply->element[r];
-        if (range->elements < 3) continue;
-        const redisReply* master = range->element[2];
-        std::string host(master->element[0]->str, master->element[0]->len);
-        if (host.empty()) host = node.host;
-        const std::size_t target = nodeIndex(host + ":" + std::to_string(master->element[1]->integer));
-        for (long long s = range->element[0]->integer; s <= range->element[1]->integer; ++s) {
-          slots_[static_cast<std::size_t>(s)] = target;
-        }
-      }
-      return;
-    }
-    throw BackendError("redis: no node reachable: " + errors);
-  }
-
-  const RedisOptions& options_;
-  Sleeper sleeper_;
-  std::vector<Node> nodes_;
-  std::vector<std::size_t> slots_ = std::vector<std::size_t>(16384, 0);
-  bool cluster_ = false;
-  std::string sha_;
-  RedisStats stats_;
-};
-
-}  // namespace detail
-
 class RedisBackend final : public StateBackend {
  public:
-  explicit RedisBackend(RedisOptions options) : options_(std::move(options)) {
-    if (options_.job.empty() || options_.job.find_first_of("{}*?[]\\:") != std::string::npos) {
-      throw std::invalid_argument("redis: job name '" + options_.job +
-                                  "' must be non-empty without {}*?[]\\: (it is part of every key's hash tag)");
-    }
+  explicit RedisBackend(RedisOptions options) : options_(std::move(options)), keys_(options_.job) {
     if (options_.seeds.empty()) throw std::invalid_argument("redis: no seed address given");
     std::random_device entropy;
     batchPrefix_ = (std::uint64_t{entropy()} << 32) ^ entropy() ^
@@ -493,8 +84,47 @@ class RedisBackend final : public StateBackend {
       return true;
     });
     admin_->requireReachable();
+    refuseEvictingServers();
+    establishGeneration();
     io_ = std::thread([this] { ioLoop(); });
   }
+
+  // The ACL rules a Redis user needs to run job `job` and nothing else: its keys only,
+  // no Pub/Sub, and exactly the commands the backend and its script send. Use as
+  // `ACL SETUSER <user> on ><password> <rules>` (or a `user` line in an ACL file).
+  static std::string aclRules(const std::string& job) {
+    const detail::RedisKeySchema keys(job);
+    return "resetkeys ~" + keys.pattern() +
+           " resetchannels -@all +ping +info +cluster|slots +asking +script|load +evalsha"
+           " +get +set +del +unlink +append +hget +hset +hsetnx +hdel +hgetall +zadd +zrem +zrangebylex +scan";
+  }
+
+  // Deletes every key of job `options.job` -- state, markers, metadata -- on every
+  // master, found by SCAN with the job's pattern (so a large database is never
+  // blocked) and checked against the job's prefix again before each UNLINK: keys of
+  // other jobs are never touched. Run it when no backend of the job is running (a
+  // running one fails its next batches, having lost its generation markers).
+  // Returns how many keys were deleted.
+  static std::size_t deleteJobKeys(const RedisOptions& options) {
+    const detail::RedisKeySchema keys(options.job);
+    detail::RedisRouter router(options, [](std::chrono::milliseconds d) {
+      std::this_thread::sleep_for(d);
+      return true;
+    });
+    router.requireReachable();
+    std::vector<detail::RedisRouter::Command> deletes;
+    for (const std::string& key : scanJobKeys(router, keys)) {
+      detail::RedisRouter::Command c;
+      c.args = {"UNLINK", key};
+      c.slot = detail::redisSlotOf(key);
+      deletes.push_back(std::move(c));
+    }
+    const std::size_t count = deletes.size();
+    router.runAll(std::move(deletes), "deleting the keys of job '" + options.job + "'");
+    return count;
+  }
+
+  const std::string& generation() const { return generation_; }
 
   ~RedisBackend() override {
     {
@@ -511,8 +141,9 @@ class RedisBackend final : public StateBackend {
   std::string name() const override { return "redis"; }
 
   std::string describeConfiguration() const override {
-    return "redis(" + admin_->describeTopology() + ", job '" + options_.job +
-           "', batches pipelined on one I/O thread as one script per key group, up to " +
+    return "redis(" + admin_->describeTopology() + ", job '" + options_.job + "' generation " + generation_ + ", as " +
+           options_.credentials.describe() +
+           ", eviction policy checked, batches pipelined on one I/O thread as one script per key group, up to " +
            std::to_string(options_.maxAttempts) + " attempts with backoff " +
            std::to_string(options_.initialBackoff.count()) + ".." + std::to_string(options_.maxBackoff.count()) +
            " ms, command timeout " + std::to_string(options_.commandTimeout.count()) + " ms)\n" +
@@ -527,8 +158,8 @@ class RedisBackend final : public StateBackend {
       return id;
     }
     const std::string kindByte(1, static_cast<char>(kind));
-    admin_->runOne({"HSETNX", metaKey(), stateName, kindByte}, metaSlot());
-    detail::RedisReplyPtr stored = admin_->runOne({"HGET", metaKey(), stateName}, metaSlot());
+    admin_->runOne({"HSETNX", keys_.metaKey(), stateName, kindByte}, keys_.metaSlot());
+    detail::RedisReplyPtr stored = admin_->runOne({"HGET", keys_.metaKey(), stateName}, keys_.metaSlot());
     if (stored->type == REDIS_REPLY_STRING && stored->len == 1 && stored->str[0] != kindByte[0]) {
       throw kindMismatch(stateName, static_cast<StateKind>(stored->str[0]), kind);
     }
@@ -556,14 +187,15 @@ class RedisBackend final : public StateBackend {
   }
 
   void snapshot(Savepoint& out) override {
+    verifyGeneration("snapshot");
     std::map<std::string, StateKind> kinds = storedKinds();
     for (const StateInfo& s : *registry_) kinds[s.name] = s.kind;
     for (const auto& [stateName, kind] : kinds) out.declare(stateName, kind);
 
     std::vector<detail::RedisRouter::Command> reads;
-    std::vector<ParsedKey> parsed;
+    std::vector<detail::RedisKeySchema::ParsedKey> parsed;
     for (const std::string& key : jobKeys()) {
-      std::optional<ParsedKey> p = parseKey(key);
+      std::optional<detail::RedisKeySchema::ParsedKey> p = keys_.parse(key);
       if (!p || p->suffix == 'z') continue;
       auto kind = kinds.find(p->state);
       if (kind == kinds.end()) continue;
@@ -576,7 +208,7 @@ class RedisBackend final : public StateBackend {
     reads = admin_->runAll(std::move(reads), "snapshot");
     for (std::size_t i = 0; i < reads.size(); ++i) {
       const redisReply* r = reads[i].reply.get();
-      const ParsedKey& p = parsed[i];
+      const detail::RedisKeySchema::ParsedKey& p = parsed[i];
       const StateKind kind = kinds[p.state];
       if (r->type == REDIS_REPLY_STRING) {
         out.add(p.state, kind, p.key, "", std::string(r->str, r->len));
@@ -605,7 +237,7 @@ class RedisBackend final : public StateBackend {
 
     std::vector<detail::RedisRouter::Command> deletes;
     for (const std::string& key : jobKeys()) {
-      if (!parseKey(key)) continue;
+      if (!keys_.parse(key)) continue;
       detail::RedisRouter::Command c;
       c.args = {"UNLINK", key};
       c.slot = detail::redisSlotOf(key);
@@ -620,7 +252,7 @@ class RedisBackend final : public StateBackend {
     };
     for (const auto& [stateName, state] : in.states()) {
       for (const SavepointEntry& e : state.entries) {
-        const std::string base = baseKey(keyGroupOf(e.key), stateName, e.key);
+        const std::string base = keys_.baseKey(keyGroupOf(e.key), stateName, e.key);
         const int slot = detail::redisSlotOf(base);
         auto add = [&](std::vector<std::string> args) {
           detail::RedisRouter::Command c;
@@ -638,6 +270,9 @@ class RedisBackend final : public StateBackend {
       }
     }
     flush();
+    // The restored contents are this generation's: a restore onto a server that lost
+    // the job's data is how the job recovers, so the markers are written again.
+    writeGenerationMarkers(false);
   }
 
   BackendStats stats() const override { return BackendStats{batches_.load(), requests_.load(), failures_.load()}; }
@@ -661,48 +296,13 @@ class RedisBackend final : public StateBackend {
     std::vector<std::vector<std::size_t>> members;           // request indexes per command
   };
 
-  struct ParsedKey {
-    std::string state;
-    std::string key;
-    char suffix;
-  };
-
-  std::string tag(std::uint32_t keyGroup) const { return "{" + options_.job + ":" + std::to_string(keyGroup) + "}"; }
-  std::string metaKey() const { return "{" + options_.job + ":meta}:states"; }
-  int metaSlot() const { return detail::redisSlotOf(metaKey()); }
-
-  std::string baseKey(std::uint32_t keyGroup, const std::string& stateName, const std::string& key) const {
-    return tag(keyGroup) + ":" + std::to_string(stateName.size()) + ":" + stateName + ":" + key;
-  }
-
-  // Inverse of baseKey + suffix; nullopt for markers, metadata and foreign keys.
-  std::optional<ParsedKey> parseKey(std::string_view key) const {
-    const std::string head = "{" + options_.job + ":";
-    if (!detail::startsWith(key, head)) return std::nullopt;
-    const auto close = key.find("}:");
-    if (close == std::string_view::npos || close + 2 >= key.size()) return std::nullopt;
-    std::string_view rest = key.substr(close + 2);
-    const auto colon = rest.find(':');
-    if (colon == 0 || colon == std::string_view::npos || rest.find_first_not_of("0123456789") != colon)
-      return std::nullopt;
-    const std::size_t nameLength = std::stoul(std::string(rest.substr(0, colon)));
-    rest.remove_prefix(colon + 1);
-    if (rest.size() < nameLength + 1 + 2 || rest[nameLength] != ':' || rest[rest.size() - 2] != ':')
-      return std::nullopt;
-    ParsedKey p;
-    p.state = std::string(rest.substr(0, nameLength));
-    p.key = std::string(rest.substr(nameLength + 1, rest.size() - nameLength - 3));
-    p.suffix = rest.back();
-    return p;
-  }
-
   std::invalid_argument kindMismatch(const std::string& stateName, StateKind have, StateKind want) const {
     return std::invalid_argument("redis job '" + options_.job + "': state '" + stateName + "' is " + toString(have) +
                                  ", not " + toString(want));
   }
 
   std::map<std::string, StateKind> storedKinds() {
-    detail::RedisReplyPtr all = admin_->runOne({"HGETALL", metaKey()}, metaSlot());
+    detail::RedisReplyPtr all = admin_->runOne({"HGETALL", keys_.metaKey()}, keys_.metaSlot());
     std::map<std::string, StateKind> kinds;
     for (std::size_t e = 0; e + 1 < all->elements; e += 2) {
       if (all->element[e + 1]->len != 1) continue;
@@ -713,28 +313,159 @@ class RedisBackend final : public StateBackend {
   }
 
   // Every key of this job on every master: SCAN, so a large database is never blocked.
-  std::vector<std::string> jobKeys() {
+  std::vector<std::string> jobKeys() { return scanJobKeys(*admin_, keys_); }
+
+  static std::vector<std::string> scanJobKeys(detail::RedisRouter& router, const detail::RedisKeySchema& schema) {
     std::vector<std::string> keys;
-    for (std::size_t node : admin_->masters()) {
+    for (std::size_t node : router.masters()) {
       std::string cursor = "0";
       do {
         std::vector<detail::RedisRouter::Command> scan(1);
-        scan[0].args = {"SCAN", cursor, "MATCH", "{" + options_.job + ":*", "COUNT", "1000"};
+        scan[0].args = {"SCAN", cursor, "MATCH", schema.pattern(), "COUNT", "1000"};
         scan[0].node = node;
-        scan = admin_->runAll(std::move(scan), "listing keys on " + admin_->address(node));
+        scan = router.runAll(std::move(scan), "listing keys on " + router.address(node));
         const redisReply* r = scan[0].reply.get();
         cursor.assign(r->element[0]->str, r->element[0]->len);
         for (std::size_t i = 0; i < r->element[1]->elements; ++i) {
-          keys.emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+          std::string key(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
+          if (schema.owns(key)) keys.push_back(std::move(key));
         }
       } while (cursor != "0");
     }
     return keys;
   }
 
+  std::string stateLostAdvice() const {
+    return " -- the server lost or replaced the state of job '" + options_.job + "' (generation " + generation_ +
+           "): a restart without persistence, FLUSHALL/FLUSHDB, eviction, or a failover to a replica without the "
+           "data. The batch was not run, so no empty state was read or written over; restore the last savepoint "
+           "(restore() writes the markers again) or start the job anew after deleteJobKeys()";
+  }
+
+  // allkeys-* policies evict any key once maxmemory is reached, and the state keys have
+  // no TTL, so they are candidates; noeviction and volatile-* never evict a key without
+  // a TTL (only batch markers carry one). The policy is refused even when maxmemory is 0
+  // today: both can be changed at run time with CONFIG SET.
+  void refuseEvictingServers() {
+    for (std::size_t node : admin_->masters()) {
+      detail::RedisReplyPtr info;
+      try {
+        info = admin_->runOnNode({"INFO", "memory"}, node);
+      } catch (const BackendError& e) {
+        throw BackendError(std::string(e.what()) + " (the backend reads maxmemory_policy from INFO memory to make " +
+                           "sure the server cannot evict the job's state; see RedisBackend::aclRules)");
+      }
+      const std::string text = info->str != nullptr ? std::string(info->str, info->len) : std::string();
+      const std::string field = "maxmemory_policy:";
+      const auto at = text.find(field);
+      if (at == std::string::npos) {
+        throw BackendError("redis: " + admin_->address(node) + " did not report maxmemory_policy in INFO memory");
+      }
+      const std::string policy = text.substr(at + field.size(), text.find_first_of("\r\n", at) - at - field.size());
+      if (detail::startsWith(policy, "allkeys-")) {
+        throw BackendError("redis: " + admin_->address(node) + " has maxmemory-policy " + policy +
+                           ", which may evict the state of job '" + options_.job +
+                           "' (its keys have no TTL) and lose it silently; configure noeviction (writes then fail "
+                           "with OOM, visibly) or a volatile-* policy");
+      }
+    }
+  }
+
+  // Finds the job's generation, or starts one. The job marker {job:meta}:g is written
+  // first (SET NX, so concurrent starters agree), then every key group's marker. A job
+  // marker without all key-group markers, or key-group markers without the job marker,
+  // means a node lost the job's data while it was not running: refuse to start.
+  void establishGeneration() {
+    detail::RedisReplyPtr job =
+        admin_->runOne({"GET", keys_.jobGenerationMarker()}, detail::redisSlotOf(keys_.jobGenerationMarker()));
+    if (job->type == REDIS_REPLY_STRING) {
+      generation_.assign(job->str, job->len);
+      verifyGeneration("start");
+      return;
+    }
+    if (options_.expectExistingState) {
+      throw BackendError("redis: job '" + options_.job + "' has no state on " + admin_->describeTopology() +
+                         " but expectExistingState is set: the server lost the job's data while it was down "
+                         "(or the job name or server is wrong); restore a savepoint into a new job instead");
+    }
+    const std::vector<std::string> found = groupGenerations();
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (!found[group].empty()) {
+        throw BackendError("redis: job '" + options_.job +
+                           "' has key-group generation markers but lost its job marker " + keys_.jobGenerationMarker() +
+                           " on " + admin_->describeTopology() +
+                           ": part of its data is gone; restore a savepoint or deleteJobKeys() and start anew");
+      }
+    }
+    std::random_device entropy;
+    char text[17];
+    std::snprintf(text, sizeof text, "%08x%08x", entropy(), entropy());
+    admin_->runOne({"SET", keys_.jobGenerationMarker(), text, "NX"}, detail::redisSlotOf(keys_.jobGenerationMarker()));
+    detail::RedisReplyPtr winner =
+        admin_->runOne({"GET", keys_.jobGenerationMarker()}, detail::redisSlotOf(keys_.jobGenerationMarker()));
+    if (winner->type != REDIS_REPLY_STRING) {
+      throw BackendError("redis: job '" + options_.job + "': the generation marker vanished right after it was set");
+    }
+    generation_.assign(winner->str, winner->len);
+    writeGenerationMarkers(true);
+    verifyGeneration("start");
+  }
+
+  void writeGenerationMarkers(bool onlyMissing) {
+    std::vector<detail::RedisRouter::Command> sets;
+    auto add = [&](const std::string& key) {
+      detail::RedisRouter::Command c;
+      c.args = {"SET", key, generation_};
+      if (onlyMissing) c.args.emplace_back("NX");
+      c.slot = detail::redisSlotOf(key);
+      sets.push_back(std::move(c));
+    };
+    add(keys_.jobGenerationMarker());
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) add(keys_.generationMarker(group));
+    admin_->runAll(std::move(sets), "writing the generation markers of job '" + options_.job + "'");
+  }
+
+  // The value of every key group's marker ("" when missing), read in one pipeline.
+  std::vector<std::string> groupGenerations() {
+    std::vector<detail::RedisRouter::Command> gets;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      detail::RedisRouter::Command c;
+      c.args = {"GET", keys_.generationMarker(group)};
+      c.slot = detail::redisSlotOf(c.args[1]);
+      gets.push_back(std::move(c));
+    }
+    gets = admin_->runAll(std::move(gets), "reading the generation markers of job '" + options_.job + "'");
+    std::vector<std::string> out;
+    out.reserve(gets.size());
+    for (const auto& c : gets) {
+      out.emplace_back(c.reply->type == REDIS_REPLY_STRING ? std::string(c.reply->str, c.reply->len) : std::string());
+    }
+    return out;
+  }
+
+  void verifyGeneration(const std::string& when) {
+    const std::vector<std::string> found = groupGenerations();
+    std::string lost;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (found[group] == generation_) continue;
+      const std::string key = keys_.generationMarker(group);
+      lost += (lost.empty() ? "" : ", ") + key + " on " +
+              admin_->address(admin_->nodeOfSlot(detail::redisSlotOf(key))) +
+              (found[group].empty() ? " missing" : " holds generation " + found[group]);
+      if (lost.size() > 400) {
+        lost += ", ...";
+        break;
+      }
+    }
+    if (!lost.empty()) {
+      throw BackendError("redis: " + when + " of job '" + options_.job + "' refused: generation markers " + lost +
+                         stateLostAdvice());
+    }
+  }
+
   detail::RedisRouter::Command scriptFor(const Job& job, std::uint32_t group, const std::vector<std::size_t>& indexes,
                                          std::uint64_t batchId) const {
-    std::vector<std::string> keys{tag(group) + ":b:" + std::to_string(batchPrefix_) + "-" + std::to_string(batchId)};
+    std::vector<std::string> keys{keys_.generationMarker(group), keys_.batchMarker(group, batchPrefix_, batchId)};
     std::unordered_map<std::string, std::size_t> keyIndex;
     auto indexOf = [&](std::string key) {
       auto [it, inserted] = keyIndex.try_emplace(key, keys.size() + 1);
@@ -746,7 +477,7 @@ class RedisBackend final : public StateBackend {
     for (std::size_t i : indexes) {
       const StateRequest& r = job.requests[i];
       const StateInfo& state = job.registry->at(r.stateId);
-      const std::string base = baseKey(group, state.name, r.key);
+      const std::string base = keys_.baseKey(group, state.name, r.key);
       const bool isMap = state.kind == StateKind::Map;
       std::string op;
       switch (r.type) {
@@ -766,11 +497,12 @@ class RedisBackend final : public StateBackend {
     detail::RedisRouter::Command c;
     c.script = true;
     c.slot = detail::redisSlotOf(keys.front());
-    c.args.reserve(keys.size() + ops.size() + 3);
+    c.args.reserve(keys.size() + ops.size() + 4);
     c.args.push_back(std::to_string(keys.size()));
     for (std::string& k : keys) c.args.push_back(std::move(k));
     c.args.emplace_back(writes ? "1" : "0");
     c.args.push_back(std::to_string(options_.batchMarkerTtl.count()));
+    c.args.push_back(generation_);
     for (std::string& o : ops) c.args.push_back(std::move(o));
     return c;
   }
@@ -818,6 +550,7 @@ class RedisBackend final : public StateBackend {
           (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != members.size())) {
         error = "unexpected script reply";
       }
+      if (error.find("ASYNCSTATE_STATE_LOST") != std::string::npos) error += stateLostAdvice();
       for (std::size_t m = 0; m < members.size(); ++m) {
         StateRequest& request = job.requests[members[m]];
         if (!error.empty()) {
@@ -852,9 +585,11 @@ class RedisBackend final : public StateBackend {
   }
 
   RedisOptions options_;
+  detail::RedisKeySchema keys_;
   std::unique_ptr<detail::RedisRouter> admin_;  // task thread only
   std::shared_ptr<const std::vector<StateInfo>> registry_ = std::make_shared<std::vector<StateInfo>>();
   std::uint64_t batchPrefix_ = 0;
+  std::string generation_;  // written at start; read by the I/O thread only after that
   std::uint64_t batchCounter_ = 0;
 
   std::mutex mutex_;

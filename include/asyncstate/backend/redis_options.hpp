@@ -1,0 +1,41 @@
+#pragma once
+// What a RedisBackend is told (servers, job namespace, timeouts, retries) and what it
+// counts about its traffic.
+
+#include <asyncstate/backend/redis_credentials.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace asyncstate {
+
+struct RedisOptions {
+  // "host:port" of the server, or of any Cluster nodes (the rest are discovered).
+  std::vector<std::string> seeds{"127.0.0.1:6379"};
+  // Namespace of every key: two jobs (or two tests) on one Redis never see each other.
+  std::string job = "asyncstate";
+  // Sent in AUTH on every connection and reconnection, to every node.
+  RedisCredentials credentials;
+  // A job that restarts on state it left in Redis sets this: the backend then refuses
+  // to start when the job's generation markers are missing (the server lost the data
+  // while the job was down) instead of starting empty.
+  bool expectExistingState = false;
+  std::chrono::milliseconds connectTimeout{1000};
+  std::chrono::milliseconds commandTimeout{2000};
+  int maxAttempts = 10;  // per command, not counting redirects
+  std::chrono::milliseconds initialBackoff{10};
+  std::chrono::milliseconds maxBackoff{500};
+  // How long a batch marker (and the reply it keeps) lives: longer than any retry.
+  std::chrono::seconds batchMarkerTtl{600};
+};
+
+struct RedisStats {
+  std::uint64_t pipelines = 0;  // round trips to a node
+  std::uint64_t commands = 0;
+  std::uint64_t retries = 0;    // commands resent after a transient error
+  std::uint64_t redirects = 0;  // MOVED / ASK
+};
+
+}  // namespace asyncstate
