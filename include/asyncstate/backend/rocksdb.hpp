@@ -3,7 +3,8 @@
 //
 // Layout. Every state has a column family "state:<name>"; its kind is recorded in the
 // default column family under "kind:<name>" so that reopening a database finds the
-// states and rejects a kind change. Inside a column family the row key is
+// states and rejects a kind change. The default column family holds nothing else, and
+// no other column family exists: a directory that differs is rejected as foreign. Inside a column family the row key is
 //   u32 big-endian length of the key | key bytes [| user key bytes]
 // so one key's map entries form a contiguous prefix range that no other key's prefix
 // can overlap, and the bytewise comparator orders them by user key.
@@ -33,7 +34,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_set>
@@ -251,11 +254,28 @@ class RocksDbBackend final : public StateBackend {
     return options;
   }
 
+  // Opens the database and finds its states. A foreign or damaged directory fails with a
+  // BackendError naming the path and the problem, and is left closed and unlocked. Every
+  // check runs before the one repair open() makes (removing what an interrupted
+  // registration left, see addState), so a rejected directory is not changed.
   void open() {
     const rocksdb::Options options = dbOptions();
     std::vector<std::string> families;
-    if (!rocksdb::DB::ListColumnFamilies(options, options_.path.string(), &families).ok()) {
-      families = {rocksdb::kDefaultColumnFamilyName};  // a new database
+    const rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(options, options_.path.string(), &families);
+    if (!listed.ok()) {
+      if (std::filesystem::exists(options_.path / "CURRENT")) {
+        throw BackendError("rocksdb " + options_.path.string() +
+                           ": damaged database, its column families cannot be read: " + listed.ToString());
+      }
+      requireRoomForNewDatabase();
+      families = {rocksdb::kDefaultColumnFamilyName};
+    }
+    for (const std::string& family : families) {
+      if (family != rocksdb::kDefaultColumnFamilyName && !family.starts_with(kCfPrefix)) {
+        throw BackendError("rocksdb " + options_.path.string() + ": not an asyncstate database: column family '" +
+                           detail::printableBytes(family) + "' is not a state's ('" + std::string(kCfPrefix) +
+                           "<name>'); nothing was changed");
+      }
     }
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
     descriptors.reserve(families.size());
@@ -263,15 +283,113 @@ class RocksDbBackend final : public StateBackend {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     std::filesystem::create_directories(options_.path);
     check(rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_), "open");
-    defaultHandle_ = defaultHandle(handles, families);
+    try {
+      defaultHandle_ = defaultHandle(handles, families);
+      findStates(families, handles);
+    } catch (...) {
+      for (rocksdb::ColumnFamilyHandle* handle : handles) {
+        if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+      }
+      states_.clear();
+      defaultHandle_ = nullptr;
+      db_->Close().PermitUncheckedError();
+      delete db_;
+      db_ = nullptr;
+      throw;
+    }
+  }
+
+  // Without a CURRENT file the directory holds no database yet: it may be missing, empty,
+  // or hold what RocksDB writes before CURRENT when a creation was interrupted. Anything
+  // else is someone else's data, and no database is created among it.
+  void requireRoomForNewDatabase() const {
+    namespace fs = std::filesystem;
+    if (!fs::exists(options_.path)) return;
+    if (!fs::is_directory(options_.path)) {
+      throw BackendError("rocksdb " + options_.path.string() + ": exists and is not a directory");
+    }
+    for (const fs::directory_entry& entry : fs::directory_iterator(options_.path)) {
+      const std::string file = entry.path().filename().string();
+      const bool rocksDbsOwn = file == "LOCK" || file == "IDENTITY" || file.starts_with("LOG") ||
+                               file.starts_with("MANIFEST-") || file.starts_with("OPTIONS-") ||
+                               file.ends_with(".log") || file.ends_with(".dbtmp");
+      if (!rocksDbsOwn) {
+        throw BackendError("rocksdb " + options_.path.string() + ": not a RocksDB database (no CURRENT file) and not empty ('" +
+                           file + "'); refusing to create one there");
+      }
+    }
+  }
+
+  // A state is registered when its column family and its kind row both exist. The kind
+  // row is written first (addState), so a registration cut short leaves a kind row alone,
+  // which is removed here; databases written before that order may hold an empty column
+  // family without a kind row, which is dropped. Anything else unexpected is an error.
+  // Handles it destroys are set to null in `handles`.
+  void findStates(const std::vector<std::string>& families, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    std::map<std::string, StateKind> kinds;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), defaultHandle_));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const std::string row = it->key().ToString();
+        if (!row.starts_with(kKindPrefix)) {
+          throw BackendError("rocksdb " + options_.path.string() + ": not an asyncstate database: unexpected row '" +
+                             detail::printableBytes(row) + "' in the default column family");
+        }
+        const std::string stateName = row.substr(kKindPrefix.size());
+        const std::optional<StateKind> kind = kindFromRow(it->value());
+        if (!kind) {
+          throw BackendError("rocksdb " + options_.path.string() + ": damaged database: the kind of state '" +
+                             detail::printableBytes(stateName) + "' is '" +
+                             detail::printableBytes(it->value().ToString()) + "', not one kind byte 1-5");
+        }
+        kinds.emplace(stateName, *kind);
+      }
+      check(it->status(), "reading the kinds of the states");
+    }
+    std::vector<std::size_t> withoutKind;
     for (std::size_t i = 0; i < families.size(); ++i) {
       if (families[i] == rocksdb::kDefaultColumnFamilyName) continue;
       const std::string stateName = families[i].substr(kCfPrefix.size());
-      std::string kind;
-      check(db_->Get(rocksdb::ReadOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, &kind),
-            "reading the kind of state '" + stateName + "'");
-      states_.push_back(State{stateName, static_cast<StateKind>(kind.at(0)), handles[i]});
+      const auto kind = kinds.find(stateName);
+      if (kind != kinds.end()) {
+        states_.push_back(State{stateName, kind->second, handles[i]});
+        kinds.erase(kind);
+        continue;
+      }
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      it->SeekToFirst();
+      check(it->status(), "reading state '" + stateName + "'");
+      if (it->Valid()) {
+        throw BackendError("rocksdb " + options_.path.string() + ": damaged database: state '" +
+                           detail::printableBytes(stateName) + "' holds data but its kind is not recorded");
+      }
+      withoutKind.push_back(i);
     }
+    for (std::size_t i : withoutKind) {
+      check(db_->DropColumnFamily(handles[i]), "dropping the unregistered column family '" + families[i] + "'");
+      check(db_->DestroyColumnFamilyHandle(std::exchange(handles[i], nullptr)),
+            "closing column family '" + families[i] + "'");
+    }
+    rocksdb::WriteBatch orphans;
+    for (const auto& [stateName, kind] : kinds) {
+      check(orphans.Delete(defaultHandle_, std::string(kKindPrefix) + stateName), "removing an unused kind row");
+    }
+    if (orphans.Count() > 0) check(db_->Write(syncWrite(), &orphans), "removing unused kind rows");
+  }
+
+  static std::optional<StateKind> kindFromRow(const rocksdb::Slice& row) {
+    if (row.size() != 1) return std::nullopt;
+    const auto byte = static_cast<unsigned char>(row[0]);
+    if (byte < static_cast<unsigned char>(StateKind::Value) || byte > static_cast<unsigned char>(StateKind::Aggregating)) {
+      return std::nullopt;
+    }
+    return static_cast<StateKind>(byte);
+  }
+
+  static rocksdb::WriteOptions syncWrite() {
+    rocksdb::WriteOptions options;
+    options.sync = true;
+    return options;
   }
 
   static rocksdb::ColumnFamilyHandle* defaultHandle(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
@@ -293,14 +411,17 @@ class RocksDbBackend final : public StateBackend {
     db_ = nullptr;
   }
 
+  // The kind row is written and synced before the column family is created: a crash in
+  // between leaves a kind row without a column family, which the next open() removes, and
+  // never a column family whose kind is unknown.
   std::uint32_t addState(const std::string& stateName, StateKind kind) {
+    const char kindByte = static_cast<char>(kind);
+    check(db_->Put(syncWrite(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
+          "recording the kind of state '" + stateName + "'");
     rocksdb::ColumnFamilyHandle* handle = nullptr;
     check(
         db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(dbOptions()), std::string(kCfPrefix) + stateName, &handle),
         "creating the column family of state '" + stateName + "'");
-    const char kindByte = static_cast<char>(kind);
-    check(db_->Put(writeOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
-          "recording the kind of state '" + stateName + "'");
     states_.push_back(State{stateName, kind, handle});
     return static_cast<std::uint32_t>(states_.size() - 1);
   }
