@@ -10,7 +10,7 @@
 // can overlap, and the bytewise comparator orders them by user key.
 //
 // Batches. A batch is cut into segments: reads (MultiGet for Gets, prefix iterators for
-// Scans, all from one snapshot) followed by the writes (one WriteBatch). A segment ends
+// Scans) followed by the writes (one WriteBatch). A segment ends
 // just before a read of a (state, key) that the segment already writes, so every read
 // sees exactly the writes that precede it in the batch, while reads of untouched keys
 // still go out together in one MultiGet. Typical batches (reads of many keys, then the
@@ -22,11 +22,13 @@
 // Users link librocksdb themselves (CMake: find_package(RocksDB) and RocksDB::rocksdb).
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/rocksdb_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -39,6 +41,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -67,7 +70,8 @@ class RocksDbBackend final : public StateBackend {
   std::string describeConfiguration() const override {
     return "rocksdb(path=" + options_.path.string() + ", WAL on, sync=" + (options_.sync ? "on" : "off") +
            ", write buffer " + std::to_string(options_.writeBufferBytes >> 20) +
-           " MiB, list append via merge operator)";
+           " MiB, list append via merge operator, incremental checkpoints keep the newest " +
+           std::to_string(retainedCheckpoints_) + ")";
   }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
@@ -154,6 +158,98 @@ class RocksDbBackend final : public StateBackend {
     check(db_->Write(writeOptions(), &batch), "restore");
   }
 
+  // An incremental native checkpoint into `root` (see rocksdb_checkpoint.hpp): flushes
+  // the memtables, then copies the live files, except table files an earlier checkpoint
+  // of this backend already put into the root, which the new checkpoint references. File
+  // deletions are paused meanwhile so that compactions cannot remove a file being copied.
+  // Afterwards only the newest checkpoints are kept (retain()), and shared files that no
+  // kept checkpoint references are deleted.
+  CheckpointHandle checkpoint(const std::filesystem::path& root) {
+    const RocksDbCheckpointStore store(root);
+    if (uploadedRoot_ != root) {
+      uploaded_.clear();
+      uploadedRoot_ = root;
+    }
+    check(db_->DisableFileDeletions(), "checkpoint: pausing file deletions");
+    CheckpointHandle handle;
+    try {
+      std::vector<rocksdb::LiveFileStorageInfo> live;
+      rocksdb::LiveFilesStorageInfoOptions listing;
+      listing.wal_size_for_flush = 0;  // always flush: the checkpoint's data is in table files
+      check(db_->GetLiveFilesStorageInfo(listing, &live), "checkpoint: listing the live files");
+      handle = store.begin();
+      for (const rocksdb::LiveFileStorageInfo& info : live) {
+        const std::filesystem::path source = std::filesystem::path(info.directory) / info.relative_filename;
+        if (info.file_type == rocksdb::kTableFile || info.file_type == rocksdb::kBlobFile) {
+          const auto known = uploaded_.find(info.relative_filename);
+          if (known != uploaded_.end() && known->second.size == info.size && store.hasShared(known->second)) {
+            CheckpointFile reused = known->second;
+            reused.copied = false;
+            handle.files.push_back(std::move(reused));
+          } else {
+            CheckpointFile file = store.upload(source, info.size);
+            uploaded_[info.relative_filename] = file;
+            handle.files.push_back(std::move(file));
+          }
+        } else if (!info.replacement_contents.empty()) {
+          handle.files.push_back(store.storePrivate(handle, info.relative_filename, {}, 0, info.replacement_contents));
+        } else {
+          handle.files.push_back(store.storePrivate(handle, info.relative_filename, source, info.size, {}));
+        }
+      }
+      store.commit(handle);
+    } catch (...) {
+      db_->EnableFileDeletions(/*force=*/false).PermitUncheckedError();
+      throw;
+    }
+    check(db_->EnableFileDeletions(/*force=*/false), "checkpoint: resuming file deletions");
+    const std::vector<std::string> deleted = store.retainNewest(retainedCheckpoints_);
+    std::erase_if(uploaded_, [&](const auto& entry) {
+      return std::find(deleted.begin(), deleted.end(), entry.second.sharedName) != deleted.end();
+    });
+    return handle;
+  }
+
+  // How many checkpoints checkpoint() keeps in a root, newest first (default 3).
+  void retain(std::size_t checkpoints) {
+    if (checkpoints == 0) throw std::invalid_argument("rocksdb: retain(0): at least one checkpoint must be kept");
+    retainedCheckpoints_ = checkpoints;
+  }
+
+  // Ids of the complete checkpoints in `root`, oldest first.
+  static std::vector<std::uint64_t> checkpoints(const std::filesystem::path& root) {
+    return RocksDbCheckpointStore(root).list();
+  }
+
+  // Opens checkpoint `id` of `root` as a new database at `options.path` (missing or an
+  // empty directory): its files are copied there, sizes and checksums checked, and
+  // RocksDB opens them as they are; no entry is rewritten. A missing or corrupt manifest
+  // or file fails with a BackendError and leaves `options.path` as it was. The restored
+  // backend's next checkpoint into `root` copies only files that are new since `id`.
+  static std::unique_ptr<RocksDbBackend> restoreFromCheckpoint(const std::filesystem::path& root, std::uint64_t id,
+                                                               RocksDbOptions options) {
+    const RocksDbCheckpointStore store(root);
+    const CheckpointHandle handle = store.read(id);
+    store.materialize(handle, options.path);
+    auto backend = std::make_unique<RocksDbBackend>(std::move(options));
+    backend->uploadedRoot_ = root;
+    for (const CheckpointFile& file : handle.files) {
+      if (!file.sharedName.empty()) backend->uploaded_[file.name] = file;
+    }
+    return backend;
+  }
+
+  // Compacts every state down to its last level, rewriting all table files: a smaller
+  // database and fewer files, at the price of copying them all at the next checkpoint.
+  void compact() {
+    rocksdb::CompactRangeOptions options;
+    options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    check(db_->CompactRange(options, defaultHandle_, nullptr, nullptr), "compacting the state kinds");
+    for (const State& state : states_) {
+      check(db_->CompactRange(options, state.handle, nullptr, nullptr), "compacting state '" + state.name + "'");
+    }
+  }
+
   // A consistent, hard-linked copy of the database in `dir` (which must not exist):
   // RocksDB's native checkpoint, cheaper than a savepoint and restorable only here.
   void createCheckpoint(const std::filesystem::path& dir) {
@@ -194,6 +290,7 @@ class RocksDbBackend final : public StateBackend {
     registered.reserve(states_.size());
     for (const State& state : states_) registered.emplace_back(state.name, state.kind);
     close();
+    uploaded_.clear();  // the swapped-in files are another lineage: their names may repeat
     const fs::path old = options_.path.string() + ".replaced";
     fs::remove_all(old);
     fs::rename(options_.path, old);
@@ -479,10 +576,13 @@ class RocksDbBackend final : public StateBackend {
   }
 
   // Returns false when the segment's writes failed (their requests are failed already).
+  // The reads take no explicit snapshot: the backend is the database's only writer and
+  // is called from one thread at a time, so all of a segment's reads, which run before
+  // its writes, see the same state anyway. Releasing a snapshot would make RocksDB
+  // rewrite every new bottommost table file in the background (to zero its sequence
+  // numbers), and the next incremental checkpoint would copy each file twice.
   bool runSegment(std::vector<StateRequest>& batch, std::size_t begin, std::size_t end, CompletionSink& sink) {
-    const rocksdb::Snapshot* snap = db_->GetSnapshot();
-    rocksdb::ReadOptions read;
-    read.snapshot = snap;
+    const rocksdb::ReadOptions read;
 
     std::vector<std::size_t> gets;
     std::vector<std::string> getKeys;
@@ -549,8 +649,6 @@ class RocksDbBackend final : public StateBackend {
       }
       writeIndexes.push_back(i);
     }
-    db_->ReleaseSnapshot(snap);
-
     if (writeIndexes.empty()) return true;
     const rocksdb::Status status = db_->Write(writeOptions(), &writes);
     for (std::size_t i : writeIndexes) {
@@ -563,11 +661,11 @@ class RocksDbBackend final : public StateBackend {
     return status.ok();
   }
 
-  void scan(const rocksdb::ReadOptions& snapshotRead, StateRequest& request, CompletionSink& sink) {
+  void scan(const rocksdb::ReadOptions& segmentRead, StateRequest& request, CompletionSink& sink) {
     const std::string prefix = rowKey(request.key);
     const std::string upper = prefixEnd(prefix);
     const rocksdb::Slice upperSlice(upper);
-    rocksdb::ReadOptions read = snapshotRead;
+    rocksdb::ReadOptions read = segmentRead;
     read.iterate_upper_bound = &upperSlice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, states_.at(request.stateId).handle));
     // The cursor is the last user key returned, tagged so that an empty user key is not
@@ -599,6 +697,10 @@ class RocksDbBackend final : public StateBackend {
   rocksdb::ColumnFamilyHandle* defaultHandle_ = nullptr;
   std::vector<State> states_;
   BackendStats stats_;
+  std::size_t retainedCheckpoints_ = 3;
+  // Table files already in uploadedRoot_'s shared/ by their name in this database.
+  std::filesystem::path uploadedRoot_;
+  std::unordered_map<std::string, CheckpointFile> uploaded_;
 };
 
 }  // namespace asyncstate
