@@ -265,6 +265,19 @@ TEST(RocksDbCheckpoint, ADamagedCheckpointFailsToRestoreWithAClearError) {
             std::string::npos);
 }
 
+TEST(RocksDbCheckpoint, AnUnreadableRetainedManifestStopsRetentionFromDeletingAnything) {
+  TempDir dir;
+  const fs::path root = dir.path() / "remote";
+  RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
+  fillStates(db);
+  const CheckpointHandle first = db.checkpoint(root);
+  fs::resize_file(first.directory / "CHECKPOINT", 10);
+  db.compact();  // the next checkpoint no longer references first's files
+  EXPECT_NE(errorOf([&] { db.checkpoint(root); }).find("no shared file was deleted"), std::string::npos);
+  for (const std::string& name : sharedNames(first)) EXPECT_TRUE(fs::exists(root / "shared" / name)) << name;
+  EXPECT_EQ(RocksDbBackend::checkpoints(root).size(), 2u) << "the new checkpoint is complete, the damaged one kept";
+}
+
 TEST(RocksDbCheckpoint, RestoreNeverOverwritesAnExistingDirectory) {
   TempDir dir;
   const fs::path root = dir.path() / "remote";
