@@ -278,6 +278,41 @@ TEST(RocksDbCheckpoint, AnUnreadableRetainedManifestStopsRetentionFromDeletingAn
   EXPECT_EQ(RocksDbBackend::checkpoints(root).size(), 2u) << "the new checkpoint is complete, the damaged one kept";
 }
 
+// Files that match their manifest but that RocksDB cannot open: the error is RocksDB's,
+// and the target is left as it was.
+TEST(RocksDbCheckpoint, ACheckpointRocksDbCannotOpenLeavesTheTargetAsItWas) {
+  TempDir dir;
+  const fs::path root = dir.path() / "remote";
+  RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
+  fillStates(db);
+  const CheckpointHandle handle = db.checkpoint(root);
+  // Point CURRENT at a MANIFEST that does not exist, and rewrite the checkpoint's
+  // manifest so that every checksum matches the altered file.
+  const std::string current = "MANIFEST-999999\n";
+  fs::remove(handle.directory / "CURRENT");
+  std::ofstream(handle.directory / "CURRENT") << current;
+  std::string text;
+  for (const CheckpointFile& file : handle.files) {
+    const bool isCurrent = file.name == "CURRENT";
+    char crc[9];
+    std::snprintf(crc, sizeof crc, "%08x", isCurrent ? detail::crc32c(0, current) : file.crc32c);
+    text += file.sharedName.empty() ? "private " + file.name : "shared " + file.name + " " + file.sharedName;
+    text += " " + std::to_string(isCurrent ? current.size() : file.size) + " " + crc + " " +
+            (file.copied ? "copied" : "reused") + "\n";
+  }
+  text = "asyncstate rocksdb checkpoint 1\nid " + std::to_string(handle.id) + "\n" + text;
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", detail::crc32c(0, text));
+  std::ofstream(handle.directory / "CHECKPOINT", std::ios::trunc) << text << "crc32c " << crc << "\n";
+
+  fs::create_directories(dir.path() / "empty");
+  const std::string error = errorOf(
+      [&] { RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "empty"}); });
+  EXPECT_NE(error.find("MANIFEST-999999"), std::string::npos) << error;
+  EXPECT_TRUE(fs::is_directory(dir.path() / "empty"));
+  EXPECT_TRUE(fs::is_empty(dir.path() / "empty"));
+}
+
 TEST(RocksDbCheckpoint, RestoreNeverOverwritesAnExistingDirectory) {
   TempDir dir;
   const fs::path root = dir.path() / "remote";

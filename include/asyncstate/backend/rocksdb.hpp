@@ -230,8 +230,19 @@ class RocksDbBackend final : public StateBackend {
                                                                RocksDbOptions options) {
     const RocksDbCheckpointStore store(root);
     const CheckpointHandle handle = store.read(id);
-    store.materialize(handle, options.path);
-    auto backend = std::make_unique<RocksDbBackend>(std::move(options));
+    const std::filesystem::path target = options.path;
+    const bool targetExisted = std::filesystem::exists(target);
+    store.materialize(handle, target);
+    std::unique_ptr<RocksDbBackend> backend;
+    try {
+      backend = std::make_unique<RocksDbBackend>(std::move(options));
+    } catch (...) {
+      // RocksDB refused the files: put the target back as it was (missing or empty).
+      std::error_code ignored;
+      std::filesystem::remove_all(target, ignored);
+      if (targetExisted) std::filesystem::create_directory(target, ignored);
+      throw;
+    }
     backend->uploadedRoot_ = root;
     for (const CheckpointFile& file : handle.files) {
       if (!file.sharedName.empty()) backend->uploaded_[file.name] = file;
