@@ -3,13 +3,14 @@
 //
 // Layout. Every state has a column family "state:<name>"; its kind is recorded in the
 // default column family under "kind:<name>" so that reopening a database finds the
-// states and rejects a kind change. Inside a column family the row key is
+// states and rejects a kind change. The default column family holds nothing else, and
+// no other column family exists: a directory that differs is rejected as foreign. Inside a column family the row key is
 //   u32 big-endian length of the key | key bytes [| user key bytes]
 // so one key's map entries form a contiguous prefix range that no other key's prefix
 // can overlap, and the bytewise comparator orders them by user key.
 //
 // Batches. A batch is cut into segments: reads (MultiGet for Gets, prefix iterators for
-// Scans, all from one snapshot) followed by the writes (one WriteBatch). A segment ends
+// Scans) followed by the writes (one WriteBatch). A segment ends
 // just before a read of a (state, key) that the segment already writes, so every read
 // sees exactly the writes that precede it in the batch, while reads of untouched keys
 // still go out together in one MultiGet. Typical batches (reads of many keys, then the
@@ -21,11 +22,13 @@
 // Users link librocksdb themselves (CMake: find_package(RocksDB) and RocksDB::rocksdb).
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/rocksdb_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -33,9 +36,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -64,7 +70,8 @@ class RocksDbBackend final : public StateBackend {
   std::string describeConfiguration() const override {
     return "rocksdb(path=" + options_.path.string() + ", WAL on, sync=" + (options_.sync ? "on" : "off") +
            ", write buffer " + std::to_string(options_.writeBufferBytes >> 20) +
-           " MiB, list append via merge operator)";
+           " MiB, list append via merge operator, incremental checkpoints keep the newest " +
+           std::to_string(retainedCheckpoints_) + ")";
   }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
@@ -151,6 +158,109 @@ class RocksDbBackend final : public StateBackend {
     check(db_->Write(writeOptions(), &batch), "restore");
   }
 
+  // An incremental native checkpoint into `root` (see rocksdb_checkpoint.hpp): flushes
+  // the memtables, then copies the live files, except table files an earlier checkpoint
+  // of this backend already put into the root, which the new checkpoint references. File
+  // deletions are paused meanwhile so that compactions cannot remove a file being copied.
+  // Afterwards only the newest checkpoints are kept (retain()), and shared files that no
+  // kept checkpoint references are deleted.
+  CheckpointHandle checkpoint(const std::filesystem::path& root) {
+    const RocksDbCheckpointStore store(root);
+    if (uploadedRoot_ != root) {
+      uploaded_.clear();
+      uploadedRoot_ = root;
+    }
+    check(db_->DisableFileDeletions(), "checkpoint: pausing file deletions");
+    CheckpointHandle handle;
+    try {
+      std::vector<rocksdb::LiveFileStorageInfo> live;
+      rocksdb::LiveFilesStorageInfoOptions listing;
+      listing.wal_size_for_flush = 0;  // always flush: the checkpoint's data is in table files
+      check(db_->GetLiveFilesStorageInfo(listing, &live), "checkpoint: listing the live files");
+      handle = store.begin();
+      for (const rocksdb::LiveFileStorageInfo& info : live) {
+        const std::filesystem::path source = std::filesystem::path(info.directory) / info.relative_filename;
+        if (info.file_type == rocksdb::kTableFile || info.file_type == rocksdb::kBlobFile) {
+          const auto known = uploaded_.find(info.relative_filename);
+          if (known != uploaded_.end() && known->second.size == info.size && store.hasShared(known->second)) {
+            CheckpointFile reused = known->second;
+            reused.copied = false;
+            handle.files.push_back(std::move(reused));
+          } else {
+            CheckpointFile file = store.upload(source, info.size);
+            uploaded_[info.relative_filename] = file;
+            handle.files.push_back(std::move(file));
+          }
+        } else if (!info.replacement_contents.empty()) {
+          handle.files.push_back(store.storePrivate(handle, info.relative_filename, {}, 0, info.replacement_contents));
+        } else {
+          handle.files.push_back(store.storePrivate(handle, info.relative_filename, source, info.size, {}));
+        }
+      }
+      store.commit(handle);
+    } catch (...) {
+      db_->EnableFileDeletions(/*force=*/false).PermitUncheckedError();
+      throw;
+    }
+    check(db_->EnableFileDeletions(/*force=*/false), "checkpoint: resuming file deletions");
+    const std::vector<std::string> deleted = store.retainNewest(retainedCheckpoints_);
+    std::erase_if(uploaded_, [&](const auto& entry) {
+      return std::find(deleted.begin(), deleted.end(), entry.second.sharedName) != deleted.end();
+    });
+    return handle;
+  }
+
+  // How many checkpoints checkpoint() keeps in a root, newest first (default 3).
+  void retain(std::size_t checkpoints) {
+    if (checkpoints == 0) throw std::invalid_argument("rocksdb: retain(0): at least one checkpoint must be kept");
+    retainedCheckpoints_ = checkpoints;
+  }
+
+  // Ids of the complete checkpoints in `root`, oldest first.
+  static std::vector<std::uint64_t> checkpoints(const std::filesystem::path& root) {
+    return RocksDbCheckpointStore(root).list();
+  }
+
+  // Opens checkpoint `id` of `root` as a new database at `options.path` (missing or an
+  // empty directory): its files are copied there, sizes and checksums checked, and
+  // RocksDB opens them as they are; no entry is rewritten. A missing or corrupt manifest
+  // or file fails with a BackendError and leaves `options.path` as it was. The restored
+  // backend's next checkpoint into `root` copies only files that are new since `id`.
+  static std::unique_ptr<RocksDbBackend> restoreFromCheckpoint(const std::filesystem::path& root, std::uint64_t id,
+                                                               RocksDbOptions options) {
+    const RocksDbCheckpointStore store(root);
+    const CheckpointHandle handle = store.read(id);
+    const std::filesystem::path target = options.path;
+    const bool targetExisted = std::filesystem::exists(target);
+    store.materialize(handle, target);
+    std::unique_ptr<RocksDbBackend> backend;
+    try {
+      backend = std::make_unique<RocksDbBackend>(std::move(options));
+    } catch (...) {
+      // RocksDB refused the files: put the target back as it was (missing or empty).
+      std::error_code ignored;
+      std::filesystem::remove_all(target, ignored);
+      if (targetExisted) std::filesystem::create_directory(target, ignored);
+      throw;
+    }
+    backend->uploadedRoot_ = root;
+    for (const CheckpointFile& file : handle.files) {
+      if (!file.sharedName.empty()) backend->uploaded_[file.name] = file;
+    }
+    return backend;
+  }
+
+  // Compacts every state down to its last level, rewriting all table files: a smaller
+  // database and fewer files, at the price of copying them all at the next checkpoint.
+  void compact() {
+    rocksdb::CompactRangeOptions options;
+    options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    check(db_->CompactRange(options, defaultHandle_, nullptr, nullptr), "compacting the state kinds");
+    for (const State& state : states_) {
+      check(db_->CompactRange(options, state.handle, nullptr, nullptr), "compacting state '" + state.name + "'");
+    }
+  }
+
   // A consistent, hard-linked copy of the database in `dir` (which must not exist):
   // RocksDB's native checkpoint, cheaper than a savepoint and restorable only here.
   void createCheckpoint(const std::filesystem::path& dir) {
@@ -191,6 +301,7 @@ class RocksDbBackend final : public StateBackend {
     registered.reserve(states_.size());
     for (const State& state : states_) registered.emplace_back(state.name, state.kind);
     close();
+    uploaded_.clear();  // the swapped-in files are another lineage: their names may repeat
     const fs::path old = options_.path.string() + ".replaced";
     fs::remove_all(old);
     fs::rename(options_.path, old);
@@ -251,11 +362,28 @@ class RocksDbBackend final : public StateBackend {
     return options;
   }
 
+  // Opens the database and finds its states. A foreign or damaged directory fails with a
+  // BackendError naming the path and the problem, and is left closed and unlocked. Every
+  // check runs before the one repair open() makes (removing what an interrupted
+  // registration left, see addState), so a rejected directory is not changed.
   void open() {
     const rocksdb::Options options = dbOptions();
     std::vector<std::string> families;
-    if (!rocksdb::DB::ListColumnFamilies(options, options_.path.string(), &families).ok()) {
-      families = {rocksdb::kDefaultColumnFamilyName};  // a new database
+    const rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(options, options_.path.string(), &families);
+    if (!listed.ok()) {
+      if (std::filesystem::exists(options_.path / "CURRENT")) {
+        throw BackendError("rocksdb " + options_.path.string() +
+                           ": damaged database, its column families cannot be read: " + listed.ToString());
+      }
+      requireRoomForNewDatabase();
+      families = {rocksdb::kDefaultColumnFamilyName};
+    }
+    for (const std::string& family : families) {
+      if (family != rocksdb::kDefaultColumnFamilyName && !family.starts_with(kCfPrefix)) {
+        throw BackendError("rocksdb " + options_.path.string() + ": not an asyncstate database: column family '" +
+                           detail::printableBytes(family) + "' is not a state's ('" + std::string(kCfPrefix) +
+                           "<name>'); nothing was changed");
+      }
     }
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
     descriptors.reserve(families.size());
@@ -263,15 +391,113 @@ class RocksDbBackend final : public StateBackend {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     std::filesystem::create_directories(options_.path);
     check(rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_), "open");
-    defaultHandle_ = defaultHandle(handles, families);
+    try {
+      defaultHandle_ = defaultHandle(handles, families);
+      findStates(families, handles);
+    } catch (...) {
+      for (rocksdb::ColumnFamilyHandle* handle : handles) {
+        if (handle != nullptr) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+      }
+      states_.clear();
+      defaultHandle_ = nullptr;
+      db_->Close().PermitUncheckedError();
+      delete db_;
+      db_ = nullptr;
+      throw;
+    }
+  }
+
+  // Without a CURRENT file the directory holds no database yet: it may be missing, empty,
+  // or hold what RocksDB writes before CURRENT when a creation was interrupted. Anything
+  // else is someone else's data, and no database is created among it.
+  void requireRoomForNewDatabase() const {
+    namespace fs = std::filesystem;
+    if (!fs::exists(options_.path)) return;
+    if (!fs::is_directory(options_.path)) {
+      throw BackendError("rocksdb " + options_.path.string() + ": exists and is not a directory");
+    }
+    for (const fs::directory_entry& entry : fs::directory_iterator(options_.path)) {
+      const std::string file = entry.path().filename().string();
+      const bool rocksDbsOwn = file == "LOCK" || file == "IDENTITY" || file.starts_with("LOG") ||
+                               file.starts_with("MANIFEST-") || file.starts_with("OPTIONS-") ||
+                               file.ends_with(".log") || file.ends_with(".dbtmp");
+      if (!rocksDbsOwn) {
+        throw BackendError("rocksdb " + options_.path.string() + ": not a RocksDB database (no CURRENT file) and not empty ('" +
+                           file + "'); refusing to create one there");
+      }
+    }
+  }
+
+  // A state is registered when its column family and its kind row both exist. The kind
+  // row is written first (addState), so a registration cut short leaves a kind row alone,
+  // which is removed here; databases written before that order may hold an empty column
+  // family without a kind row, which is dropped. Anything else unexpected is an error.
+  // Handles it destroys are set to null in `handles`.
+  void findStates(const std::vector<std::string>& families, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    std::map<std::string, StateKind> kinds;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), defaultHandle_));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const std::string row = it->key().ToString();
+        if (!row.starts_with(kKindPrefix)) {
+          throw BackendError("rocksdb " + options_.path.string() + ": not an asyncstate database: unexpected row '" +
+                             detail::printableBytes(row) + "' in the default column family");
+        }
+        const std::string stateName = row.substr(kKindPrefix.size());
+        const std::optional<StateKind> kind = kindFromRow(it->value());
+        if (!kind) {
+          throw BackendError("rocksdb " + options_.path.string() + ": damaged database: the kind of state '" +
+                             detail::printableBytes(stateName) + "' is '" +
+                             detail::printableBytes(it->value().ToString()) + "', not one kind byte 1-5");
+        }
+        kinds.emplace(stateName, *kind);
+      }
+      check(it->status(), "reading the kinds of the states");
+    }
+    std::vector<std::size_t> withoutKind;
     for (std::size_t i = 0; i < families.size(); ++i) {
       if (families[i] == rocksdb::kDefaultColumnFamilyName) continue;
       const std::string stateName = families[i].substr(kCfPrefix.size());
-      std::string kind;
-      check(db_->Get(rocksdb::ReadOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, &kind),
-            "reading the kind of state '" + stateName + "'");
-      states_.push_back(State{stateName, static_cast<StateKind>(kind.at(0)), handles[i]});
+      const auto kind = kinds.find(stateName);
+      if (kind != kinds.end()) {
+        states_.push_back(State{stateName, kind->second, handles[i]});
+        kinds.erase(kind);
+        continue;
+      }
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      it->SeekToFirst();
+      check(it->status(), "reading state '" + stateName + "'");
+      if (it->Valid()) {
+        throw BackendError("rocksdb " + options_.path.string() + ": damaged database: state '" +
+                           detail::printableBytes(stateName) + "' holds data but its kind is not recorded");
+      }
+      withoutKind.push_back(i);
     }
+    for (std::size_t i : withoutKind) {
+      check(db_->DropColumnFamily(handles[i]), "dropping the unregistered column family '" + families[i] + "'");
+      check(db_->DestroyColumnFamilyHandle(std::exchange(handles[i], nullptr)),
+            "closing column family '" + families[i] + "'");
+    }
+    rocksdb::WriteBatch orphans;
+    for (const auto& [stateName, kind] : kinds) {
+      check(orphans.Delete(defaultHandle_, std::string(kKindPrefix) + stateName), "removing an unused kind row");
+    }
+    if (orphans.Count() > 0) check(db_->Write(syncWrite(), &orphans), "removing unused kind rows");
+  }
+
+  static std::optional<StateKind> kindFromRow(const rocksdb::Slice& row) {
+    if (row.size() != 1) return std::nullopt;
+    const auto byte = static_cast<unsigned char>(row[0]);
+    if (byte < static_cast<unsigned char>(StateKind::Value) || byte > static_cast<unsigned char>(StateKind::Aggregating)) {
+      return std::nullopt;
+    }
+    return static_cast<StateKind>(byte);
+  }
+
+  static rocksdb::WriteOptions syncWrite() {
+    rocksdb::WriteOptions options;
+    options.sync = true;
+    return options;
   }
 
   static rocksdb::ColumnFamilyHandle* defaultHandle(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
@@ -293,14 +519,17 @@ class RocksDbBackend final : public StateBackend {
     db_ = nullptr;
   }
 
+  // The kind row is written and synced before the column family is created: a crash in
+  // between leaves a kind row without a column family, which the next open() removes, and
+  // never a column family whose kind is unknown.
   std::uint32_t addState(const std::string& stateName, StateKind kind) {
+    const char kindByte = static_cast<char>(kind);
+    check(db_->Put(syncWrite(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
+          "recording the kind of state '" + stateName + "'");
     rocksdb::ColumnFamilyHandle* handle = nullptr;
     check(
         db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(dbOptions()), std::string(kCfPrefix) + stateName, &handle),
         "creating the column family of state '" + stateName + "'");
-    const char kindByte = static_cast<char>(kind);
-    check(db_->Put(writeOptions(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
-          "recording the kind of state '" + stateName + "'");
     states_.push_back(State{stateName, kind, handle});
     return static_cast<std::uint32_t>(states_.size() - 1);
   }
@@ -358,10 +587,13 @@ class RocksDbBackend final : public StateBackend {
   }
 
   // Returns false when the segment's writes failed (their requests are failed already).
+  // The reads take no explicit snapshot: the backend is the database's only writer and
+  // is called from one thread at a time, so all of a segment's reads, which run before
+  // its writes, see the same state anyway. Releasing a snapshot would make RocksDB
+  // rewrite every new bottommost table file in the background (to zero its sequence
+  // numbers), and the next incremental checkpoint would copy each file twice.
   bool runSegment(std::vector<StateRequest>& batch, std::size_t begin, std::size_t end, CompletionSink& sink) {
-    const rocksdb::Snapshot* snap = db_->GetSnapshot();
-    rocksdb::ReadOptions read;
-    read.snapshot = snap;
+    const rocksdb::ReadOptions read;
 
     std::vector<std::size_t> gets;
     std::vector<std::string> getKeys;
@@ -428,8 +660,6 @@ class RocksDbBackend final : public StateBackend {
       }
       writeIndexes.push_back(i);
     }
-    db_->ReleaseSnapshot(snap);
-
     if (writeIndexes.empty()) return true;
     const rocksdb::Status status = db_->Write(writeOptions(), &writes);
     for (std::size_t i : writeIndexes) {
@@ -442,11 +672,11 @@ class RocksDbBackend final : public StateBackend {
     return status.ok();
   }
 
-  void scan(const rocksdb::ReadOptions& snapshotRead, StateRequest& request, CompletionSink& sink) {
+  void scan(const rocksdb::ReadOptions& segmentRead, StateRequest& request, CompletionSink& sink) {
     const std::string prefix = rowKey(request.key);
     const std::string upper = prefixEnd(prefix);
     const rocksdb::Slice upperSlice(upper);
-    rocksdb::ReadOptions read = snapshotRead;
+    rocksdb::ReadOptions read = segmentRead;
     read.iterate_upper_bound = &upperSlice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, states_.at(request.stateId).handle));
     // The cursor is the last user key returned, tagged so that an empty user key is not
@@ -478,6 +708,10 @@ class RocksDbBackend final : public StateBackend {
   rocksdb::ColumnFamilyHandle* defaultHandle_ = nullptr;
   std::vector<State> states_;
   BackendStats stats_;
+  std::size_t retainedCheckpoints_ = 3;
+  // Table files already in uploadedRoot_'s shared/ by their name in this database.
+  std::filesystem::path uploadedRoot_;
+  std::unordered_map<std::string, CheckpointFile> uploaded_;
 };
 
 }  // namespace asyncstate

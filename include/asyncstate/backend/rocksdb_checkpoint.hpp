@@ -1,0 +1,435 @@
+#pragma once
+// Incremental checkpoints of a RocksDB database into a directory that stands for remote
+// storage (a mounted bucket, a shared file system): RocksDbCheckpointStore is that
+// directory. RocksDbBackend::checkpoint() lists the database's live files and hands them
+// here; this header knows nothing of RocksDB itself.
+//
+// Layout of a checkpoint root (directories 0700, files 0600):
+//   shared/<number>-<random>.sst     immutable table files, each copied once and then
+//                                    referenced by every checkpoint that needs it
+//   checkpoint-<id>/                 the files that change (MANIFEST, CURRENT, OPTIONS,
+//                                    WAL), copied every time
+//   checkpoint-<id>/CHECKPOINT       the manifest: every file of the checkpoint with its
+//                                    size and CRC-32C, and a CRC-32C of the manifest
+// A checkpoint exists once its manifest does. The manifest is written last (temporary
+// file, fsync, rename, fsync of the directory) after every file it names is synced, so a
+// crash at any point leaves either a complete checkpoint or leftovers that no manifest
+// references; the next retention pass deletes those. Retention deletes a checkpoint's
+// manifest before its files, and a shared file only when no retained manifest names it.
+// One writer per root: two backends checkpointing into the same root would delete each
+// other's files.
+
+#include <asyncstate/backend/errors.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace asyncstate {
+
+// One file of a checkpoint.
+struct CheckpointFile {
+  std::string name;        // its name in the database directory, e.g. "000012.sst"
+  std::string sharedName;  // its name under <root>/shared; empty: it is in the checkpoint's own directory
+  std::uint64_t size = 0;
+  std::uint32_t crc32c = 0;
+  bool copied = false;  // copied by this checkpoint; false: a shared file an earlier checkpoint copied
+};
+
+struct CheckpointHandle {
+  std::uint64_t id = 0;
+  std::filesystem::path directory;
+  std::vector<CheckpointFile> files;
+
+  std::size_t filesCopied() const {
+    std::size_t n = 0;
+    for (const CheckpointFile& f : files) n += f.copied ? 1 : 0;
+    return n;
+  }
+  std::uint64_t bytesCopied() const {
+    std::uint64_t n = 0;
+    for (const CheckpointFile& f : files) n += f.copied ? f.size : 0;
+    return n;
+  }
+};
+
+namespace detail {
+
+inline constexpr std::array<std::uint32_t, 256> kCrc32cTable = [] {
+  std::array<std::uint32_t, 256> table{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ ((crc & 1u) != 0 ? 0x82F63B78u : 0u);
+    table[i] = crc;
+  }
+  return table;
+}();
+
+// CRC-32C (Castagnoli); start with 0 and feed the previous result to continue.
+inline std::uint32_t crc32c(std::uint32_t crc, std::string_view bytes) {
+  crc = ~crc;
+  for (unsigned char c : bytes) crc = kCrc32cTable[(crc ^ c) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
+
+[[noreturn]] inline void throwFileError(const std::string& what, const std::filesystem::path& path, int error) {
+  throw BackendError(what + " " + path.string() + ": " + std::strerror(error));
+}
+
+class FileDescriptor {
+ public:
+  FileDescriptor(const std::filesystem::path& path, int flags, const char* what) : fd_(::open(path.c_str(), flags, 0600)) {
+    if (fd_ < 0) throwFileError(what, path, errno);
+  }
+  ~FileDescriptor() { ::close(fd_); }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+inline void syncPath(const std::filesystem::path& path) {
+  FileDescriptor fd(path, O_RDONLY | O_CLOEXEC, "opening for fsync");
+  if (::fsync(fd.get()) != 0) throwFileError("fsync of", path, errno);
+}
+
+// Creates `path` owner-only if it is missing; an existing directory is kept as it is.
+inline void createPrivateDirectory(const std::filesystem::path& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throwFileError("creating directory", path, errno);
+  if (!std::filesystem::is_directory(path)) throw BackendError(path.string() + " exists and is not a directory");
+}
+
+inline void writeAll(int fd, std::string_view bytes, const std::filesystem::path& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwFileError("writing", path, errno);
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Writes `contents` to a new owner-only file and syncs it.
+inline std::uint32_t writeNewFile(const std::filesystem::path& path, std::string_view contents) {
+  FileDescriptor out(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, "creating");
+  writeAll(out.get(), contents, path);
+  if (::fsync(out.get()) != 0) throwFileError("fsync of", path, errno);
+  return crc32c(0, contents);
+}
+
+// Copies exactly the first `size` bytes of `from` to the new owner-only file `to`, syncs
+// it and returns their CRC-32C. A source shorter than `size` is an error.
+inline std::uint32_t copyFilePrefix(const std::filesystem::path& from, const std::filesystem::path& to,
+                                    std::uint64_t size) {
+  FileDescriptor in(from, O_RDONLY | O_CLOEXEC, "opening");
+  FileDescriptor out(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, "creating");
+  std::uint32_t crc = 0;
+  std::vector<char> buffer(1u << 20);
+  std::uint64_t left = size;
+  while (left > 0) {
+    const ssize_t n = ::read(in.get(), buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size())));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwFileError("reading", from, errno);
+    if (n == 0) {
+      throw BackendError(from.string() + " has " + std::to_string(size - left) + " bytes, expected " +
+                         std::to_string(size));
+    }
+    const std::string_view chunk(buffer.data(), static_cast<std::size_t>(n));
+    crc = crc32c(crc, chunk);
+    writeAll(out.get(), chunk, to);
+    left -= static_cast<std::uint64_t>(n);
+  }
+  if (::fsync(out.get()) != 0) throwFileError("fsync of", to, errno);
+  return crc;
+}
+
+// A file name as a manifest may carry it: no directories, so a manifest cannot point
+// outside the checkpoint root.
+inline bool isPlainFileName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
+}
+
+}  // namespace detail
+
+class RocksDbCheckpointStore {
+ public:
+  explicit RocksDbCheckpointStore(std::filesystem::path root) : root_(std::move(root)) {}
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path sharedDirectory() const { return root_ / "shared"; }
+  std::filesystem::path directoryOf(std::uint64_t id) const { return root_ / ("checkpoint-" + std::to_string(id)); }
+  std::filesystem::path manifestOf(std::uint64_t id) const { return directoryOf(id) / kManifest; }
+
+  // Complete checkpoints (those with a manifest), oldest first.
+  std::vector<std::uint64_t> list() const {
+    std::vector<std::uint64_t> ids;
+    for (std::uint64_t id : directoryIds()) {
+      if (std::filesystem::exists(manifestOf(id))) ids.push_back(id);
+    }
+    return ids;
+  }
+
+  // Starts checkpoint number max(existing)+1: creates the root, shared/ and its directory.
+  CheckpointHandle begin() const {
+    detail::createPrivateDirectory(root_);
+    detail::createPrivateDirectory(sharedDirectory());
+    const std::vector<std::uint64_t> existing = directoryIds();
+    CheckpointHandle handle;
+    handle.id = existing.empty() ? 1 : existing.back() + 1;
+    handle.directory = directoryOf(handle.id);
+    if (::mkdir(handle.directory.c_str(), 0700) != 0) {
+      detail::throwFileError("creating checkpoint directory", handle.directory, errno);
+    }
+    return handle;
+  }
+
+  // Whether an earlier checkpoint's shared file is still there to be referenced.
+  bool hasShared(const CheckpointFile& file) const {
+    std::error_code error;
+    return std::filesystem::file_size(sharedDirectory() / file.sharedName, error) == file.size && !error;
+  }
+
+  // Copies `size` bytes of the immutable file `source` into shared/ under a fresh name.
+  CheckpointFile upload(const std::filesystem::path& source, std::uint64_t size) const {
+    CheckpointFile file;
+    file.name = source.filename().string();
+    file.sharedName = source.stem().string() + "-" + randomHex() + source.extension().string();
+    file.size = size;
+    const std::filesystem::path temporary = sharedDirectory() / (file.sharedName + ".tmp");
+    try {
+      file.crc32c = detail::copyFilePrefix(source, temporary, size);
+      std::filesystem::rename(temporary, sharedDirectory() / file.sharedName);
+    } catch (...) {
+      std::error_code ignored;
+      std::filesystem::remove(temporary, ignored);
+      throw;
+    }
+    file.copied = true;
+    return file;
+  }
+
+  // Copies `size` bytes of `source`, or writes `contents` when `source` is empty, into
+  // the checkpoint's own directory.
+  CheckpointFile storePrivate(const CheckpointHandle& handle, const std::string& name,
+                              const std::filesystem::path& source, std::uint64_t size,
+                              std::string_view contents) const {
+    CheckpointFile file;
+    file.name = name;
+    file.copied = true;
+    if (source.empty()) {
+      file.size = contents.size();
+      file.crc32c = detail::writeNewFile(handle.directory / name, contents);
+    } else {
+      file.size = size;
+      file.crc32c = detail::copyFilePrefix(source, handle.directory / name, size);
+    }
+    return file;
+  }
+
+  // Makes the checkpoint exist: syncs the directories, then writes the manifest atomically.
+  void commit(const CheckpointHandle& handle) const {
+    detail::syncPath(sharedDirectory());
+    detail::syncPath(handle.directory);
+    std::string text = std::string(kFormatLine) + "\nid " + std::to_string(handle.id) + "\n";
+    for (const CheckpointFile& f : handle.files) {
+      text += f.sharedName.empty() ? "private " + f.name : "shared " + f.name + " " + f.sharedName;
+      text += " " + std::to_string(f.size) + " " + hex(f.crc32c) + " " + (f.copied ? "copied" : "reused") + "\n";
+    }
+    text += "crc32c " + hex(detail::crc32c(0, text)) + "\n";
+    const std::filesystem::path temporary = handle.directory / (std::string(kManifest) + ".tmp");
+    detail::writeNewFile(temporary, text);
+    std::filesystem::rename(temporary, manifestOf(handle.id));
+    detail::syncPath(handle.directory);
+  }
+
+  // Reads and verifies checkpoint `id`'s manifest.
+  CheckpointHandle read(std::uint64_t id) const {
+    const std::filesystem::path path = manifestOf(id);
+    std::string text;
+    {
+      std::error_code error;
+      const std::uint64_t size = std::filesystem::file_size(path, error);
+      if (error) {
+        throw BackendError(where(id) + "no manifest " + path.string() + " (" + error.message() +
+                           "): the checkpoint does not exist or was not completed");
+      }
+      detail::FileDescriptor in(path, O_RDONLY | O_CLOEXEC, "opening manifest");
+      text.resize(size);
+      std::size_t done = 0;
+      while (done < text.size()) {
+        const ssize_t n = ::read(in.get(), text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw BackendError(where(id) + "cannot read manifest " + path.string());
+        done += static_cast<std::size_t>(n);
+      }
+    }
+    const std::size_t crcLine = text.rfind("crc32c ");
+    if (crcLine == std::string::npos || text.back() != '\n' ||
+        text.substr(crcLine) != "crc32c " + hex(detail::crc32c(0, std::string_view(text).substr(0, crcLine))) + "\n") {
+      throw BackendError(where(id) + "manifest " + path.string() + " is corrupt (checksum mismatch or truncated)");
+    }
+    std::istringstream lines(text.substr(0, crcLine));
+    std::string line;
+    CheckpointHandle handle;
+    handle.id = id;
+    handle.directory = directoryOf(id);
+    const auto corrupt = [&](const std::string& what) {
+      return BackendError(where(id) + "manifest " + path.string() + " is corrupt: " + what);
+    };
+    if (!std::getline(lines, line) || line != kFormatLine) throw corrupt("unknown format '" + line + "'");
+    if (!std::getline(lines, line) || line != "id " + std::to_string(id)) throw corrupt("it names '" + line + "'");
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string type, crc, copied, extra;
+      CheckpointFile file;
+      fields >> type >> file.name;
+      if (type == "shared") fields >> file.sharedName;
+      fields >> file.size >> crc >> copied;
+      const bool valid = (type == "private" || type == "shared") && !fields.fail() && !(fields >> extra) &&
+                         detail::isPlainFileName(file.name) &&
+                         (type == "private" || detail::isPlainFileName(file.sharedName)) && crc.size() == 8 &&
+                         (copied == "copied" || copied == "reused");
+      if (!valid) throw corrupt("bad line '" + detail::printableBytes(line) + "'");
+      file.crc32c = static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16));
+      file.copied = copied == "copied";
+      handle.files.push_back(std::move(file));
+    }
+    return handle;
+  }
+
+  // Where a checkpoint's file lives in the store.
+  std::filesystem::path locate(const CheckpointHandle& handle, const CheckpointFile& file) const {
+    return file.sharedName.empty() ? handle.directory / file.name : sharedDirectory() / file.sharedName;
+  }
+
+  // Copies every file of `handle` into the new directory `target` (missing or empty),
+  // checking sizes and checksums, so that RocksDB opens it as the checkpointed database.
+  // On failure `target` is left as it was.
+  void materialize(const CheckpointHandle& handle, const std::filesystem::path& target) const {
+    namespace fs = std::filesystem;
+    if (fs::exists(target) && !(fs::is_directory(target) && fs::is_empty(target))) {
+      throw BackendError(where(handle.id) + "cannot restore into " + target.string() +
+                         ": it exists and is not an empty directory");
+    }
+    const fs::path staging = target.string() + ".restoring";
+    fs::remove_all(staging);
+    if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
+    detail::createPrivateDirectory(staging);
+    try {
+      for (const CheckpointFile& file : handle.files) {
+        const fs::path source = locate(handle, file);
+        std::error_code error;
+        const std::uint64_t size = fs::file_size(source, error);
+        if (error) throw BackendError(where(handle.id) + "file " + source.string() + " is missing (" + error.message() + ")");
+        if (size != file.size) {
+          throw BackendError(where(handle.id) + "file " + source.string() + " is corrupt: " + std::to_string(size) +
+                             " bytes, the manifest says " + std::to_string(file.size));
+        }
+        if (detail::copyFilePrefix(source, staging / file.name, file.size) != file.crc32c) {
+          throw BackendError(where(handle.id) + "file " + source.string() + " is corrupt: checksum mismatch");
+        }
+      }
+      detail::syncPath(staging);
+      if (fs::exists(target)) fs::remove(target);
+      fs::rename(staging, target);
+      detail::syncPath(target.parent_path().empty() ? fs::path(".") : target.parent_path());
+    } catch (...) {
+      std::error_code ignored;
+      fs::remove_all(staging, ignored);
+      throw;
+    }
+  }
+
+  // Keeps the newest `keep` checkpoints: deletes older ones (manifest first), leftovers of
+  // checkpoints that never completed, and every shared file no retained manifest names.
+  // Returns the shared names deleted.
+  std::vector<std::string> retainNewest(std::size_t keep) const {
+    namespace fs = std::filesystem;
+    const std::vector<std::uint64_t> complete = list();
+    const std::size_t drop = complete.size() > keep ? complete.size() - keep : 0;
+    for (std::size_t i = 0; i < drop; ++i) fs::remove(manifestOf(complete[i]));
+    for (std::uint64_t id : directoryIds()) {
+      if (!fs::exists(manifestOf(id))) fs::remove_all(directoryOf(id));
+    }
+    std::set<std::string> referenced;
+    for (std::uint64_t id : list()) {
+      CheckpointHandle handle;
+      try {
+        handle = read(id);
+      } catch (const BackendError& e) {
+        throw BackendError(std::string(e.what()) + "; no shared file was deleted");
+      }
+      for (const CheckpointFile& file : handle.files) {
+        if (!file.sharedName.empty()) referenced.insert(file.sharedName);
+      }
+    }
+    std::vector<std::string> deleted;
+    if (!fs::exists(sharedDirectory())) return deleted;
+    for (const fs::directory_entry& entry : fs::directory_iterator(sharedDirectory())) {
+      const std::string name = entry.path().filename().string();
+      if (referenced.contains(name)) continue;
+      fs::remove(entry.path());
+      deleted.push_back(name);
+    }
+    return deleted;
+  }
+
+ private:
+  static constexpr std::string_view kManifest = "CHECKPOINT";
+  static constexpr std::string_view kFormatLine = "asyncstate rocksdb checkpoint 1";
+
+  std::string where(std::uint64_t id) const {
+    return "rocksdb checkpoint " + std::to_string(id) + " in " + root_.string() + ": ";
+  }
+
+  // Ids of every checkpoint directory, complete or not, ascending.
+  std::vector<std::uint64_t> directoryIds() const {
+    std::vector<std::uint64_t> ids;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(root_, error)) {
+      const std::string name = entry.path().filename().string();
+      constexpr std::string_view prefix = "checkpoint-";
+      if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 19) continue;
+      const std::string digits = name.substr(prefix.size());
+      if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      ids.push_back(std::stoull(digits));
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  static std::string hex(std::uint32_t value) {
+    char text[9];
+    std::snprintf(text, sizeof text, "%08x", value);
+    return text;
+  }
+
+  static std::string randomHex() {
+    std::random_device device;
+    const std::uint64_t value = (std::uint64_t{device()} << 32) | device();
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+    return text;
+  }
+
+  std::filesystem::path root_;
+};
+
+}  // namespace asyncstate
