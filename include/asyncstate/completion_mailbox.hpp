@@ -49,7 +49,10 @@ class CompletionMailbox final : public CompletionSink {
   void takeAll(std::vector<Completion>& out) {
     out.swap(inline_);
     if (!out.empty()) refs_.fetch_sub(out.size(), std::memory_order_relaxed);  // the controller's reference remains
+    // Checked without the lock first: the task thread looks after every record.
+    if (!inboxFilled_.load(std::memory_order_acquire)) return;
     std::lock_guard lock(mutex_);
+    inboxFilled_.store(false, std::memory_order_relaxed);
     if (out.empty()) {
       out.swap(inbox_);
     } else {
@@ -73,6 +76,7 @@ class CompletionMailbox final : public CompletionSink {
       std::lock_guard lock(mutex_);
       closed_.store(true, std::memory_order_relaxed);
       inbox_.clear();
+      inboxFilled_.store(false, std::memory_order_relaxed);
     }
     release(taken);
   }
@@ -90,6 +94,7 @@ class CompletionMailbox final : public CompletionSink {
       std::lock_guard lock(mutex_);
       if (!closed_.load(std::memory_order_relaxed)) {
         inbox_.push_back(std::move(completion));
+        inboxFilled_.store(true, std::memory_order_release);
         // Under the lock: once the task thread took this answer, it may close the mailbox.
         ready_.notify_one();
       }
@@ -108,6 +113,7 @@ class CompletionMailbox final : public CompletionSink {
   std::mutex mutex_;
   std::condition_variable ready_;
   std::vector<Completion> inbox_;
+  std::atomic<bool> inboxFilled_{false};  // inbox_ is not empty
 };
 
 // Owns the controller's reference: closes the mailbox when the controller goes.

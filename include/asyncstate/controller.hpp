@@ -364,8 +364,9 @@ class AsyncExecutionController final {
 
   enum class FlushReason { Size, Timeout, Wait };
 
-  // processRecord() checks the buffer timeout once per this many records: the clock is
-  // not read per record, and the slack this adds is a few microseconds.
+  // processRecord() reads the clock when a record starts a batch and then checks the
+  // buffer timeout once per this many records, not per record; the slack this adds is a
+  // few microseconds.
   static constexpr std::uint32_t kTimeoutCheckEvery = 32;
 
   template <class K>
@@ -390,8 +391,14 @@ class AsyncExecutionController final {
     // Work started from inside a running record is derived from in-flight work: waiting
     // here for the limit could wait for the very record that starts it.
     const bool derived = runtime_->currentRecord() != nullptr;
-    while (inFlight_ >= options_.inFlightLimit && !derived && !keys_.isHeld(record->keyBytes(), record->keyHash())) {
-      waitForProgress();
+    try {
+      while (inFlight_ >= options_.inFlightLimit && !derived &&
+             !keys_.isHeld(record->keyBytes(), record->keyHash())) {
+        waitForProgress();
+      }
+    } catch (...) {
+      destroy(record);  // not admitted: the caller sees the failure
+      throw;
     }
     if (inFlight_ >= options_.inFlightLimit) ++metrics_.overdraftRecords;
     if (++inFlight_ > metrics_.peakInFlightRecords) metrics_.peakInFlightRecords = inFlight_;
@@ -408,7 +415,9 @@ class AsyncExecutionController final {
     }  // else handed out by finished() when its key frees
     if (derived) return;
     pump();
-    if (++sinceTimeoutCheck_ >= kTimeoutCheckEvery) {
+    if (!buffer_.empty() && !buffer_.deadline()) {
+      (void)bufferDeadline();  // this record started the batch: its timeout runs from now
+    } else if (++sinceTimeoutCheck_ >= kTimeoutCheckEvery) {
       sinceTimeoutCheck_ = 0;
       flushOnTimeout();
     }
@@ -489,9 +498,9 @@ class AsyncExecutionController final {
     metrics_.requestsSent += requests;
   }
 
-  // A partial batch's deadline is stamped when it is first checked, not per request:
-  // the clock is not read on the hot path, and the slack this adds is bounded by the
-  // next check (kTimeoutCheckEvery records, or the next poll).
+  // A partial batch's deadline is stamped by the record that started it, or by the
+  // first check after requests derived outside a record's start (continuations)
+  // started it -- never per request: sync access sends each request alone.
   TimePoint bufferDeadline() {
     if (!buffer_.deadline()) buffer_.setDeadline(now() + options_.bufferTimeout);
     return *buffer_.deadline();

@@ -27,7 +27,7 @@ using Decoder = R (*)(StateResult&, const void* context);
 
 struct RequestOrigin {
   RecordContext* record = nullptr;  // holds a reference until the answer is settled
-  const std::string* stateName = nullptr;
+  const std::string* stateName = nullptr;  // null once the state may be gone
   const char* operation = nullptr;
 };
 
@@ -66,10 +66,12 @@ class TicketTable {
     return true;
   }
 
-  // Fails every outstanding future with `error` (a controller going away).
+  // Fails every outstanding future with `error` (a controller going away). The states
+  // that sent the requests may be gone already, so their names are not used.
   void failAll(Runtime& runtime, const std::exception_ptr& error) {
     for (std::uint32_t index = 0; index < slots_.size(); ++index) {
       if (slots_[index].settle != nullptr) {
+        slots_[index].origin.stateName = nullptr;
         settle(runtime, (std::uint64_t{slots_[index].generation} << 32) | index, nullptr, error);
       }
     }
@@ -117,7 +119,8 @@ class TicketTable {
       }
     }
     const RequestOrigin& origin = slot.origin;
-    producer.setError(AsyncError(std::move(error), *origin.stateName, origin.record->keyText(), origin.operation));
+    producer.setError(AsyncError(std::move(error), origin.stateName != nullptr ? *origin.stateName : std::string(),
+                                 origin.record->keyText(), origin.operation));
   }
 
   std::uint32_t takeFreeSlot() {
