@@ -43,8 +43,11 @@ class RequestBuffer {
     if (requests_.empty()) return 0;
     std::vector<StateRequest> pending = std::exchange(requests_, {});
     deadline_.reset();
-    // The backend keeps the old buffer; the next batch is likely as large as this one.
-    requests_.reserve(std::min(pending.size(), batchSize_));
+    // The backend keeps the old buffer. Size the next one for a typical batch, so that
+    // filling it does not move requests around; a small flush (a drain) only lowers the
+    // estimate gradually, and sync access (one request a batch) lowers it to one.
+    expected_ = std::max(std::min(pending.size(), batchSize_), expected_ - expected_ / 2);
+    requests_.reserve(expected_);
     if (pending.size() <= batchSize_) {
       send(std::move(pending));
       return 1;
@@ -59,6 +62,7 @@ class RequestBuffer {
 
  private:
   std::size_t batchSize_;
+  std::size_t expected_ = 0;  // requests the next batch is expected to hold
   std::vector<StateRequest> requests_;
   std::optional<TimePoint> deadline_;
 };
