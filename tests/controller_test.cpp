@@ -3,13 +3,16 @@
 // continuations, failures, read-your-writes for sync access, and never hanging.
 
 #include "support/backends.hpp"
+#include "support/controller_fixture.hpp"
 
 #include <asyncstate/asyncstate.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -19,7 +22,38 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::FailingBackend;
+using testing::ManualClock;
 using testing::ShufflingBackend;
+
+// Holds every request unanswered until told, then answers from another thread: a
+// network that comes back after its client gave up.
+class SilentBackend final : public StateBackend {
+ public:
+  std::string name() const override { return "silent"; }
+  std::uint32_t registerState(const std::string&, StateKind) override { return 0; }
+  void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+    std::lock_guard lock(mutex_);
+    for (const StateRequest& r : batch) held_.emplace_back(r.ticket, &sink);
+  }
+  void snapshot(Savepoint&) override {}
+  void restore(const Savepoint&) override {}
+
+  std::size_t held() {
+    std::lock_guard lock(mutex_);
+    return held_.size();
+  }
+  void answerAllFromAnotherThread() {
+    std::thread([this] {
+      std::lock_guard lock(mutex_);
+      for (auto& [ticket, sink] : held_) sink->complete(ticket, StateResult{});
+      held_.clear();
+    }).join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<std::uint64_t, CompletionSink*>> held_;
+};
 
 ControllerOptions quiet() {
   ControllerOptions o;
@@ -105,27 +139,91 @@ TEST(ControllerTest, DefaultsFollowFlink) {
   EXPECT_EQ(defaults.bufferTimeout, 1000ms);
 }
 
-TEST(ControllerTest, BufferTimeoutFlushesAPartialBatchWithinBoundedSlack) {
-  ShufflingBackend backend;
+TEST(ControllerTest, BufferTimeoutFlushesAPartialBatchWhenItExpires) {
+  MemoryBackend backend;
+  ManualClock time;
   ControllerOptions o = quiet();
   o.batchSize = 1000;
   o.bufferTimeout = 60ms;
+  o.clock = time.clock();
   AsyncExecutionController controller(backend, o);
   ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
   bool done = false;
-  const auto start = std::chrono::steady_clock::now();
   controller.processRecord(1, [&] { (void)v.asyncValue().thenAccept([&](std::optional<int>) { done = true; }); });
-  std::chrono::steady_clock::duration flushedAfter{};
-  while (!done && std::chrono::steady_clock::now() - start < 5s) {
-    const std::uint64_t before = controller.metrics().timeoutFlushes;
-    controller.pollFor(5ms);
-    if (before == 0 && controller.metrics().timeoutFlushes == 1)
-      flushedAfter = std::chrono::steady_clock::now() - start;
-  }
-  ASSERT_TRUE(done);
+  time.advance(59ms);
+  controller.poll();
+  EXPECT_FALSE(done);
+  EXPECT_EQ(controller.metrics().timeoutFlushes, 0u);
+  time.advance(1ms);
+  controller.poll();
+  EXPECT_TRUE(done);
   EXPECT_EQ(controller.metrics().timeoutFlushes, 1u);
-  EXPECT_GE(flushedAfter, 60ms);
-  EXPECT_LT(flushedAfter, 60ms + 200ms) << "slack is bounded by the idle wait, not by another timeout";
+}
+
+TEST(ControllerTest, BufferTimeoutSlackIsAFewRecordsWhileRecordsKeepArriving) {
+  MemoryBackend backend;
+  ManualClock time;
+  ControllerOptions o = quiet();
+  o.bufferTimeout = 60ms;
+  o.clock = time.clock();
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+  controller.processRecord(0, [&] { (void)v.asyncValue(); });
+  time.advance(60ms);
+  int recordsUntilFlushed = 0;
+  while (controller.metrics().timeoutFlushes == 0 && recordsUntilFlushed < 1000) {
+    controller.processRecord(++recordsUntilFlushed, [] {});
+  }
+  EXPECT_EQ(controller.metrics().timeoutFlushes, 1u);
+  EXPECT_LE(recordsUntilFlushed, 32);
+}
+
+TEST(ControllerTest, ABackendThatStopsAnsweringIsReportedAfterTheStallTimeout) {
+  SilentBackend backend;
+  ManualClock time(400ms);  // every reading of the clock moves it on
+  ControllerOptions o = quiet();
+  o.stallTimeout = 1s;
+  o.clock = time.clock();
+  {
+    AsyncExecutionController controller(backend, o);
+    ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+    controller.processRecord(1, [&] { (void)v.asyncValue(); });
+    try {
+      controller.drain();
+      FAIL() << "drain must not hang";
+    } catch (const AsyncStateException& e) {
+      EXPECT_NE(std::string(e.what()).find("answered none of 1 requests within 1000 ms"), std::string::npos)
+          << e.what();
+    }
+  }
+  backend.answerAllFromAnotherThread();
+}
+
+// Issue 11.1: the backend answered into a controller that had been destroyed.
+TEST(ControllerTest, AnswersArrivingAfterTheControllerWasDestroyedAreDroppedHarmlessly) {
+  SilentBackend backend;
+  ManualClock time(400ms);
+  ControllerOptions o = quiet();
+  o.stallTimeout = 1s;
+  o.clock = time.clock();
+  std::string told;
+  {
+    AsyncExecutionController controller(backend, o);
+    ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+    for (int key = 0; key < 3; ++key) {
+      controller.processRecord(key, [&] {
+        (void)v.asyncValue().exceptionally([&](const AsyncError& e) {
+          told = e.message();
+          return std::optional<int>();
+        });
+      });
+    }
+    controller.processRecord(0, [] { ADD_FAILURE() << "a record blocked behind a stalled one must not run"; });
+    EXPECT_THROW(controller.drain(), AsyncStateException);
+  }
+  EXPECT_NE(told.find("destroyed before backend silent answered"), std::string::npos) << told;
+  EXPECT_EQ(backend.held(), 3u);
+  backend.answerAllFromAnotherThread();
 }
 
 TEST(ControllerTest, HotKeyWithManyDerivedRequestsOverdrawsTheLimitWithoutDeadlock) {
@@ -147,6 +245,97 @@ TEST(ControllerTest, HotKeyWithManyDerivedRequestsOverdrawsTheLimitWithoutDeadlo
   controller.processRecord(std::string("hot"), [&] { total = counter.value().value_or(0); });
   EXPECT_EQ(total, 20 * 25);
   EXPECT_EQ(controller.metrics().inFlightRecords, 0u);
+}
+
+TEST(ControllerTest, ARecordWaitingOnlyForItsKeyIsAdmittedAtTheLimit) {
+  MemoryBackend backend;
+  ControllerOptions o = quiet();
+  o.inFlightLimit = 1;
+  AsyncExecutionController controller(backend, o);
+  std::vector<int> order;
+  StatePromise<int> event;
+  controller.processRecord(7, [&] {
+    event = controller.newPromise<int>();
+    (void)event.future().thenAccept([&](int) { order.push_back(1); });
+  });
+  // Same key, at the limit, while the first record waits for an event only the caller
+  // can deliver: it queues behind its key instead of failing the task.
+  controller.processRecord(7, [&] { order.push_back(2); });
+  EXPECT_EQ(controller.metrics().overdraftRecords, 1u);
+  EXPECT_EQ(controller.metrics().blockedRecords, 1u);
+  controller.runOnTaskThread([&] { event.setValue(1); });
+  controller.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  EXPECT_EQ(controller.metrics().inFlightRecords, 0u);
+}
+
+TEST(ControllerTest, WorkStartedFromInsideARunningRecordIsAdmittedAtTheLimit) {
+  ShufflingBackend backend(21);
+  ControllerOptions o = quiet();
+  o.inFlightLimit = 1;
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+  std::vector<std::string> ran;
+  controller.processRecord(1, [&] {
+    controller.processRecord(1, [&] { ran.emplace_back("same key, from the record"); });
+    (void)v.asyncValue().thenAccept([&](std::optional<int>) {
+      controller.processRecord(2, [&] { ran.emplace_back("other key, from a continuation"); });
+      ran.emplace_back("first");
+    });
+  });
+  controller.drain();
+  ASSERT_EQ(ran.size(), 3u);
+  EXPECT_EQ(ran[0], "first");  // the same-key record waited for the record that started it
+  std::sort(ran.begin() + 1, ran.end());
+  EXPECT_EQ(ran[1], "other key, from a continuation");
+  EXPECT_EQ(ran[2], "same key, from the record");
+  EXPECT_EQ(controller.metrics().overdraftRecords, 2u);
+  EXPECT_EQ(controller.metrics().inFlightRecords, 0u);
+}
+
+TEST(ControllerTest, HotKeyWorkDerivedInsideRecordsOverdrawsTheLimitWithoutDeadlock) {
+  ShufflingBackend backend(13);
+  ControllerOptions o = quiet();
+  o.inFlightLimit = 2;
+  o.batchSize = 3;
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> counter(controller, ValueStateDescriptor<int>("counter"));
+  auto bump = [&] {
+    (void)counter.asyncValue().thenCompose([&](std::optional<int> c) { return counter.asyncUpdate(c.value_or(0) + 1); });
+  };
+  for (int i = 0; i < 10; ++i) {
+    controller.processRecord(std::string("hot"), [&] {
+      (void)counter.asyncValue()
+          .thenCompose([&](std::optional<int> c) { return counter.asyncUpdate(c.value_or(0) + 1); })
+          .thenAccept([&] {
+            for (int j = 0; j < 5; ++j) controller.processRecord(std::string("hot"), bump);
+          });
+    });
+  }
+  controller.drain();
+  int total = 0;
+  controller.processRecord(std::string("hot"), [&] { total = counter.value().value_or(0); });
+  EXPECT_EQ(total, 10 + 10 * 5);
+  EXPECT_GE(controller.metrics().overdraftRecords, 50u);
+  EXPECT_EQ(controller.metrics().inFlightRecords, 0u);
+}
+
+// Issue 11.5.
+TEST(ControllerTest, CompletingAStatePromiseTwiceOrUnboundIsMisuse) {
+  MemoryBackend backend;
+  AsyncExecutionController controller(backend, quiet());
+  controller.runOnTaskThread([&] {
+    StatePromise<int> promise = controller.newPromise<int>();
+    int seen = 0;
+    (void)promise.future().thenAccept([&](int x) { seen = x; });
+    promise.setValue(1);
+    EXPECT_THROW(promise.setValue(2), FutureMisuseError);
+    EXPECT_THROW(promise.setError(AsyncError(std::make_exception_ptr(std::runtime_error("late")), "", "", "test")),
+                 FutureMisuseError);
+    EXPECT_EQ(seen, 1);
+    StatePromise<void> unbound;
+    EXPECT_THROW(unbound.setValue(), FutureMisuseError);
+  });
 }
 
 TEST(ControllerTest, ContinuationsSeeTheirOwnRecordsKeyAlsoAfterNesting) {

@@ -1,47 +1,66 @@
 #pragma once
-// AsyncExecutionController: runs records on one task thread with per-key order, an
-// in-flight record limit, request batching (by size and by buffer timeout), and
-// draining at watermarks and checkpoints. It is the Runtime futures report to: it owns
-// the pool their state lives in and the error handler their failures reach.
+// AsyncExecutionController: runs records on one task thread. It orchestrates small
+// parts, each in its own header:
+//   key_accounting.hpp      per-key order (a record whose key has work in flight waits)
+//   request_buffer.hpp      batching by size and by buffer timeout
+//   ticket_table.hpp        requests sent and not yet answered, and their futures
+//   completion_mailbox.hpp  answers from backend threads, outliving the controller
+// and owns what ties them together: the in-flight limit with overdraft, waiting and
+// stall detection, the error policy, metrics, and the Runtime futures report to.
+//
+// One record from source to sink: processRecord() admits it (admit), it holds its key
+// or queues behind it (KeyAccounting::acquire), runs (start), its state requests are
+// buffered (submit) and sent (flushBuffer), answers come back through the mailbox and
+// settle their futures (pump -> TicketTable::settle), continuations run, and when its
+// last reference goes the runtime calls finished() -- the one place a record is done.
 
+#include <asyncstate/completion_mailbox.hpp>
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/detail/runtime.hpp>
 #include <asyncstate/error.hpp>
 #include <asyncstate/future.hpp>
+#include <asyncstate/key_accounting.hpp>
 #include <asyncstate/metrics.hpp>
 #include <asyncstate/pool.hpp>
+#include <asyncstate/promise.hpp>
+#include <asyncstate/request_buffer.hpp>
 #include <asyncstate/serializer.hpp>
 #include <asyncstate/state_backend.hpp>
+#include <asyncstate/ticket_table.hpp>
 
+#include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <functional>
 #include <iostream>
 #include <memory>
-#include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include <range/v3/range/conversion.hpp>
-#include <range/v3/view/chunk.hpp>
-#include <range/v3/view/move.hpp>
-
 namespace asyncstate {
+
+// The time the controller decides buffer timeouts and stalls by; tests inject their own
+// to make those decisions deterministic. Empty: std::chrono::steady_clock.
+using ControllerClock = std::function<std::chrono::steady_clock::time_point()>;
 
 // Defaults follow Flink's async state (state.async.batch-size / max-in-flight /
 // buffer-timeout); see docs/guide.md for how to choose them.
 struct ControllerOptions {
   std::size_t batchSize = 1000;                   // requests per backend batch
   std::chrono::milliseconds bufferTimeout{1000};  // a partial batch waits at most this long
-  std::size_t inFlightLimit = 6000;               // records admitted and not yet finished
+  std::size_t inFlightLimit = 6000;               // records admitted and not yet finished (overdraft aside)
   ErrorHandler errorHandler;                      // empty: failTask()
   AllocationPolicy allocationPolicy = AllocationPolicy::Pooled;
   std::uint32_t iteratorChunkSize = 100;          // map entries per lazily loaded chunk
   std::chrono::milliseconds stallTimeout{60000};  // no progress this long while waiting is an error
   std::ostream* log = &std::clog;                 // start-up configuration and shutdown reports; null: silent
+  // recordLatency() samples one record in this many (each sample reads the clock twice);
+  // 1 measures every record, 0 none.
+  std::uint32_t latencySampleEvery = 64;
+  ControllerClock clock;
 };
 
 struct ControllerMetrics {
@@ -52,38 +71,13 @@ struct ControllerMetrics {
   std::size_t bufferedRequests = 0;  // not yet sent to the backend
   std::size_t pendingRequests = 0;   // sent, not yet answered
   std::uint64_t recordsProcessed = 0;
+  std::uint64_t overdraftRecords = 0;  // admitted past the in-flight limit (derived, or only waiting for their key)
   std::uint64_t requestsSent = 0;
   std::uint64_t batchesSent = 0;
   std::uint64_t sizeFlushes = 0;        // batches sent because the buffer was full
   std::uint64_t timeoutFlushes = 0;     // batches sent because the buffer timeout expired
   std::uint64_t drainFlushes = 0;       // batches sent because someone waited (drain, sync access, limit)
   std::uint64_t unhandledFailures = 0;  // failures that reached the error handler
-};
-
-// A pooled pending future completed later on the task thread (by a timer, an
-// external event source, a benchmark). State requests create these internally.
-template <class T>
-class StatePromise {
- public:
-  StatePromise() = default;
-  explicit StatePromise(detail::Core<detail::Stored<T>>* core) : producer_(core), future_(core) {}
-
-  // The consumer side; may be taken once.
-  StateFuture<T> future() { return std::move(future_); }
-
-  template <class... V>
-  void setValue(V&&... value) {
-    if constexpr (std::is_void_v<T>) {
-      producer_.setValue(detail::Unit{});
-    } else {
-      producer_.setValue(T(std::forward<V>(value)...));
-    }
-  }
-  void setError(AsyncError error) { producer_.setError(std::move(error)); }
-
- private:
-  detail::Producer<detail::Stored<T>> producer_;
-  StateFuture<T> future_;
 };
 
 class AsyncExecutionController;
@@ -132,6 +126,33 @@ class RecordOf final : public RecordContext {
   F fn_;
 };
 
+// Records to be started from the pump loop (not nested in whatever freed them), in order.
+class ReadyQueue {
+ public:
+  void push(RecordContext* record) noexcept {
+    record->setNextInLine(nullptr);
+    if (last_ == nullptr) {
+      first_ = record;
+    } else {
+      last_->setNextInLine(record);
+    }
+    last_ = record;
+  }
+  RecordContext* pop() noexcept {
+    RecordContext* record = first_;
+    if (record != nullptr) {
+      first_ = record->nextInLine();
+      if (first_ == nullptr) last_ = nullptr;
+    }
+    return record;
+  }
+  bool empty() const noexcept { return first_ == nullptr; }
+
+ private:
+  RecordContext* first_ = nullptr;
+  RecordContext* last_ = nullptr;
+};
+
 }  // namespace detail
 
 // Identifies a registered state to the controller (states hold one).
@@ -141,15 +162,20 @@ struct StateHandle {
   StateKind kind = StateKind::Value;
 };
 
-class AsyncExecutionController final : private CompletionSink {
+class AsyncExecutionController final {
  public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
   explicit AsyncExecutionController(StateBackend& backend, ControllerOptions options = {})
       : backend_(backend),
         options_(std::move(options)),
-        runtime_(std::make_unique<detail::ControllerRuntime>(this, options_.allocationPolicy)) {
+        runtime_(std::make_unique<detail::ControllerRuntime>(this, options_.allocationPolicy)),
+        mailbox_(runtime_.get()),
+        buffer_(options_.batchSize == 0 ? 1 : options_.batchSize) {
     if (!options_.errorHandler) options_.errorHandler = failTask();
     if (options_.batchSize == 0) options_.batchSize = 1;
     if (options_.inFlightLimit == 0) options_.inFlightLimit = 1;
+    if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
     if (options_.log != nullptr) {
       *options_.log << "asyncstate: controller on backend " << backend_.describeConfiguration() << " (batch size "
                     << options_.batchSize << ", buffer timeout " << options_.bufferTimeout.count()
@@ -162,13 +188,16 @@ class AsyncExecutionController final : private CompletionSink {
   AsyncExecutionController(const AsyncExecutionController&) = delete;
   AsyncExecutionController& operator=(const AsyncExecutionController&) = delete;
 
-  ~AsyncExecutionController() override {
+  // Drains; what cannot finish (a stalled backend) is failed or dropped, and the
+  // mailbox is closed so that the backend's late answers find nobody (they are dropped).
+  ~AsyncExecutionController() {
+    detail::TaskThreadScope scope(runtime_.get());
     try {
-      detail::TaskThreadScope scope(runtime_.get());
       drainAll();
     } catch (const std::exception& e) {
       logLine(std::string("controller destroyed while draining failed: ") + e.what());
     }
+    abandonUnfinished();
     for (const AsyncError& error : failures_) {
       logLine("failure not rethrown before the controller was destroyed: " + error.message());
     }
@@ -187,17 +216,16 @@ class AsyncExecutionController final : private CompletionSink {
   // --- records ---------------------------------------------------------------
 
   // Runs fn() as the processing of one record with `key`. Waits (processing
-  // completions) while the in-flight limit is reached; if the key has a record in
-  // flight, the record is queued and runs after it, in arrival order.
+  // completions) while the in-flight limit is reached, except for overdraft: a record
+  // whose key already has a record in flight (it only waits for that one) and work
+  // started from inside a running record are admitted past the limit. If the key has a
+  // record in flight, the record is queued and runs after it, in arrival order.
   // fn is moved into the record and lives until the record's last continuation ran.
   template <class K, class F>
   void processRecord(const K& key, F&& fn, std::int64_t timestamp = 0) {
     detail::TaskThreadScope scope(runtime_.get());
     throwIfFailed();
-    std::string keyBytes = encode(key);
-    while (metrics_.inFlightRecords >= options_.inFlightLimit) waitForProgress();
-    admit(std::move(keyBytes), &describeKey<K>, std::forward<F>(fn), timestamp);
-    pumpAndFlushOnTimeout();
+    admit(encode(key), &describeKey<K>, std::forward<F>(fn), timestamp);
   }
 
   // As processRecord, for a key that is already encoded (timers keep keys encoded).
@@ -205,9 +233,7 @@ class AsyncExecutionController final : private CompletionSink {
   void processEncodedRecord(std::string keyBytes, F&& fn, std::int64_t timestamp = 0) {
     detail::TaskThreadScope scope(runtime_.get());
     throwIfFailed();
-    while (metrics_.inFlightRecords >= options_.inFlightLimit) waitForProgress();
     admit(std::move(keyBytes), &describeKey<K>, std::forward<F>(fn), timestamp);
-    pumpAndFlushOnTimeout();
   }
 
   // Processes whatever completed and flushes a partial batch whose timeout expired.
@@ -215,16 +241,18 @@ class AsyncExecutionController final : private CompletionSink {
     detail::TaskThreadScope scope(runtime_.get());
     throwIfFailed();
     backend_.poll();
-    pumpAndFlushOnTimeout();
+    pump();
+    flushOnTimeout();
   }
 
-  // Like poll(), but sleeps up to maxWait for completions when there is nothing to do.
+  // Like poll(), but waits up to maxWait for completions when there is nothing to do.
   void pollFor(std::chrono::milliseconds maxWait) {
     detail::TaskThreadScope scope(runtime_.get());
     throwIfFailed();
     backend_.poll();
-    if (!pump()) waitForCompletions(std::chrono::steady_clock::now() + maxWait);
-    pumpAndFlushOnTimeout();
+    if (!pump()) waitForCompletions(now() + maxWait);
+    pump();
+    flushOnTimeout();
   }
 
   // Waits until every admitted record -- and every continuation and request derived
@@ -246,13 +274,16 @@ class AsyncExecutionController final : private CompletionSink {
 
   ControllerMetrics metrics() const {
     ControllerMetrics m = metrics_;
+    m.inFlightRecords = inFlight_;
+    m.blockedRecords = keys_.blockedRecords();
+    m.blockedKeys = keys_.blockedKeys();
     m.bufferedRequests = buffer_.size();
-    m.blockedKeys = 0;
-    for (const auto& [key, waiting] : activeKeys_) m.blockedKeys += waiting.empty() ? 0 : 1;
+    m.pendingRequests = tickets_.outstanding();
     return m;
   }
   const PoolStats& poolStats() const noexcept { return runtime_->poolStats(); }
-  // Admission-to-finish time of every finished record (including time blocked on its key).
+  // Admission-to-finish time (including time blocked on its key) of the sampled
+  // records: one in options().latencySampleEvery.
   const LatencyHistogram& recordLatency() const noexcept { return latency_; }
 
   // A pooled pending future to be completed later on this task thread.
@@ -286,35 +317,26 @@ class AsyncExecutionController final : private CompletionSink {
     return *record;
   }
 
-  // Decoder turning the backend's answer into the future's value; may throw (corrupt data).
   template <class R>
-  using Decoder = R (*)(StateResult&, const void* context);
+  using Decoder = detail::Decoder<R>;
 
   // Buffers one request for the current record and returns the future of its result.
   template <class R>
   StateFuture<R> submit(StateRequest request, const StateHandle& state, const char* operation, Decoder<R> decode,
                         const void* context = nullptr) {
     detail::RecordContext& record = currentRecord(operation);
+    if (closing_) {
+      return failedFuture<R>(AsyncError(std::make_exception_ptr(std::runtime_error(
+                                            "the controller is being destroyed: the request is not sent")),
+                                        state.name, record.keyText(), operation));
+    }
     auto* core = detail::Core<detail::Stored<R>>::create(*runtime_);
     StateFuture<R> future(core);
-    record.retain();
-    const std::uint32_t slot = allocateSlot();
-    Slot& s = slots_[slot];
-    s.core = core;
-    s.record = &record;
-    s.state = &state;
-    s.operation = operation;
-    s.context = context;
-    s.decode = reinterpret_cast<void (*)()>(decode);
-    s.finish = &finishSlot<R>;
-    s.fail = &failSlot<R>;
-    request.ticket = (static_cast<std::uint64_t>(s.generation) << 32) | slot;
+    request.ticket = tickets_.add<R>(core, decode, context, detail::RequestOrigin{&record, &state.name, operation});
     request.stateId = state.id;
     request.keyGroup = record.keyGroup();
     request.key = record.keyBytes();
-    if (buffer_.empty()) bufferDeadline_ = std::chrono::steady_clock::now() + options_.bufferTimeout;
-    buffer_.push_back(std::move(request));
-    if (buffer_.size() >= options_.batchSize) flushBuffer(FlushReason::Size);
+    if (buffer_.add(std::move(request))) flushBuffer(FlushReason::Size);
     return future;
   }
 
@@ -324,7 +346,6 @@ class AsyncExecutionController final : private CompletionSink {
   template <class T>
   detail::Stored<T> await(StateFuture<T>&& future) {
     detail::TaskThreadScope scope(runtime_.get());
-    flushBuffer(FlushReason::Wait);
     while (!future.isDone()) {
       flushBuffer(FlushReason::Wait);
       waitForProgress();
@@ -343,24 +364,10 @@ class AsyncExecutionController final : private CompletionSink {
 
   enum class FlushReason { Size, Timeout, Wait };
 
-  struct Slot {
-    detail::CoreBase* core = nullptr;
-    detail::RecordContext* record = nullptr;
-    const StateHandle* state = nullptr;
-    const char* operation = nullptr;
-    const void* context = nullptr;
-    void (*decode)() = nullptr;
-    void (*finish)(Slot&, StateResult&) = nullptr;
-    void (*fail)(Slot&, AsyncError&&) = nullptr;
-    std::uint32_t generation = 0;
-    std::uint32_t nextFree = 0;
-  };
-
-  struct Completion {
-    std::uint64_t ticket;
-    StateResult result;
-    std::exception_ptr error;
-  };
+  // processRecord() reads the clock when a record starts a batch and then checks the
+  // buffer timeout once per this many records, not per record; the slack this adds is a
+  // few microseconds.
+  static constexpr std::uint32_t kTimeoutCheckEvery = 32;
 
   template <class K>
   static std::string describeKey(std::string_view bytes) {
@@ -371,44 +378,49 @@ class AsyncExecutionController final : private CompletionSink {
     }
   }
 
-  template <class R>
-  static void finishSlot(Slot& slot, StateResult& result) {
-    auto decode = reinterpret_cast<Decoder<R>>(slot.decode);
-    // Decode before taking the producer: a decoding failure must leave the future to failSlot.
-    auto* core = static_cast<detail::Core<detail::Stored<R>>*>(slot.core);
-    if constexpr (std::is_void_v<R>) {
-      decode(result, slot.context);
-      detail::Producer<detail::Unit>(core).setValue(detail::Unit{});
-    } else {
-      R value = decode(result, slot.context);
-      detail::Producer<R>(core).setValue(std::move(value));
-    }
-  }
-
-  template <class R>
-  static void failSlot(Slot& slot, AsyncError&& error) {
-    detail::Producer<detail::Stored<R>> producer(static_cast<detail::Core<detail::Stored<R>>*>(slot.core));
-    producer.setError(std::move(error));
-  }
+  TimePoint now() const { return options_.clock(); }
 
   template <class F>
   void admit(std::string keyBytes, detail::RecordContext::KeyDescriber describe, F&& fn, std::int64_t timestamp) {
     using Record = detail::RecordOf<std::decay_t<F>>;
-    ++metrics_.inFlightRecords;
-    if (metrics_.inFlightRecords > metrics_.peakInFlightRecords)
-      metrics_.peakInFlightRecords = metrics_.inFlightRecords;
     const std::uint32_t keyGroup = keyGroupOf(keyBytes);
-    auto [it, inserted] = activeKeys_.try_emplace(keyBytes);
     void* memory = runtime_->allocate(sizeof(Record));
     auto* record = ::new (memory)
         Record(runtime_.get(), std::move(keyBytes), keyGroup, describe, std::decay_t<F>(std::forward<F>(fn)));
     record->setTimestamp(timestamp);
-    if (!inserted) {
-      it->second.push_back(record);
-      ++metrics_.blockedRecords;
-      return;
+    // Work started from inside a running record is derived from in-flight work: waiting
+    // here for the limit could wait for the very record that starts it.
+    const bool derived = runtime_->currentRecord() != nullptr;
+    try {
+      while (inFlight_ >= options_.inFlightLimit && !derived &&
+             !keys_.isHeld(record->keyBytes(), record->keyHash())) {
+        waitForProgress();
+      }
+    } catch (...) {
+      destroy(record);  // not admitted: the caller sees the failure
+      throw;
     }
-    start(record);
+    if (inFlight_ >= options_.inFlightLimit) ++metrics_.overdraftRecords;
+    if (++inFlight_ > metrics_.peakInFlightRecords) metrics_.peakInFlightRecords = inFlight_;
+    if (options_.latencySampleEvery != 0 && ++sinceLatencySample_ >= options_.latencySampleEvery) {
+      sinceLatencySample_ = 0;
+      record->setAdmitted(now());
+    }
+    if (keys_.acquire(record)) {
+      if (derived) {
+        ready_.push(record);  // started by the pump loop that runs the record admitting it
+        return;
+      }
+      start(record);
+    }  // else handed out by finished() when its key frees
+    if (derived) return;
+    pump();
+    if (!buffer_.empty() && !buffer_.deadline()) {
+      (void)bufferDeadline();  // this record started the batch: its timeout runs from now
+    } else if (++sinceTimeoutCheck_ >= kTimeoutCheckEvery) {
+      sinceTimeoutCheck_ = 0;
+      flushOnTimeout();
+    }
   }
 
   void start(detail::RecordContext* record) {
@@ -424,18 +436,28 @@ class AsyncExecutionController final : private CompletionSink {
     record->release();
   }
 
+  // The record's last reference is gone: the one place that decides a record is done.
   void finished(detail::RecordContext* record) {
-    --metrics_.inFlightRecords;
-    latency_.add(std::chrono::steady_clock::now() - record->admitted());
-    auto it = activeKeys_.find(record->keyBytes());
-    if (it->second.empty()) {
-      activeKeys_.erase(it);
-    } else {
-      // The key stays active: its next record starts from the pump loop, not nested here.
-      readyRecords_.push_back(it->second.front());
-      it->second.pop_front();
-      --metrics_.blockedRecords;
+    --inFlight_;
+    if (const auto admitted = record->admitted()) latency_.add(now() - *admitted);
+    // The key's next record starts from the pump loop, not nested here.
+    if (detail::RecordContext* next = keys_.release(record)) {
+      if (closing_) {
+        discard(next);
+      } else {
+        ready_.push(next);
+      }
     }
+    destroy(record);
+  }
+
+  // A record that never started and never will (the controller goes away).
+  void discard(detail::RecordContext* record) {
+    --inFlight_;
+    destroy(record);
+  }
+
+  void destroy(detail::RecordContext* record) {
     const std::size_t size = record->allocationSize();
     record->~RecordContext();
     runtime_->deallocate(record, size);
@@ -462,129 +484,67 @@ class AsyncExecutionController final : private CompletionSink {
     if (!failures_.empty()) throw AsyncStateException(std::exchange(failures_, {}));
   }
 
-  std::uint32_t allocateSlot() {
-    ++metrics_.pendingRequests;
-    if (freeSlot_ != kNoSlot) {
-      const std::uint32_t slot = freeSlot_;
-      freeSlot_ = slots_[slot].nextFree;
-      return slot;
-    }
-    slots_.emplace_back();
-    return static_cast<std::uint32_t>(slots_.size() - 1);
-  }
-
-  void releaseSlot(std::uint32_t slot) {
-    --metrics_.pendingRequests;
-    Slot& s = slots_[slot];
-    s.core = nullptr;
-    ++s.generation;
-    s.nextFree = freeSlot_;
-    freeSlot_ = slot;
-  }
-
   void flushBuffer(FlushReason reason) {
-    if (buffer_.empty()) return;
-    // Requests derived while draining may overdraw the batch size; keep batches bounded.
-    std::vector<StateRequest> pending = std::exchange(buffer_, {});
-    // The backend keeps the old buffer; the next batch is likely as large as this one.
-    buffer_.reserve(std::min(pending.size(), options_.batchSize));
-    const std::size_t batches = (pending.size() + options_.batchSize - 1) / options_.batchSize;
+    const std::size_t requests = buffer_.size();
+    const std::size_t batches = buffer_.sendAll([&](std::vector<StateRequest>&& batch) {
+      mailbox_->expect(batch.size());
+      backend_.executeBatch(std::move(batch), *mailbox_);
+    });
+    if (batches == 0) return;
     (reason == FlushReason::Size      ? metrics_.sizeFlushes
      : reason == FlushReason::Timeout ? metrics_.timeoutFlushes
                                       : metrics_.drainFlushes) += batches;
     metrics_.batchesSent += batches;
-    metrics_.requestsSent += pending.size();
-    if (batches == 1) {
-      backend_.executeBatch(std::move(pending), *this);
-      return;
-    }
-    for (auto chunk : pending | ranges::views::move | ranges::views::chunk(options_.batchSize)) {
-      backend_.executeBatch(chunk | ranges::to<std::vector<StateRequest>>(), *this);
-    }
+    metrics_.requestsSent += requests;
   }
 
-  // CompletionSink: from the task thread (inline backends) straight into the local
-  // queue; from backend threads through the locked mailbox.
-  void complete(std::uint64_t ticket, StateResult result) override {
-    enqueue(Completion{ticket, std::move(result), nullptr});
-  }
-  void fail(std::uint64_t ticket, std::exception_ptr error) override {
-    enqueue(Completion{ticket, {}, std::move(error)});
-  }
-  void enqueue(Completion&& completion) {
-    if (detail::tlsRuntime == runtime_.get()) {
-      local_.push_back(std::move(completion));
-      return;
-    }
-    // Notifying under the lock: once the task thread has taken this completion it may
-    // destroy the controller, so this thread must be done with the condition variable.
-    std::lock_guard lock(mailboxMutex_);
-    mailbox_.push_back(std::move(completion));
-    mailboxReady_.notify_one();
+  // A partial batch's deadline is stamped by the record that started it, or by the
+  // first check after requests derived outside a record's start (continuations)
+  // started it -- never per request: sync access sends each request alone.
+  TimePoint bufferDeadline() {
+    if (!buffer_.deadline()) buffer_.setDeadline(now() + options_.bufferTimeout);
+    return *buffer_.deadline();
   }
 
-  // Completes answered requests and starts unblocked records. Returns whether anything happened.
-  bool pump() {
-    bool progressed = false;
-    for (;;) {
-      if (local_.empty()) {
-        std::lock_guard lock(mailboxMutex_);
-        local_.swap(mailbox_);
-      }
-      if (local_.empty() && readyRecords_.empty()) return progressed;
-      progressed = true;
-      std::vector<Completion> batch = std::exchange(local_, std::move(spare_));
-      for (Completion& completion : batch) deliver(completion);
-      batch.clear();
-      spare_ = std::move(batch);
-      while (!readyRecords_.empty()) {
-        detail::RecordContext* next = readyRecords_.front();
-        readyRecords_.pop_front();
-        start(next);
-      }
-    }
-  }
-
-  void deliver(Completion& completion) {
-    const auto slotIndex = static_cast<std::uint32_t>(completion.ticket);
-    const auto generation = static_cast<std::uint32_t>(completion.ticket >> 32);
-    if (slotIndex >= slots_.size() || slots_[slotIndex].generation != generation || slots_[slotIndex].core == nullptr) {
-      logLine("backend " + backend_.name() + " answered unknown or already answered request ticket " +
-              std::to_string(completion.ticket) + "; ignored");
-      return;
-    }
-    Slot slot = slots_[slotIndex];
-    releaseSlot(slotIndex);
-    detail::RecordContext* record = slot.record;
-    {
-      detail::RecordScope scope(*runtime_, record);
-      std::exception_ptr error = completion.error;
-      if (!error) {
-        try {
-          slot.finish(slot, completion.result);
-        } catch (...) {
-          error = std::current_exception();  // the answer could not be decoded
-        }
-      }
-      if (error) slot.fail(slot, AsyncError(error, slot.state->name, record->keyText(), slot.operation));
-    }
-    record->release();
-  }
-
-  void pumpAndFlushOnTimeout() {
-    pump();
-    if (!buffer_.empty() && std::chrono::steady_clock::now() >= bufferDeadline_) {
+  void flushOnTimeout() {
+    if (!buffer_.empty() && now() >= bufferDeadline()) {
       flushBuffer(FlushReason::Timeout);
       pump();
     }
   }
 
-  // Blocks until a completion arrives or the buffer deadline passes.
-  void waitForCompletions(std::chrono::steady_clock::time_point until) {
-    if (!buffer_.empty() && bufferDeadline_ < until) until = bufferDeadline_;
-    std::unique_lock lock(mailboxMutex_);
-    mailboxReady_.wait_until(lock, until, [&] { return !mailbox_.empty(); });
+  // Settles answered requests and starts unblocked records. Returns whether anything happened.
+  bool pump() {
+    bool progressed = false;
+    for (;;) {
+      std::vector<detail::Completion> batch = std::exchange(spare_, {});
+      mailbox_->takeAll(batch);
+      if (batch.empty() && ready_.empty()) {
+        spare_ = std::move(batch);
+        return progressed;
+      }
+      progressed = true;
+      for (detail::Completion& completion : batch) {
+        if (!tickets_.settle(*runtime_, completion.ticket, &completion.result, std::move(completion.error))) {
+          logLine("backend " + backend_.name() + " answered unknown or already answered request ticket " +
+                  std::to_string(completion.ticket) + "; ignored");
+        }
+      }
+      batch.clear();
+      spare_ = std::move(batch);
+      while (detail::RecordContext* next = ready_.pop()) start(next);
+    }
   }
+
+  // Blocks until a completion arrives, the buffer deadline passes, or `until`. Real
+  // waits are short, so that an injected clock is consulted again soon.
+  void waitForCompletions(TimePoint until) {
+    if (!buffer_.empty()) until = std::min(until, bufferDeadline());
+    const auto remaining = until - now();
+    if (remaining <= TimePoint::duration::zero()) return;
+    mailbox_->waitFor(std::min<std::chrono::nanoseconds>(remaining, kLongestWait));
+  }
+  static constexpr std::chrono::milliseconds kLongestWait{50};
 
   // One step of waiting: process what is there, else send what is buffered (nothing
   // else will), else block for the backend. Fails loudly instead of hanging.
@@ -596,24 +556,24 @@ class AsyncExecutionController final : private CompletionSink {
     }
     backend_.poll();
     if (pump()) return;
-    if (metrics_.pendingRequests == 0 && buffer_.empty()) {
+    if (tickets_.outstanding() == 0) {
       throw AsyncStateException(
           {AsyncError(std::make_exception_ptr(std::logic_error(
-                          std::to_string(metrics_.inFlightRecords) +
+                          std::to_string(inFlight_) +
                           " records are in flight but no state request is outstanding: a future they wait on can never "
                           "complete (a StatePromise never completed?)")),
                       "", "", "wait for in-flight records")});
     }
-    const auto deadline = std::chrono::steady_clock::now() + options_.stallTimeout;
+    const TimePoint deadline = now() + options_.stallTimeout;
     while (!pump()) {
-      if (std::chrono::steady_clock::now() >= deadline) {
+      if (now() >= deadline) {
         throw AsyncStateException({AsyncError(
             std::make_exception_ptr(std::runtime_error("backend " + backend_.name() + " answered none of " +
-                                                       std::to_string(metrics_.pendingRequests) + " requests within " +
+                                                       std::to_string(tickets_.outstanding()) + " requests within " +
                                                        std::to_string(options_.stallTimeout.count()) + " ms")),
             "", "", "wait for backend")});
       }
-      waitForCompletions(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+      waitForCompletions(deadline);
       backend_.poll();
     }
   }
@@ -622,38 +582,55 @@ class AsyncExecutionController final : private CompletionSink {
     for (;;) {
       flushBuffer(FlushReason::Wait);
       pump();
-      if (metrics_.inFlightRecords == 0 && metrics_.pendingRequests == 0 && buffer_.empty()) return;
+      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty()) return;
       waitForProgress();
     }
+  }
+
+  // Teardown after a drain that could not finish: requests the backend still owes fail
+  // their futures (their failures are logged), and records that never started are
+  // dropped without running. Whatever else still holds futures keeps the pool alive.
+  void abandonUnfinished() {
+    closing_ = true;
+    if (tickets_.outstanding() > 0) {
+      logLine(std::to_string(tickets_.outstanding()) + " requests to backend " + backend_.name() +
+              " were not answered before the controller was destroyed; their futures fail");
+      tickets_.failAll(*runtime_, std::make_exception_ptr(std::runtime_error(
+                                      "the controller was destroyed before backend " + backend_.name() + " answered")));
+    }
+    // Requests the failed continuations issued are never sent.
+    std::size_t dropped = 0;
+    keys_.dropWaiting([&](detail::RecordContext* record) {
+      ++dropped;
+      discard(record);
+    });
+    while (detail::RecordContext* record = ready_.pop()) {
+      ++dropped;
+      discard(record);
+    }
+    if (dropped > 0) logLine(std::to_string(dropped) + " records never ran: the controller was destroyed first");
   }
 
   void logLine(const std::string& text) const {
     if (options_.log != nullptr) *options_.log << "asyncstate: " << text << '\n';
   }
 
-  static constexpr std::uint32_t kNoSlot = 0xFFFFFFFFu;
-
   StateBackend& backend_;
   ControllerOptions options_;
   std::unique_ptr<detail::ControllerRuntime> runtime_;
+  detail::MailboxHandle mailbox_;
+  detail::RequestBuffer buffer_;
+  detail::TicketTable tickets_;
+  detail::KeyAccounting keys_;
+  detail::ReadyQueue ready_;
+  std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
+
+  std::size_t inFlight_ = 0;
+  bool closing_ = false;
+  std::uint32_t sinceTimeoutCheck_ = 0;
+  std::uint32_t sinceLatencySample_ = 0;
   ControllerMetrics metrics_;
   std::vector<AsyncError> failures_;
-
-  std::vector<StateRequest> buffer_;
-  std::chrono::steady_clock::time_point bufferDeadline_;
-
-  std::vector<Slot> slots_;
-  std::uint32_t freeSlot_ = kNoSlot;
-
-  std::vector<Completion> local_;
-  std::vector<Completion> spare_;
-  std::mutex mailboxMutex_;
-  std::condition_variable mailboxReady_;
-  std::vector<Completion> mailbox_;
-
-  // Keys with a record in flight, each with the records waiting behind it.
-  std::unordered_map<std::string, std::deque<detail::RecordContext*>> activeKeys_;
-  std::deque<detail::RecordContext*> readyRecords_;
   LatencyHistogram latency_;
 };
 

@@ -1,9 +1,15 @@
-// Latency and fault injection, retries, and the local cache.
+// Latency and fault injection, retries, the local cache, and tearing a job down while
+// a backend still owes answers (then restarting it from its last checkpoint).
 
+#include "backend_factories.hpp"
 #include "backend_test_util.hpp"
+#include "tcp_proxy.hpp"
 
+#include "../support/controller_fixture.hpp"
 #include "../support/test_backends.hpp"
+#include "ecommerce/async_job.hpp"
 
+#include <asyncstate/asyncstate.hpp>
 #include <asyncstate/backend/cache.hpp>
 #include <asyncstate/backend/latency.hpp>
 #include <asyncstate/backend/memory.hpp>
@@ -11,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -314,6 +322,134 @@ TEST(Cache, ZeroBytesIsAWarningAndCachesNothing) {
   CachingBackend sized(remote, 1 << 20);
   EXPECT_EQ(sized.describeConfiguration().find("WARNING"), std::string::npos) << sized.describeConfiguration();
 }
+
+// Issue 11.1: after a drain hit the stall timeout, the controller was destroyed while
+// the wrapper still held it as the sink of a stalled batch; when the outage ended, the
+// timer thread answered into freed memory.
+TEST(Teardown, AControllerDestroyedAfterAStallTimeoutIsNeverCalledByTheTimerThread) {
+  MemoryBackend memory;
+  LatencyOptions options;
+  options.latency = 0us;
+  LatencyInjectingBackend backend(memory, options);
+  backend.addOutage(Clock::now(), Clock::now() + 1s, OutageMode::Stall);
+  testing::ManualClock time(400ms);
+  ControllerOptions o;
+  o.log = nullptr;
+  o.stallTimeout = 1s;
+  o.clock = time.clock();
+  {
+    AsyncExecutionController controller(backend, o);
+    ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+    controller.processRecord(1, [&] { (void)v.asyncUpdate(1); });
+    EXPECT_THROW(controller.drain(), AsyncStateException);
+  }
+  // The outage ends: the timer thread runs the held batch and answers the mailbox the
+  // controller left behind.
+  while (backend.latencyStats().answersDelivered == 0) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(backend.latencyStats().stalledBatches, 1u);
+}
+
+#if ASYNCSTATE_TEST_WITH_REDIS
+using ecommerce::Event;
+using ecommerce::WindowCount;
+using Runner = EmbeddedRunner<std::string, Event, WindowCount>;
+
+RunnerOptions jobOptions() {
+  RunnerOptions o;
+  o.controller.log = nullptr;
+  o.controller.batchSize = 50;
+  o.controller.inFlightLimit = 200;
+  o.watermarkEvery = 500;
+  o.maxOutOfOrderness = 1000;
+  return o;
+}
+
+std::string keyOf(const Event& e) { return e.userId; }
+std::int64_t timeOf(const Event& e) { return e.timestamp; }
+
+// Silences the network when the job reaches `at` records: the next reply never comes,
+// and the controller's clock starts running so that it gives up (stalls) at once.
+class BlackoutAt final : public Source<Event> {
+ public:
+  BlackoutAt(const std::vector<Event>& events, std::uint64_t at, TcpProxy& proxy, testing::ManualClock& time)
+      : inner_(events), at_(at), proxy_(proxy), time_(time) {}
+  std::optional<Event> next() override {
+    if (inner_.position() == at_) {
+      proxy_.dropNextScriptReply();
+      time_.setStep(400ms);
+    }
+    return inner_.next();
+  }
+  bool finished() const override { return inner_.finished(); }
+  std::uint64_t position() const override { return inner_.position(); }
+  void seek(std::uint64_t position) override { inner_.seek(position); }
+
+ private:
+  VectorSource<Event> inner_;
+  std::uint64_t at_;
+  TcpProxy& proxy_;
+  testing::ManualClock& time_;
+};
+
+// Issue 11.1 on Redis: the runner and then the backend are destroyed in the normal
+// order after a network blackout; the I/O thread's late failure used to reach the
+// destroyed controller. Restarting from the last checkpoint must give the output of
+// an uninterrupted run.
+TEST(Teardown, AfterANetworkBlackoutTheJobRestartsFromItsLastCheckpointWithIdenticalOutput) {
+  const auto events = ecommerce::generateEvents(6000, 21, 300);
+  std::vector<WindowCount> expected;
+  {
+    MemoryBackend reference;
+    ecommerce::AsyncActivityFunction function;
+    Runner runner(reference, function, keyOf, timeOf, jobOptions());
+    VectorSource<Event> source(events);
+    VectorCollector<WindowCount> sink;
+    runner.run(source, sink);
+    expected = std::move(sink.values);
+  }
+  ASSERT_GT(expected.size(), 10u);
+
+  RedisOptions redisOptions = redisOptionsFor({});
+  redisOptions.maxAttempts = 1;  // the lost reply fails its batch instead of being retried
+  redisOptions.commandTimeout = 1500ms;
+  std::optional<Savepoint> checkpoint;
+  std::vector<WindowCount> emitted;
+  {
+    TcpProxy proxy(sharedRedis().port());
+    redisOptions.seeds = {proxy.address()};
+    RedisBackend redis(redisOptions);
+    testing::ManualClock time;
+    RunnerOptions o = jobOptions();
+    o.checkpointEvery = 1500;
+    o.onCheckpoint = [&](const Savepoint& sp) { checkpoint = Savepoint::parse(sp.serialize()); };
+    o.controller.stallTimeout = 1s;
+    o.controller.clock = time.clock();
+    ecommerce::AsyncActivityFunction function;
+    BlackoutAt source(events, 4000, proxy, time);
+    VectorCollector<WindowCount> sink;
+    {
+      Runner runner(redis, function, keyOf, timeOf, o);
+      EXPECT_THROW(runner.run(source, sink), AsyncStateException);
+    }  // runner and controller gone while Redis still waits for the lost reply
+    emitted = std::move(sink.values);
+  }  // the backend: its I/O thread gives up and answers the closed mailbox
+  ASSERT_TRUE(checkpoint.has_value());
+
+  redisOptions.seeds = {sharedRedis().address()};
+  RedisBackend redis(redisOptions);
+  ecommerce::AsyncActivityFunction function;
+  Runner runner(redis, function, keyOf, timeOf, jobOptions());
+  VectorSource<Event> source(events);
+  VectorCollector<WindowCount> sink;
+  const std::uint64_t committed = runner.restore(*checkpoint, source);
+  ASSERT_LE(committed, emitted.size());
+  sink.values.assign(emitted.begin(), emitted.begin() + static_cast<std::ptrdiff_t>(committed));
+  runner.run(source, sink);
+  std::sort(sink.values.begin(), sink.values.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_TRUE(sink.values == expected) << sink.values.size() << " outputs vs " << expected.size() << " uninterrupted";
+}
+#endif
 
 }  // namespace
 }  // namespace asyncstate::test

@@ -6,10 +6,35 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <utility>
 #include <vector>
 
 namespace asyncstate::testing {
+
+// A controller clock moved by the test, so buffer-timeout and stall decisions are
+// deterministic. With a step, every reading also advances it: a wait that keeps
+// consulting the clock runs out after a known number of readings.
+class ManualClock {
+ public:
+  explicit ManualClock(std::chrono::milliseconds step = std::chrono::milliseconds(0)) : step_(step) {}
+  ManualClock(const ManualClock&) = delete;
+  ManualClock& operator=(const ManualClock&) = delete;
+
+  ControllerClock clock() {
+    return [this] {
+      const auto reading = now_;
+      now_ += step_;
+      return reading;
+    };
+  }
+  void advance(std::chrono::milliseconds by) { now_ += by; }
+  void setStep(std::chrono::milliseconds step) { step_ = step; }
+
+ private:
+  std::chrono::steady_clock::time_point now_{std::chrono::hours(1)};
+  std::chrono::milliseconds step_;
+};
 
 class ControllerFixture : public ::testing::Test {
  protected:

@@ -62,6 +62,7 @@ struct LatencyStats {
   std::uint64_t injectedErrors = 0;  // requests failed by the error rate
   std::uint64_t outageFailures = 0;  // requests failed in a Fail window
   std::uint64_t stalledBatches = 0;  // batches held by a Stall window
+  std::uint64_t answersDelivered = 0;  // completions and failures handed to a sink by the timer thread
   std::chrono::microseconds totalInjectedLatency{0};
 };
 
@@ -75,8 +76,9 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     timer_ = std::thread([this] { timerLoop(); });
   }
 
-  // Completions still scheduled are dropped: whoever waited for them (a controller
-  // drains before it is destroyed) is gone.
+  // Every request is answered exactly once, also now: answers still scheduled are
+  // delivered, and held (stalled) requests fail. A sink that outlives its controller
+  // (the controller's completion mailbox) is released by these answers.
   ~LatencyInjectingBackend() override {
     {
       std::lock_guard lock(mutex_);
@@ -84,6 +86,14 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     }
     wake_.notify_all();
     timer_.join();
+    for (auto& [due, d] : deliveries_) deliver(d);
+    for (Stalled& s : stalled_) {
+      for (const StateRequest& r : s.batch) {
+        s.sink->fail(r.ticket, std::make_exception_ptr(BackendError(
+                                   "latency injection: " + detail::describeRequest(r, stateName(r.stateId)) +
+                                   " was held by an outage when the backend was destroyed")));
+      }
+    }
   }
 
   LatencyInjectingBackend(const LatencyInjectingBackend&) = delete;
@@ -261,6 +271,14 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     pending_.erase(it);
   }
 
+  static void deliver(Delivery& d) {
+    if (auto* result = std::get_if<StateResult>(&d.outcome)) {
+      d.sink->complete(d.ticket, std::move(*result));
+    } else {
+      d.sink->fail(d.ticket, std::get<std::exception_ptr>(d.outcome));
+    }
+  }
+
   void timerLoop() {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
@@ -285,12 +303,9 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
         Delivery d = std::move(deliveries_.begin()->second);
         deliveries_.erase(deliveries_.begin());
         lock.unlock();
-        if (auto* result = std::get_if<StateResult>(&d.outcome)) {
-          d.sink->complete(d.ticket, std::move(*result));
-        } else {
-          d.sink->fail(d.ticket, std::get<std::exception_ptr>(d.outcome));
-        }
+        deliver(d);
         lock.lock();
+        ++stats_.answersDelivered;
         continue;
       }
       Clock::time_point next = now + std::chrono::seconds(1);

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,7 +20,8 @@ namespace asyncstate::detail {
 class Runtime;
 
 // One input record (or timer) in flight. Continuations and state requests hold a
-// reference; when the last one goes the record is finished and its key unblocked.
+// reference; when the last one goes the runtime is told (recordFinished), the one place
+// that decides a record is done and unblocks its key.
 class RecordContext {
  public:
   using KeyDescriber = std::string (*)(std::string_view keyBytes);
@@ -27,10 +30,10 @@ class RecordContext {
                 std::size_t allocationSize)
       : runtime_(runtime),
         keyBytes_(std::move(keyBytes)),
+        keyHash_(std::hash<std::string_view>{}(keyBytes_)),
         keyGroup_(keyGroup),
         describe_(describe),
-        allocationSize_(allocationSize),
-        admitted_(std::chrono::steady_clock::now()) {}
+        allocationSize_(allocationSize) {}
   virtual ~RecordContext() = default;
 
   // The record's processing (the callable handed to the controller, kept alive with
@@ -43,21 +46,32 @@ class RecordContext {
   inline void release();
 
   const std::string& keyBytes() const noexcept { return keyBytes_; }
+  std::size_t keyHash() const noexcept { return keyHash_; }
   std::uint32_t keyGroup() const noexcept { return keyGroup_; }
   std::string keyText() const { return describe_ != nullptr ? describe_(keyBytes_) : std::string(); }
   std::uint32_t references() const noexcept { return refs_; }
   std::size_t allocationSize() const noexcept { return allocationSize_; }
-  std::chrono::steady_clock::time_point admitted() const noexcept { return admitted_; }
   std::int64_t timestamp() const noexcept { return timestamp_; }
   void setTimestamp(std::int64_t timestamp) noexcept { timestamp_ = timestamp; }
+
+  // Set only for records whose latency is sampled: reading the clock is not free.
+  std::optional<std::chrono::steady_clock::time_point> admitted() const noexcept { return admitted_; }
+  void setAdmitted(std::chrono::steady_clock::time_point at) noexcept { admitted_ = at; }
+
+  // The record queued after this one (behind the same key, or to be started): queues
+  // link records through themselves so that queueing allocates nothing.
+  RecordContext* nextInLine() const noexcept { return nextInLine_; }
+  void setNextInLine(RecordContext* next) noexcept { nextInLine_ = next; }
 
  private:
   Runtime* runtime_;
   std::string keyBytes_;
+  std::size_t keyHash_;
   std::uint32_t keyGroup_;
   KeyDescriber describe_;
   std::size_t allocationSize_;
-  std::chrono::steady_clock::time_point admitted_;
+  std::optional<std::chrono::steady_clock::time_point> admitted_;
+  RecordContext* nextInLine_ = nullptr;
   std::int64_t timestamp_ = 0;
   std::uint32_t refs_ = 1;  // the record's own processing holds the first reference
 };
