@@ -489,6 +489,48 @@ TEST(ControllerTest, BlockedKeysAndBufferedRequestsAreVisibleInMetrics) {
   EXPECT_EQ(controller.metrics().recordsProcessed, 4u);
 }
 
+TEST(ControllerTest, AHotKeyHoldingMostOfTheWindowIsNamedInTheLogAndTheSketch) {
+  ShufflingBackend backend;
+  std::ostringstream log;
+  ControllerOptions o = quiet();
+  o.log = &log;
+  o.bufferTimeout = 1h;
+  o.hotKeys.minInFlight = 64;
+  o.hotKeys.maxWindowShare = 0.25;
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+  // Key 7 is one user with a burst of events among many quiet ones: 60 of 100 in flight.
+  for (int i = 0; i < 100; ++i) {
+    const int key = i % 5 < 3 ? 7 : 1000 + i;
+    controller.processRecord(key, [&] { (void)v.asyncValue(); });
+  }
+  EXPECT_EQ(controller.hotKeys().hottestKey(), "7");
+  EXPECT_GT(controller.hotKeys().hottestShare(), 0.5);
+  const std::vector<HotKey> top = controller.hotKeys().waitingRecords().top(1);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].key, "7");
+  EXPECT_EQ(top[0].count, 59u);  // every record of the key but the one holding it waited
+  EXPECT_NE(log.str().find("hot key '7'"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("salt"), std::string::npos) << log.str();
+  controller.drain();
+}
+
+TEST(ControllerTest, QuietKeysNeverRaiseAHotKeyWarning) {
+  ShufflingBackend backend;
+  std::ostringstream log;
+  ControllerOptions o = quiet();
+  o.log = &log;
+  o.bufferTimeout = 1h;
+  o.hotKeys.minInFlight = 64;
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+  // Every key twice: records wait, but no key holds more than 2 of 200.
+  for (int i = 0; i < 200; ++i) controller.processRecord(i / 2, [&] { (void)v.asyncValue(); });
+  EXPECT_EQ(controller.hotKeys().policy().warnings(), 0u);
+  EXPECT_EQ(log.str().find("hot key"), std::string::npos) << log.str();
+  controller.drain();
+}
+
 TEST(ControllerTest, StartupLogShowsTheConfigurationSoSlowDefaultsAreVisible) {
   MemoryBackend backend;
   std::ostringstream log;

@@ -19,6 +19,7 @@
 #include <asyncstate/detail/runtime.hpp>
 #include <asyncstate/error.hpp>
 #include <asyncstate/future.hpp>
+#include <asyncstate/hot_keys.hpp>
 #include <asyncstate/key_accounting.hpp>
 #include <asyncstate/metrics.hpp>
 #include <asyncstate/pool.hpp>
@@ -61,6 +62,9 @@ struct ControllerOptions {
   // 1 measures every record, 0 none.
   std::uint32_t latencySampleEvery = 64;
   ControllerClock clock;
+  // When one key holds more than this share of the in-flight records, a warning names it
+  // (see docs/operations.md); the keys with the most waiting records are in hotKeys().
+  HotKeyPolicyOptions hotKeys;
 };
 
 struct ControllerMetrics {
@@ -171,7 +175,8 @@ class AsyncExecutionController final {
         options_(std::move(options)),
         runtime_(std::make_unique<detail::ControllerRuntime>(this, options_.allocationPolicy)),
         mailbox_(runtime_.get()),
-        buffer_(options_.batchSize == 0 ? 1 : options_.batchSize) {
+        buffer_(options_.batchSize == 0 ? 1 : options_.batchSize),
+        hotKeys_(options_.hotKeys, options_.log) {
     if (!options_.errorHandler) options_.errorHandler = failTask();
     if (options_.batchSize == 0) options_.batchSize = 1;
     if (options_.inFlightLimit == 0) options_.inFlightLimit = 1;
@@ -285,6 +290,9 @@ class AsyncExecutionController final {
   // Admission-to-finish time (including time blocked on its key) of the sampled
   // records: one in options().latencySampleEvery.
   const LatencyHistogram& recordLatency() const noexcept { return latency_; }
+  // The keys holding the most waiting records (a bounded sketch), and the hottest one's
+  // share of the in-flight window.
+  const HotKeyMonitor& hotKeys() const noexcept { return hotKeys_; }
 
   // A pooled pending future to be completed later on this task thread.
   template <class T>
@@ -412,7 +420,11 @@ class AsyncExecutionController final {
         return;
       }
       start(record);
-    }  // else handed out by finished() when its key frees
+    } else {
+      // Only records that wait pay for the key's text: hot keys are what make records wait.
+      hotKeys_.recordWaiting(record->keyText(), keys_.recordsOf(record->keyBytes(), record->keyHash()), inFlight_,
+                             now());
+    }  // a waiting record is handed out by finished() when its key frees
     if (derived) return;
     pump();
     if (!buffer_.empty() && !buffer_.deadline()) {
@@ -622,6 +634,7 @@ class AsyncExecutionController final {
   detail::RequestBuffer buffer_;
   detail::TicketTable tickets_;
   detail::KeyAccounting keys_;
+  HotKeyMonitor hotKeys_;
   detail::ReadyQueue ready_;
   std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
 

@@ -33,6 +33,7 @@ class KeyAccounting {
       slot.lastWaiting->setNextInLine(record);
     }
     slot.lastWaiting = record;
+    ++slot.waiting;
     ++blockedRecords_;
     return false;
   }
@@ -49,6 +50,7 @@ class KeyAccounting {
       return nullptr;
     }
     slot.holder = next;
+    --slot.waiting;
     slot.firstWaiting = next->nextInLine();
     next->setNextInLine(nullptr);
     if (slot.firstWaiting == nullptr) {
@@ -57,6 +59,13 @@ class KeyAccounting {
     }
     --blockedRecords_;
     return next;
+  }
+
+  // Records of the key in flight: its holder and those waiting behind it (0: key free).
+  std::size_t recordsOf(std::string_view keyBytes, std::size_t hash) const {
+    if (slots_.empty()) return 0;
+    const Slot& slot = slots_[find(keyBytes, hash)];
+    return slot.holder == nullptr ? 0 : slot.waiting + 1;
   }
 
   bool isHeld(std::string_view keyBytes, std::size_t hash) const {
@@ -75,6 +84,7 @@ class KeyAccounting {
       }
       if (slot.lastWaiting != nullptr) --blockedKeys_;
       slot.lastWaiting = nullptr;
+      slot.waiting = 0;
     }
   }
 
@@ -88,6 +98,7 @@ class KeyAccounting {
     RecordContext* firstWaiting = nullptr;
     RecordContext* lastWaiting = nullptr;
     std::size_t hash = 0;
+    std::size_t waiting = 0;
   };
 
   std::size_t mask() const noexcept { return slots_.size() - 1; }
