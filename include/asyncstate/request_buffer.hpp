@@ -7,13 +7,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <utility>
 #include <vector>
-
-#include <range/v3/range/conversion.hpp>
-#include <range/v3/view/chunk.hpp>
-#include <range/v3/view/move.hpp>
 
 namespace asyncstate::detail {
 
@@ -52,10 +49,13 @@ class RequestBuffer {
       send(std::move(pending));
       return 1;
     }
+    // Every UDF includes this header, so it cuts batches with a plain loop rather than
+    // paying range-v3's compile time in every translation unit.
     std::size_t batches = 0;
-    for (auto chunk : pending | ranges::views::move | ranges::views::chunk(batchSize_)) {
-      send(chunk | ranges::to<std::vector<StateRequest>>());
-      ++batches;
+    for (auto first = pending.begin(); first != pending.end(); ++batches) {
+      const auto last = first + static_cast<std::ptrdiff_t>(std::min(batchSize_, std::size_t(pending.end() - first)));
+      send(std::vector<StateRequest>(std::make_move_iterator(first), std::make_move_iterator(last)));
+      first = last;
     }
     return batches;
   }
