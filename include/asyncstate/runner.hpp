@@ -134,6 +134,9 @@ class EmbeddedRunner {
     const auto maxTimestamp = decode<std::int64_t>(field("maxTimestamp"));
     const auto outputs = decode<std::uint64_t>(field("outputs"));
     const auto records = decode<std::uint64_t>(field("records"));
+    const auto sinceWatermark = decode<std::uint64_t>(field("schedule.sinceWatermark"));
+    const auto sinceCheckpoint = decode<std::uint64_t>(field("schedule.sinceCheckpoint"));
+    const auto idleWatermarkDone = decode<bool>(field("schedule.idleWatermarkDone"));
     TimerService timers;
     timers.restoreAll(field("timers"));
     backend_.restore(checkpoint);  // validated above: nothing is touched if a field is missing or corrupt
@@ -143,6 +146,9 @@ class EmbeddedRunner {
     maxTimestamp_ = maxTimestamp;
     outputs_ = outputs;
     records_ = records;
+    sinceWatermark_ = sinceWatermark;
+    sinceCheckpoint_ = sinceCheckpoint;
+    idleWatermarkDone_ = idleWatermarkDone;
     return outputs;
   }
 
@@ -150,23 +156,20 @@ class EmbeddedRunner {
     collector_.attach(sink);
     CountingCollector& collector = collector_;
     const auto started = std::chrono::steady_clock::now();
-    std::uint64_t sinceWatermark = 0;
-    std::uint64_t sinceCheckpoint = 0;
     std::uint64_t thisRun = 0;
-    bool idleWatermarkDone = false;
     while (!source.finished()) {
       std::optional<In> element = source.next();
       if (!element) {
         // Idle input: keep completing work, and let the watermark catch up once.
         controller_.pollFor(options_.idleWait);
-        if (!idleWatermarkDone && sinceWatermark > 0) {
+        if (!idleWatermarkDone_ && sinceWatermark_ > 0) {
           advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
-          sinceWatermark = 0;
-          idleWatermarkDone = true;
+          sinceWatermark_ = 0;
+          idleWatermarkDone_ = true;
         }
         continue;
       }
-      idleWatermarkDone = false;
+      idleWatermarkDone_ = false;
       const std::int64_t timestamp = timestampOf_(*element);
       maxTimestamp_ = std::max(maxTimestamp_, timestamp);
       K key = keyOf_(*element);
@@ -176,13 +179,13 @@ class EmbeddedRunner {
           timestamp);
       ++records_;
       ++thisRun;
-      if (options_.watermarkEvery > 0 && ++sinceWatermark >= options_.watermarkEvery) {
+      if (options_.watermarkEvery > 0 && ++sinceWatermark_ >= options_.watermarkEvery) {
         advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
-        sinceWatermark = 0;
+        sinceWatermark_ = 0;
       }
-      if (options_.checkpointEvery > 0 && ++sinceCheckpoint >= options_.checkpointEvery) {
+      if (options_.checkpointEvery > 0 && ++sinceCheckpoint_ >= options_.checkpointEvery) {
+        sinceCheckpoint_ = 0;
         checkpoint(source);
-        sinceCheckpoint = 0;
       }
       if (options_.progressEvery > 0 && records_ % options_.progressEvery == 0 && options_.onProgress) {
         options_.onProgress(stats(started, thisRun));
@@ -210,6 +213,9 @@ class EmbeddedRunner {
     meta["outputs"] = encode(outputs_);
     meta["records"] = encode(records_);
     meta["timers"] = timers_.encodeAll();
+    meta["schedule.sinceWatermark"] = encode(sinceWatermark_);
+    meta["schedule.sinceCheckpoint"] = encode(sinceCheckpoint_);
+    meta["schedule.idleWatermarkDone"] = encode(idleWatermarkDone_);
     ++checkpoints_;
     if (options_.onCheckpoint) options_.onCheckpoint(sp);
     return sp;
@@ -284,6 +290,11 @@ class EmbeddedRunner {
   std::uint64_t records_ = 0;
   std::uint64_t watermarks_ = 0;
   std::uint64_t checkpoints_ = 0;
+  // The periodic schedule is part of the job's position: a restored run emits its next
+  // watermark after the same record as the uninterrupted run would have.
+  std::uint64_t sinceWatermark_ = 0;
+  std::uint64_t sinceCheckpoint_ = 0;
+  bool idleWatermarkDone_ = false;
   CountingCollector collector_{outputs_};
 };
 
