@@ -125,7 +125,6 @@ class StateIterator {
     std::vector<std::optional<U>> results;  // indexed by element; filled as futures complete
     template <class Walk>
     void consume(std::vector<T>& chunk, Walk& walk) {
-      results.reserve(results.size() + chunk.size());
       for (T& element : chunk) {
         StateFuture<U> future = std::invoke(f, element);
         if (!future.valid()) throw FutureMisuseError("onNext: the function returned a consumed StateFuture");
