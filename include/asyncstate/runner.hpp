@@ -56,6 +56,10 @@ class VectorCollector final : public Collector<T> {
   std::vector<T> values;
 };
 
+// Whether the source is producing (Flink's WatermarkStatus): while it is idle, downstream
+// operators need not wait for its watermarks.
+enum class WatermarkStatus : std::uint8_t { Active, Idle };
+
 struct RunnerOptions {
   ControllerOptions controller;
   std::uint64_t watermarkEvery = 1000;                 // records between periodic watermarks
@@ -66,6 +70,9 @@ struct RunnerOptions {
   std::uint64_t progressEvery = 0;                     // records between progress callbacks; 0: none
   std::function<void(std::int64_t)> onWatermark;       // after the watermark passed every earlier record
   std::function<void(const Savepoint&)> onCheckpoint;  // a consistent snapshot was taken
+  // The source went idle (after every earlier record finished) or became active again
+  // (before its next record runs); called once per change.
+  std::function<void(WatermarkStatus)> onWatermarkStatus;
   std::function<void(const struct RunStats&)> onProgress;
 };
 
@@ -137,6 +144,9 @@ class EmbeddedRunner {
     const auto sinceWatermark = decode<std::uint64_t>(field("schedule.sinceWatermark"));
     const auto sinceCheckpoint = decode<std::uint64_t>(field("schedule.sinceCheckpoint"));
     const auto idleWatermarkDone = decode<bool>(field("schedule.idleWatermarkDone"));
+    const auto status = decode<std::uint8_t>(field("watermarkStatus"));
+    if (status > static_cast<std::uint8_t>(WatermarkStatus::Idle))
+      throw CorruptSavepointError("checkpoint has unknown watermark status " + std::to_string(status));
     TimerService timers;
     timers.restoreAll(field("timers"));
     backend_.restore(checkpoint);  // validated above: nothing is touched if a field is missing or corrupt
@@ -149,6 +159,7 @@ class EmbeddedRunner {
     sinceWatermark_ = sinceWatermark;
     sinceCheckpoint_ = sinceCheckpoint;
     idleWatermarkDone_ = idleWatermarkDone;
+    status_ = static_cast<WatermarkStatus>(status);
     return outputs;
   }
 
@@ -167,9 +178,14 @@ class EmbeddedRunner {
           sinceWatermark_ = 0;
           idleWatermarkDone_ = true;
         }
+        if (status_ == WatermarkStatus::Active) {
+          controller_.drain();  // a status change is a non-record: it follows every earlier record
+          changeStatus(WatermarkStatus::Idle);
+        }
         continue;
       }
       idleWatermarkDone_ = false;
+      if (status_ == WatermarkStatus::Idle) changeStatus(WatermarkStatus::Active);
       const std::int64_t timestamp = timestampOf_(*element);
       maxTimestamp_ = std::max(maxTimestamp_, timestamp);
       K key = keyOf_(*element);
@@ -216,6 +232,7 @@ class EmbeddedRunner {
     meta["schedule.sinceWatermark"] = encode(sinceWatermark_);
     meta["schedule.sinceCheckpoint"] = encode(sinceCheckpoint_);
     meta["schedule.idleWatermarkDone"] = encode(idleWatermarkDone_);
+    meta["watermarkStatus"] = encode(static_cast<std::uint8_t>(status_));
     ++checkpoints_;
     if (options_.onCheckpoint) options_.onCheckpoint(sp);
     return sp;
@@ -262,6 +279,11 @@ class EmbeddedRunner {
     if (options_.onWatermark) options_.onWatermark(watermark);
   }
 
+  void changeStatus(WatermarkStatus status) {
+    status_ = status;
+    if (options_.onWatermarkStatus) options_.onWatermarkStatus(status);
+  }
+
   RunStats stats(std::chrono::steady_clock::time_point started, std::uint64_t records) const {
     RunStats s;
     s.records = records;
@@ -295,6 +317,7 @@ class EmbeddedRunner {
   std::uint64_t sinceWatermark_ = 0;
   std::uint64_t sinceCheckpoint_ = 0;
   bool idleWatermarkDone_ = false;
+  WatermarkStatus status_ = WatermarkStatus::Active;
   CountingCollector collector_{outputs_};
 };
 
