@@ -187,6 +187,32 @@ TEST(RunnerTest, EachWatermarkFiresExactlyOnceAlsoWhenInputGoesIdle) {
   EXPECT_EQ(function.finished, 40);
 }
 
+TEST(RunnerTest, WatermarkStatusChangesAreReportedOnceEachAndIdleFollowsEveryEarlierRecord) {
+  testing::ShufflingBackend backend(5);
+  ChainFunction function;
+  IdleSource source;
+  RunnerOptions o;
+  o.controller.log = nullptr;
+  o.idleWait = std::chrono::milliseconds(1);
+  std::vector<WatermarkStatus> statuses;
+  o.onWatermarkStatus = [&](WatermarkStatus status) {
+    statuses.push_back(status);
+    if (status == WatermarkStatus::Idle) {
+      EXPECT_EQ(function.finished, static_cast<int>(source.position())) << "idle before every earlier record finished";
+    }
+  };
+  EmbeddedRunner<int, Tick, int> runner(
+      backend, function, [](const Tick& t) { return t.key; }, [](const Tick& t) { return t.time; }, o);
+  VectorCollector<int> sink;
+  runner.run(source, sink);
+  // 40 records in 11 bursts (3, nine of 4, 1) between idle gaps: idle after each burst,
+  // active again before the next.
+  ASSERT_EQ(statuses.size(), 21u);
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    EXPECT_EQ(statuses[i], i % 2 == 0 ? WatermarkStatus::Idle : WatermarkStatus::Active) << "change " << i;
+  }
+}
+
 TEST(RunnerTest, ACheckpointNeverContainsHalfOfARecordsUpdates) {
   testing::ShufflingBackend backend(8);
   ChainFunction function;

@@ -56,6 +56,10 @@ class VectorCollector final : public Collector<T> {
   std::vector<T> values;
 };
 
+// Whether the source is producing (Flink's WatermarkStatus): while it is idle, downstream
+// operators need not wait for its watermarks.
+enum class WatermarkStatus : std::uint8_t { Active, Idle };
+
 struct RunnerOptions {
   ControllerOptions controller;
   std::uint64_t watermarkEvery = 1000;                 // records between periodic watermarks
@@ -66,6 +70,9 @@ struct RunnerOptions {
   std::uint64_t progressEvery = 0;                     // records between progress callbacks; 0: none
   std::function<void(std::int64_t)> onWatermark;       // after the watermark passed every earlier record
   std::function<void(const Savepoint&)> onCheckpoint;  // a consistent snapshot was taken
+  // The source went idle (after every earlier record finished) or became active again
+  // (before its next record runs); called once per change.
+  std::function<void(WatermarkStatus)> onWatermarkStatus;
   std::function<void(const struct RunStats&)> onProgress;
 };
 
@@ -134,6 +141,12 @@ class EmbeddedRunner {
     const auto maxTimestamp = decode<std::int64_t>(field("maxTimestamp"));
     const auto outputs = decode<std::uint64_t>(field("outputs"));
     const auto records = decode<std::uint64_t>(field("records"));
+    const auto sinceWatermark = decode<std::uint64_t>(field("schedule.sinceWatermark"));
+    const auto sinceCheckpoint = decode<std::uint64_t>(field("schedule.sinceCheckpoint"));
+    const auto idleWatermarkDone = decode<bool>(field("schedule.idleWatermarkDone"));
+    const auto status = decode<std::uint8_t>(field("watermarkStatus"));
+    if (status > static_cast<std::uint8_t>(WatermarkStatus::Idle))
+      throw CorruptSavepointError("checkpoint has unknown watermark status " + std::to_string(status));
     TimerService timers;
     timers.restoreAll(field("timers"));
     backend_.restore(checkpoint);  // validated above: nothing is touched if a field is missing or corrupt
@@ -143,6 +156,10 @@ class EmbeddedRunner {
     maxTimestamp_ = maxTimestamp;
     outputs_ = outputs;
     records_ = records;
+    sinceWatermark_ = sinceWatermark;
+    sinceCheckpoint_ = sinceCheckpoint;
+    idleWatermarkDone_ = idleWatermarkDone;
+    status_ = static_cast<WatermarkStatus>(status);
     return outputs;
   }
 
@@ -150,23 +167,25 @@ class EmbeddedRunner {
     collector_.attach(sink);
     CountingCollector& collector = collector_;
     const auto started = std::chrono::steady_clock::now();
-    std::uint64_t sinceWatermark = 0;
-    std::uint64_t sinceCheckpoint = 0;
     std::uint64_t thisRun = 0;
-    bool idleWatermarkDone = false;
     while (!source.finished()) {
       std::optional<In> element = source.next();
       if (!element) {
         // Idle input: keep completing work, and let the watermark catch up once.
         controller_.pollFor(options_.idleWait);
-        if (!idleWatermarkDone && sinceWatermark > 0) {
+        if (!idleWatermarkDone_ && sinceWatermark_ > 0) {
           advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
-          sinceWatermark = 0;
-          idleWatermarkDone = true;
+          sinceWatermark_ = 0;
+          idleWatermarkDone_ = true;
+        }
+        if (status_ == WatermarkStatus::Active) {
+          controller_.drain();  // a status change is a non-record: it follows every earlier record
+          changeStatus(WatermarkStatus::Idle);
         }
         continue;
       }
-      idleWatermarkDone = false;
+      idleWatermarkDone_ = false;
+      if (status_ == WatermarkStatus::Idle) changeStatus(WatermarkStatus::Active);
       const std::int64_t timestamp = timestampOf_(*element);
       maxTimestamp_ = std::max(maxTimestamp_, timestamp);
       K key = keyOf_(*element);
@@ -176,13 +195,13 @@ class EmbeddedRunner {
           timestamp);
       ++records_;
       ++thisRun;
-      if (options_.watermarkEvery > 0 && ++sinceWatermark >= options_.watermarkEvery) {
+      if (options_.watermarkEvery > 0 && ++sinceWatermark_ >= options_.watermarkEvery) {
         advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
-        sinceWatermark = 0;
+        sinceWatermark_ = 0;
       }
-      if (options_.checkpointEvery > 0 && ++sinceCheckpoint >= options_.checkpointEvery) {
+      if (options_.checkpointEvery > 0 && ++sinceCheckpoint_ >= options_.checkpointEvery) {
+        sinceCheckpoint_ = 0;
         checkpoint(source);
-        sinceCheckpoint = 0;
       }
       if (options_.progressEvery > 0 && records_ % options_.progressEvery == 0 && options_.onProgress) {
         options_.onProgress(stats(started, thisRun));
@@ -210,6 +229,10 @@ class EmbeddedRunner {
     meta["outputs"] = encode(outputs_);
     meta["records"] = encode(records_);
     meta["timers"] = timers_.encodeAll();
+    meta["schedule.sinceWatermark"] = encode(sinceWatermark_);
+    meta["schedule.sinceCheckpoint"] = encode(sinceCheckpoint_);
+    meta["schedule.idleWatermarkDone"] = encode(idleWatermarkDone_);
+    meta["watermarkStatus"] = encode(static_cast<std::uint8_t>(status_));
     ++checkpoints_;
     if (options_.onCheckpoint) options_.onCheckpoint(sp);
     return sp;
@@ -256,6 +279,11 @@ class EmbeddedRunner {
     if (options_.onWatermark) options_.onWatermark(watermark);
   }
 
+  void changeStatus(WatermarkStatus status) {
+    status_ = status;
+    if (options_.onWatermarkStatus) options_.onWatermarkStatus(status);
+  }
+
   RunStats stats(std::chrono::steady_clock::time_point started, std::uint64_t records) const {
     RunStats s;
     s.records = records;
@@ -284,6 +312,12 @@ class EmbeddedRunner {
   std::uint64_t records_ = 0;
   std::uint64_t watermarks_ = 0;
   std::uint64_t checkpoints_ = 0;
+  // The periodic schedule is part of the job's position: a restored run emits its next
+  // watermark after the same record as the uninterrupted run would have.
+  std::uint64_t sinceWatermark_ = 0;
+  std::uint64_t sinceCheckpoint_ = 0;
+  bool idleWatermarkDone_ = false;
+  WatermarkStatus status_ = WatermarkStatus::Active;
   CountingCollector collector_{outputs_};
 };
 

@@ -12,8 +12,13 @@
 #include <asyncstate/serializer.hpp>
 #include <asyncstate/state_backend.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +28,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace asyncstate {
@@ -48,6 +54,46 @@ inline std::uint32_t crc32(std::string_view bytes) {
   for (unsigned char b : bytes) crc = table[(crc ^ b) & 0xFFu] ^ (crc >> 8);
   return crc ^ 0xFFFFFFFFu;
 }
+}  // namespace detail
+
+namespace detail {
+
+[[noreturn]] inline void throwSystemError(const std::string& what, const std::filesystem::path& path) {
+  throw std::system_error(errno, std::generic_category(), what + " " + path.string());
+}
+
+// Creates every missing directory of `dir` with mode 0700; existing ones are left as they are.
+inline void createPrivateDirectories(const std::filesystem::path& dir) {
+  std::filesystem::path partial;
+  for (const std::filesystem::path& part : dir) {
+    partial /= part;
+    if (::mkdir(partial.c_str(), 0700) == 0) continue;
+    const int error = errno;
+    if (error == EEXIST || std::filesystem::is_directory(partial)) continue;
+    errno = error;
+    throwSystemError("cannot create directory", partial);
+  }
+}
+
+// Writes `bytes` to `path` (replacing it) with mode 0600, and syncs it to disk.
+inline void writePrivateFile(const std::filesystem::path& path, std::string_view bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throwSystemError("cannot create", path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  // A file left by an earlier run keeps its mode through O_TRUNC: narrow it too.
+  if (::fchmod(fd, 0600) != 0) throwSystemError("cannot restrict the permissions of", path);
+  while (!bytes.empty()) {
+    const ::ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) throwSystemError("cannot write", path);
+    bytes.remove_prefix(static_cast<std::size_t>(written));
+  }
+  if (::fsync(fd) != 0) throwSystemError("cannot sync", path);
+}
+
 }  // namespace detail
 
 struct SavepointEntry {
@@ -155,6 +201,7 @@ class Savepoint {
             kind > static_cast<std::uint8_t>(StateKind::Aggregating)) {
           throw CorruptSavepointError("state '" + name + "' has unknown kind " + std::to_string(kind));
         }
+        if (sp.states_.count(name) != 0) throw CorruptSavepointError("state '" + name + "' appears twice");
         SavepointState& state = sp.declare(name, static_cast<StateKind>(kind));
         std::uint64_t count = Serializer<std::uint64_t>::read(body);
         if (count > body.size() / 12) throw CorruptSavepointError("state '" + name + "' claims too many entries");
@@ -176,16 +223,14 @@ class Savepoint {
   }
 
   // Writes through a temporary file and renames it into place: a crash or a full disk
-  // never leaves a half-written savepoint under `path`.
+  // never leaves a half-written savepoint under `path`. State is private data: the file
+  // is readable by its owner only (0600), and missing parent directories are created
+  // the same way (0700).
   void writeFile(const std::filesystem::path& path) const {
     const std::string bytes = serialize();
+    if (path.has_parent_path()) detail::createPrivateDirectories(path.parent_path());
     const std::filesystem::path tmp = path.string() + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      out.flush();
-      if (!out) throw std::runtime_error("cannot write savepoint to " + tmp.string());
-    }
+    detail::writePrivateFile(tmp, bytes);
     std::filesystem::rename(tmp, path);
   }
 
