@@ -42,13 +42,14 @@ struct CacheStats {
   }
 };
 
-class CachingBackend final : public StateBackend, private CompletionSink {
+template <class = void>
+class BasicCachingBackend final : public StateBackend, private CompletionSink {
  public:
   // Bookkeeping per entry (list node, hash node, key copies' headers), so that a
   // cache of many tiny entries does not exceed its budget by far.
   static constexpr std::size_t kEntryOverhead = 96;
 
-  CachingBackend(StateBackend& inner, std::size_t capacityBytes) : inner_(inner), capacity_(capacityBytes) {}
+  BasicCachingBackend(StateBackend& inner, std::size_t capacityBytes) : inner_(inner), capacity_(capacityBytes) {}
 
   std::string name() const override { return "cached(" + inner_.name() + ")"; }
 
@@ -278,5 +279,7 @@ class CachingBackend final : public StateBackend, private CompletionSink {
   std::uint64_t nextTicket_ = 1;
   CacheStats stats_;
 };
+
+using CachingBackend = BasicCachingBackend<>;
 
 }  // namespace asyncstate

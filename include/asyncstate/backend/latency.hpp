@@ -66,11 +66,12 @@ struct LatencyStats {
   std::chrono::microseconds totalInjectedLatency{0};
 };
 
-class LatencyInjectingBackend final : public StateBackend, private CompletionSink {
+template <class = void>
+class BasicLatencyInjectingBackend final : public StateBackend, private CompletionSink {
  public:
   using Clock = std::chrono::steady_clock;
 
-  LatencyInjectingBackend(StateBackend& inner, LatencyOptions options)
+  BasicLatencyInjectingBackend(StateBackend& inner, LatencyOptions options)
       : inner_(inner), options_(std::move(options)), rng_(options_.seed), created_(Clock::now()) {
     for (const OutageWindow& w : options_.outages) addOutage(created_ + w.start, created_ + w.end, w.mode);
     timer_ = std::thread([this] { timerLoop(); });
@@ -79,7 +80,7 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
   // Every request is answered exactly once, also now: answers still scheduled are
   // delivered, and held (stalled) requests fail. A sink that outlives its controller
   // (the controller's completion mailbox) is released by these answers.
-  ~LatencyInjectingBackend() override {
+  ~BasicLatencyInjectingBackend() override {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -96,8 +97,8 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
     }
   }
 
-  LatencyInjectingBackend(const LatencyInjectingBackend&) = delete;
-  LatencyInjectingBackend& operator=(const LatencyInjectingBackend&) = delete;
+  BasicLatencyInjectingBackend(const BasicLatencyInjectingBackend&) = delete;
+  BasicLatencyInjectingBackend& operator=(const BasicLatencyInjectingBackend&) = delete;
 
   void addOutage(Clock::time_point from, Clock::time_point to, OutageMode mode) {
     std::lock_guard lock(mutex_);
@@ -333,5 +334,7 @@ class LatencyInjectingBackend final : public StateBackend, private CompletionSin
   LatencyStats stats_;
   std::thread timer_;
 };
+
+using LatencyInjectingBackend = BasicLatencyInjectingBackend<>;
 
 }  // namespace asyncstate

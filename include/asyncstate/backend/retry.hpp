@@ -60,15 +60,16 @@ struct RetryStats {
   std::uint64_t gaveUp = 0;
 };
 
-class RetryingBackend final : public StateBackend, private CompletionSink {
+template <class = void>
+class BasicRetryingBackend final : public StateBackend, private CompletionSink {
  public:
   using Clock = std::chrono::steady_clock;
 
-  RetryingBackend(StateBackend& inner, RetryOptions options = {}) : inner_(inner), options_(std::move(options)) {
+  BasicRetryingBackend(StateBackend& inner, RetryOptions options = {}) : inner_(inner), options_(std::move(options)) {
     dispatcher_ = std::thread([this] { dispatchLoop(); });
   }
 
-  ~RetryingBackend() override {
+  ~BasicRetryingBackend() override {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -77,8 +78,8 @@ class RetryingBackend final : public StateBackend, private CompletionSink {
     dispatcher_.join();
   }
 
-  RetryingBackend(const RetryingBackend&) = delete;
-  RetryingBackend& operator=(const RetryingBackend&) = delete;
+  BasicRetryingBackend(const BasicRetryingBackend&) = delete;
+  BasicRetryingBackend& operator=(const BasicRetryingBackend&) = delete;
 
   std::string name() const override { return "retrying(" + inner_.name() + ")"; }
 
@@ -290,5 +291,7 @@ class RetryingBackend final : public StateBackend, private CompletionSink {
   RetryStats stats_;
   std::thread dispatcher_;
 };
+
+using RetryingBackend = BasicRetryingBackend<>;
 
 }  // namespace asyncstate
