@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -191,7 +192,7 @@ class FutureBody {
         [fn = std::forward<F>(f)](Self&& ready) mutable -> VoidFuture {
           if (ready.mode_ == Mode::Failed) return VoidFuture::failedFrom(ready.releaseErrorBox());
           invokeWithValue<T>(fn, *ready.value_);
-          return completedVoidFuture();
+          return readyVoid();
         },
         "thenAccept");
   }
@@ -312,7 +313,7 @@ class FutureBody {
           const AsyncError error = ready.releaseError();
           if constexpr (std::is_void_v<T>) {
             std::invoke(fn, error);
-            return completedVoidFuture();
+            return readyVoid();
           } else {
             return completedFuture<T>(std::invoke(fn, error));
           }
@@ -347,7 +348,7 @@ class FutureBody {
           };
           if constexpr (std::is_void_v<U>) {
             call();
-            return completedVoidFuture();
+            return readyVoid();
           } else {
             return completedFuture<U>(call());
           }
@@ -410,7 +411,7 @@ class FutureBody {
           if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
           if constexpr (std::is_void_v<U>) {
             invokeWithValue<T>(fn, *ready.value_);
-            return completedVoidFuture();
+            return readyVoid();
           } else {
             return completedFuture<U>(invokeWithValue<T>(fn, *ready.value_));
           }
@@ -560,6 +561,15 @@ class FutureBody {
     mode_ = Mode::Empty;
     consumedBy_ = "error delivery";
     return std::move(error_);
+  }
+
+  // completedVoidFuture(), spelled through T (StateFuture<void> is completed later).
+  static VoidFuture readyVoid() {
+    VoidFuture future;
+    future.mode_ = VoidFuture::Mode::Ready;
+    future.consumedBy_ = nullptr;
+    future.value_.emplace();
+    return future;
   }
 
   static Self failedFrom(std::unique_ptr<AsyncError> error) {
@@ -839,23 +849,46 @@ void requireUnconsumed(const std::vector<StateFuture<T>>& futures) {
 
 }  // namespace detail
 
-// Completes when every future has; values keep the input order.
+// Completes when every future has; values keep the input order. For
+// StateFuture<void> inputs the result is a StateFuture<void>.
 template <class T>
-  requires(!std::is_void_v<T>)
-StateFuture<std::vector<T>> combineAll(std::vector<StateFuture<T>> futures) {
-  if (futures.empty()) return completedFuture(std::vector<T>{});
+auto combineAll(std::vector<StateFuture<T>> futures) {
+  using Result = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
+  if (futures.empty()) {
+    if constexpr (std::is_void_v<T>) {
+      return completedVoidFuture();
+    } else {
+      return completedFuture(std::vector<T>{});
+    }
+  }
   detail::requireUnconsumed(futures);
   const std::size_t count = futures.size();
-  return detail::Combination<std::vector<T>, std::vector<StateFuture<T>>>::start(std::move(futures), count);
+  return detail::Combination<Result, std::vector<StateFuture<T>>>::start(std::move(futures), count);
 }
 
-// All of `futures` complete; the first failure fails the result.
-inline StateFuture<void> combineAll(std::vector<StateFuture<void>> futures) {
-  if (futures.empty()) return completedVoidFuture();
-  detail::requireUnconsumed(futures);
-  const std::size_t count = futures.size();
-  return detail::Combination<void, std::vector<StateFuture<void>>>::start(std::move(futures), count);
-}
+namespace detail {
+
+template <class T>
+struct BracedCombineAll {
+  static_assert(kAlwaysFalse<T>,
+                "combineAll({f1, f2}) would copy the futures, and a StateFuture has exactly one consumer: write "
+                "combineAll(std::move(f1), std::move(f2)) (a future of a tuple), or build a "
+                "std::vector<StateFuture<T>> with push_back(std::move(f)) and pass std::move(vector)");
+  using type = void;
+};
+
+// What a braced list of futures would convert to; converting says what to write instead.
+struct BracedFuture {
+  template <class T, class = typename BracedCombineAll<T>::type>
+  BracedFuture(StateFuture<T>&) {}  // NOLINT(google-explicit-constructor): only to explain a mistake
+  template <class T, class = typename BracedCombineAll<T>::type>
+  BracedFuture(StateFuture<T>&&) {}  // NOLINT(google-explicit-constructor): only to explain a mistake
+};
+
+}  // namespace detail
+
+// combineAll({f1, f2}): refused at compile time with the fix (see BracedCombineAll).
+inline StateFuture<void> combineAll(std::initializer_list<detail::BracedFuture>) { return completedVoidFuture(); }
 
 // Futures of different types: a future of the tuple of their values (std::monostate
 // for a StateFuture<void>), e.g. combineAll(name.asyncValue(), visits.asyncGet(day)).

@@ -29,26 +29,43 @@ namespace asyncstate {
 
 // --- descriptors --------------------------------------------------------------
 
+namespace detail {
+template <class V>
+concept Storable = requires { sizeof(Serializer<V>); };
+}  // namespace detail
+
+// Said where the state is declared, instead of "incomplete type Serializer" deep inside.
+#define ASYNCSTATE_REQUIRE_STORABLE(V)                                                                             \
+  static_assert(detail::Storable<V>,                                                                               \
+                "a state's value (or map key) type needs an asyncstate::Serializer: for a struct, write "         \
+                "ASYNCSTATE_SERIALIZABLE(Type, field1, field2, ...) at global namespace scope after its definition " \
+                "(or specialize asyncstate::Serializer<Type>)")
+
 template <class V>
 struct ValueStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(V);
   explicit ValueStateDescriptor(std::string stateName) : name(std::move(stateName)) {}
   std::string name;
 };
 
 template <class V>
 struct ListStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(V);
   explicit ListStateDescriptor(std::string stateName) : name(std::move(stateName)) {}
   std::string name;
 };
 
 template <class UK, class UV>
 struct MapStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(UK);
+  ASYNCSTATE_REQUIRE_STORABLE(UV);
   explicit MapStateDescriptor(std::string stateName) : name(std::move(stateName)) {}
   std::string name;
 };
 
 template <class V>
 struct ReducingStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(V);
   ReducingStateDescriptor(std::string stateName, std::function<V(const V&, const V&)> reduceFunction)
       : name(std::move(stateName)), reduce(std::move(reduceFunction)) {}
   std::string name;
@@ -57,6 +74,7 @@ struct ReducingStateDescriptor {
 
 template <class In, class Acc, class Out>
 struct AggregatingStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(Acc);
   AggregatingStateDescriptor(std::string stateName, std::function<Acc()> createAccumulatorFunction,
                              std::function<Acc(const In&, Acc)> addFunction,
                              std::function<Out(const Acc&)> resultFunction)
@@ -69,6 +87,8 @@ struct AggregatingStateDescriptor {
   std::function<Acc(const In&, Acc)> add;
   std::function<Out(const Acc&)> getResult;
 };
+
+#undef ASYNCSTATE_REQUIRE_STORABLE
 
 namespace detail {
 
