@@ -762,7 +762,7 @@ class Combination {
     if constexpr (kIsVector) {
       for (auto& slot : inputs_) observeOne(slot);
     } else {
-      std::apply([this](auto&... slot) { (observeOne(slot), ...); }, inputs_);
+      std::apply([this](auto&... slot) { (this->observeOne(slot), ...); }, inputs_);
     }
   }
 
