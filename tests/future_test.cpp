@@ -11,6 +11,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <variant>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -647,6 +649,118 @@ TEST_F(FutureTest, ContinuationSeesItsOwnRecordKeyAlsoWhenNested) {
   EXPECT_EQ(keys, (std::vector<std::string>{"alpha", "beta", "alpha"}));
   controller_.drain();
   EXPECT_EQ(controller_.metrics().inFlightRecords, 0u);
+}
+
+// --- the contract of issue 10: one outcome object, Flink's combinators -------------
+
+TEST_F(FutureTest, HandleReceivesOneOutcomeObject) {
+  onTask([&] {
+    auto describe = [](Outcome<int> outcome) {
+      return outcome.failed() ? "error " + outcome.error().what() : "value " + std::to_string(outcome.value());
+    };
+    EXPECT_EQ(valueOf(completedFuture(3).handle(describe)), "value 3");
+    EXPECT_EQ(valueOf(failedFuture<int>(makeError("nope")).handle(describe)), "error nope");
+    StatePromise<int> promise = controller_.newPromise<int>();
+    StateFuture<std::string> pending = promise.future().handle(describe);
+    promise.setError(makeError("later"));
+    EXPECT_EQ(valueOf(std::move(pending)), "error later");
+    auto describeVoid = [](Outcome<void> outcome) { return outcome.failed() ? outcome.error().operation() : "ok"; };
+    EXPECT_EQ(valueOf(completedVoidFuture().handle(describeVoid)), "ok");
+    EXPECT_EQ(valueOf(failedFuture<void>(makeError("v")).handle(describeVoid)), "MapState.asyncGet");
+    // value() of a failure rethrows the original exception: the failure is not lost.
+    StateFuture<int> rethrown = failedFuture<int>(makeError("inner")).handle([](Outcome<int> o) { return o.value(); });
+    EXPECT_EQ(whatOf(errorOf(std::move(rethrown))), "inner");
+  });
+}
+
+TEST_F(FutureTest, ConditionalApplyAndComposeReportTheBranchAndItsResult) {
+  onTask([&] {
+    auto isEven = [](int v) { return v % 2 == 0; };
+    auto half = [](int v) { return v / 2; };
+    auto triple = [](int v) { return static_cast<long>(v) * 3; };
+    EXPECT_EQ(valueOf(completedFuture(8).thenConditionallyApply(isEven, half, triple)),
+              (std::pair<bool, long>(true, 4)));
+    EXPECT_EQ(valueOf(completedFuture(5).thenConditionallyApply(isEven, half, triple)),
+              (std::pair<bool, long>(false, 15)));
+    int sideEffect = 0;
+    EXPECT_EQ(valueOf(completedFuture(3).thenConditionallyApply(
+                  isEven, [&](int v) { sideEffect = v; }, [&](int v) { sideEffect = -v; })),
+              false);
+    EXPECT_EQ(sideEffect, -3);
+
+    StatePromise<int> promise = controller_.newPromise<int>();
+    StatePromise<std::string> inner = controller_.newPromise<std::string>();
+    StateFuture<std::pair<bool, std::string>> composed = promise.future().thenConditionallyCompose(
+        isEven, [&](int) { return inner.future(); },
+        [](int v) { return completedFuture(std::to_string(v)); });
+    promise.setValue(2);
+    EXPECT_FALSE(composed.isDone());
+    inner.setValue("from the pending branch");
+    EXPECT_EQ(valueOf(std::move(composed)), (std::pair<bool, std::string>(true, "from the pending branch")));
+    EXPECT_EQ(valueOf(completedFuture(1).thenConditionallyCompose(
+                  isEven, [](int) { return completedVoidFuture(); }, [](int) { return completedVoidFuture(); })),
+              false);
+    EXPECT_EQ(whatOf(errorOf(failedFuture<int>(makeError("source")).thenConditionallyApply(isEven, half, triple))),
+              "source");
+    EXPECT_EQ(valueOf(completedFuture(4).thenConditionallyAccept(isEven, [&](int v) { sideEffect = v; })), true);
+    EXPECT_EQ(sideEffect, 4);
+  });
+}
+
+TEST_F(FutureTest, ThenCombineFlattensAFunctionReturningAFuture) {
+  onTask([&] {
+    StatePromise<int> inner = controller_.newPromise<int>();
+    StateFuture<int> combined = completedFuture(2).thenCombine(completedFuture(3), [&](int a, int b) {
+      return inner.future().thenApply([a, b](int c) { return a * b + c; });
+    });
+    EXPECT_FALSE(combined.isDone());
+    inner.setValue(10);
+    EXPECT_EQ(valueOf(std::move(combined)), 16);
+  });
+}
+
+TEST_F(FutureTest, VariadicCombineAllGivesATupleOfDifferentTypes) {
+  onTask([&] {
+    StatePromise<std::string> name = controller_.newPromise<std::string>();
+    StatePromise<void> write = controller_.newPromise<void>();
+    StateFuture<std::tuple<int, std::string, std::monostate>> all =
+        combineAll(completedFuture(7), name.future(), write.future());
+    write.setValue();
+    EXPECT_FALSE(all.isDone());
+    name.setValue("ann");
+    EXPECT_EQ(valueOf(std::move(all)), (std::tuple<int, std::string, std::monostate>(7, "ann", {})));
+
+    // The first failure fails the result; the second goes to the handler: each seen once.
+    StatePromise<int> a = controller_.newPromise<int>();
+    StatePromise<bool> b = controller_.newPromise<bool>();
+    StateFuture<std::tuple<int, bool>> failing = combineAll(a.future(), b.future());
+    b.setError(makeError("first"));
+    a.setError(makeError("second"));
+    EXPECT_EQ(whatOf(errorOf(std::move(failing))), "first");
+    std::vector<AsyncError> reported = takeUnhandled();
+    ASSERT_EQ(reported.size(), 1u);
+    EXPECT_EQ(reported[0].what(), "second");
+  });
+  EXPECT_EQ(controller_.poolStats().live, 0u);
+}
+
+TEST_F(FutureTest, CombineAllKeepsItsBookkeepingInThePool) {
+  const PoolStats& stats = controller_.poolStats();
+  onTask([&] {
+    std::vector<StatePromise<int>> promises;
+    std::vector<StateFuture<int>> futures;
+    for (int i = 0; i < 40; ++i) {
+      promises.push_back(controller_.newPromise<int>());
+      futures.push_back(promises.back().future());
+    }
+    const std::size_t before = stats.allocations;
+    StateFuture<std::vector<int>> all = combineAll(std::move(futures));
+    EXPECT_EQ(stats.allocations - before, 2u);  // its bookkeeping and the result's core, whatever the count
+    for (int i = 0; i < 40; ++i) promises[static_cast<std::size_t>(i)].setValue(i);
+    EXPECT_EQ(valueOf(std::move(all))->size(), 40u);
+  });
+  EXPECT_EQ(stats.heapFallbacks, 0u);
+  EXPECT_EQ(stats.live, 0u);
 }
 
 // --- combineAll ---------------------------------------------------------------------

@@ -218,6 +218,35 @@ TEST_P(StateTest, IteratorLoadsLazilyInChunks) {
   EXPECT_EQ(controller.metrics().requestsSent - before, 3u);  // chunks of 4 + 4 + 2
 }
 
+// Two adds of one record that are not chained: each must read what the other wrote.
+TEST_P(StateTest, UnchainedAddsOfOneRecordBothLand) {
+  auto backend = GetParam().make();
+  AsyncExecutionController controller(*backend, options());
+  States s(controller);
+  for (int key = 0; key < 3; ++key) {
+    controller.processRecord(key, [&] {
+      s.sum.asyncAdd(1);
+      s.sum.asyncAdd(2);
+      s.avg.asyncAdd(10);
+      s.avg.asyncAdd(20);
+      s.avg.asyncAdd(60);
+    });
+  }
+  controller.processRecord(1, [&] { s.sum.asyncAdd(4); });
+  controller.drain();
+  std::map<int, std::string> sums, averages;
+  for (int key = 0; key < 3; ++key) {
+    controller.processRecord(key, [&, key] {
+      s.sum.asyncGet().thenAccept([&sums, key](std::optional<int> v) { sums[key] = text(v); });
+      s.avg.asyncGet().thenAccept([&averages, key](std::optional<int> v) { averages[key] = text(v); });
+    });
+  }
+  controller.drain();
+  EXPECT_EQ(sums, (std::map<int, std::string>{{0, "3"}, {1, "7"}, {2, "3"}}));
+  EXPECT_EQ(averages, (std::map<int, std::string>{{0, "30"}, {1, "30"}, {2, "30"}}));
+  EXPECT_EQ(controller.poolStats().live, 0u);
+}
+
 TEST_P(StateTest, StateAccessOutsideARecordIsAClearError) {
   auto backend = GetParam().make();
   AsyncExecutionController controller(*backend, options());

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <optional>
@@ -485,3 +486,105 @@ TEST_F(TaskTest, OversizedFrameFallsBackToTheHeapAndIsReturned) {
 }
 
 }  // namespace
+
+// --- processElement and onTimer written as coroutines ---------------------------------------
+
+namespace udf {
+
+struct Visit {
+  std::string user;
+  std::int64_t time;
+};
+
+// Each record awaits a pending read held back by `gate` (a test-controlled promise), so
+// the test sees the coroutine suspended with its record in flight.
+class CountVisits : public KeyedProcessFunction<std::string, Visit, std::string> {
+ public:
+  void open(RuntimeContext& ctx) override { count_ = &ctx.getState(ValueStateDescriptor<int>("count")); }
+
+  void processElement(const Visit& visit, Context& ctx, Collector<std::string>& out) override {
+    const int n = (co_await count_->asyncValue()).value_or(0) + 1;
+    if (visit.user == "boom") throw Boom("boom after the first await");
+    count_->asyncUpdate(n);
+    ctx.registerEventTimeTimer(100);
+    out.collect(ctx.currentKey() + "=" + std::to_string(n));
+  }
+
+  void onTimer(std::int64_t timestamp, Context& ctx, Collector<std::string>& out) override {
+    const std::optional<int> n = co_await count_->asyncValue();
+    out.collect("timer " + std::to_string(timestamp) + " " + ctx.currentKey() + "=" + std::to_string(n.value_or(-1)));
+  }
+
+ private:
+  ValueState<int>* count_ = nullptr;
+};
+
+}  // namespace udf
+
+TEST(RecordCoroutines, ProcessElementAndOnTimerMayBeCoroutines) {
+  ShufflingBackend backend(3);  // completions out of order: per-key order must still hold
+  udf::CountVisits function;
+  RunnerOptions options;
+  options.controller.log = nullptr;
+  EmbeddedRunner<std::string, udf::Visit, std::string> runner(
+      backend, function, [](const udf::Visit& v) { return v.user; }, [](const udf::Visit& v) { return v.time; },
+      options);
+  VectorSource<udf::Visit> source({{"ann", 1}, {"bob", 2}, {"ann", 3}, {"ann", 4}, {"bob", 200}});
+  VectorCollector<std::string> sink;
+  runner.run(source, sink);
+  std::vector<std::string> lines = sink.values;
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"ann=1", "ann=2", "ann=3", "bob=1", "bob=2", "timer 100 ann=3",
+                                             "timer 100 bob=2"}));
+}
+
+// The record is in flight until the coroutine body has finished: a watermark or a
+// later record of its key waits for it.
+TEST_F(TaskTest, RecordOfACoroutineFinishesWhenTheBodyDoes) {
+  struct Probe : Collector<int> {
+    void collect(int v) override { values.push_back(v); }
+    std::vector<int> values;
+  } out;
+  std::optional<StatePromise<int>> gate;
+  struct Fn {
+    void run(StateFuture<int> future, Collector<int>& collector) {
+      collector.collect(co_await std::move(future));
+    }
+  } fn;
+  controller_.processRecord(std::string("kim"), [&] {
+    gate.emplace(controller_.newPromise<int>());
+    fn.run(gate->future(), out);
+  });
+  bool secondRan = false;
+  controller_.processRecord(std::string("kim"), [&] { secondRan = true; });
+  EXPECT_EQ(controller_.metrics().inFlightRecords, 2u);
+  EXPECT_FALSE(secondRan);  // the first record of the key is still running (suspended)
+  onTask([&] { gate->setValue(7); });
+  controller_.drain();
+  EXPECT_TRUE(secondRan);
+  EXPECT_EQ(out.values, std::vector<int>{7});
+  EXPECT_EQ(controller_.metrics().inFlightRecords, 0u);
+  EXPECT_EQ(controller_.poolStats().live, 0u);  // the frame went back to the pool
+}
+
+TEST(RecordCoroutines, ExceptionEscapingTheBodyReachesTheHandlerOnce) {
+  MemoryBackend backend;
+  udf::CountVisits function;
+  std::vector<AsyncError> errors;
+  RunnerOptions options;
+  options.controller.log = nullptr;
+  options.controller.errorHandler = [&](const AsyncError& e) {
+    errors.push_back(e);
+    return ErrorAction::Continue;
+  };
+  EmbeddedRunner<std::string, udf::Visit, std::string> runner(
+      backend, function, [](const udf::Visit& v) { return v.user; }, [](const udf::Visit& v) { return v.time; },
+      options);
+  VectorSource<udf::Visit> source({{"boom", 1}, {"ann", 2}});
+  VectorCollector<std::string> sink;
+  runner.run(source, sink);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].what(), "boom after the first await");
+  EXPECT_EQ(errors[0].key(), "boom");
+  EXPECT_EQ(sink.values, (std::vector<std::string>{"ann=1", "timer 100 ann=1"}));
+}

@@ -2,7 +2,8 @@
 // The "after" code: the same function on the async state API. Each access returns a
 // StateFuture; the controller batches requests and keeps many records in flight, and
 // continuations run on the task thread under their own record's key.
-// Two forms: continuation chains, and coroutines (Task) reading as straight-line code.
+// Two forms: continuation chains, and processElement/onTimer written as coroutines that
+// read as straight-line code. Either way the record finishes when all it started has.
 
 #include "events.hpp"
 
@@ -19,12 +20,12 @@ class AsyncActivityFunction final : public asyncstate::KeyedProcessFunction<std:
 
   void processElement(const Event& event, Context& ctx, asyncstate::Collector<WindowCount>&) override {
     if (event.type == EventType::ProfileUpdate) {
-      (void)profile_->asyncPut(event.attribute, event.value);
+      profile_->asyncPut(event.attribute, event.value);
       return;
     }
     const std::int64_t window = windowOf(event.timestamp);
     const bool purchase = event.type == EventType::Purchase;
-    (void)activity_->asyncGet(window).thenCompose([this, window, purchase](std::optional<Activity> current) {
+    activity_->asyncGet(window).thenCompose([this, window, purchase](std::optional<Activity> current) {
       Activity activity = current.value_or(Activity{});
       ++activity.events;
       if (purchase) ++activity.purchases;
@@ -35,9 +36,9 @@ class AsyncActivityFunction final : public asyncstate::KeyedProcessFunction<std:
 
   void onTimer(std::int64_t timestamp, Context& ctx, asyncstate::Collector<WindowCount>& out) override {
     const std::int64_t window = timestamp + 1 - kWindowMillis;
-    (void)activity_->asyncGet(window).thenCompose([this, window, &ctx, &out](std::optional<Activity> activity) {
+    activity_->asyncGet(window).thenCompose([this, window, &ctx, &out](std::optional<Activity> activity) {
       if (!activity) return asyncstate::completedVoidFuture();
-      (void)activity_->asyncRemove(window);
+      activity_->asyncRemove(window);
       return profile_->asyncGet("segment").thenCombine(
           profile_->asyncGet("country"), [&ctx, &out, window, activity](const std::optional<std::string>& segment,
                                                                         const std::optional<std::string>& country) {
@@ -62,35 +63,29 @@ class CoroutineActivityFunction final : public asyncstate::KeyedProcessFunction<
 
   void processElement(const Event& event, Context& ctx, asyncstate::Collector<WindowCount>&) override {
     if (event.type == EventType::ProfileUpdate) {
-      (void)profile_->asyncPut(event.attribute, event.value);
-      return;
+      profile_->asyncPut(event.attribute, event.value);
+      co_return;
     }
-    ctx.registerEventTimeTimer(windowOf(event.timestamp) + kWindowMillis - 1);
-    (void)count(windowOf(event.timestamp), event.type == EventType::Purchase);
-  }
-
-  void onTimer(std::int64_t timestamp, Context& ctx, asyncstate::Collector<WindowCount>& out) override {
-    (void)emit(timestamp + 1 - kWindowMillis, ctx, out);
-  }
-
- private:
-  asyncstate::Task<> count(std::int64_t window, bool purchase) {
+    const std::int64_t window = windowOf(event.timestamp);
+    ctx.registerEventTimeTimer(window + kWindowMillis - 1);
     Activity activity = (co_await activity_->asyncGet(window)).value_or(Activity{});
     ++activity.events;
-    if (purchase) ++activity.purchases;
+    if (event.type == EventType::Purchase) ++activity.purchases;
     co_await activity_->asyncPut(window, activity);
   }
 
-  asyncstate::Task<> emit(std::int64_t window, Context& ctx, asyncstate::Collector<WindowCount>& out) {
+  void onTimer(std::int64_t timestamp, Context& ctx, asyncstate::Collector<WindowCount>& out) override {
+    const std::int64_t window = timestamp + 1 - kWindowMillis;
     const std::optional<Activity> activity = co_await activity_->asyncGet(window);
     if (!activity) co_return;
-    (void)activity_->asyncRemove(window);
+    activity_->asyncRemove(window);
     const std::optional<std::string> segment = co_await profile_->asyncGet("segment");
     const std::optional<std::string> country = co_await profile_->asyncGet("country");
     out.collect(WindowCount{ctx.currentKey(), window, activity->events, activity->purchases,
                             segment.value_or("unknown"), country.value_or("unknown")});
   }
 
+ private:
   asyncstate::MapState<std::int64_t, Activity>* activity_ = nullptr;
   asyncstate::MapState<std::string, std::string>* profile_ = nullptr;
 };

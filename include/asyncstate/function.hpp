@@ -1,12 +1,17 @@
 #pragma once
 // The UDF side: KeyedProcessFunction, its Context, Collector, and RuntimeContext,
 // which hands out states by Flink's names and owns them for the function's lifetime.
+// processElement and onTimer may be coroutines (co_await in the body): the record
+// then finishes when the coroutine and everything it started have finished.
 
 #include <asyncstate/controller.hpp>
 #include <asyncstate/serializer.hpp>
 #include <asyncstate/state.hpp>
+#include <asyncstate/task.hpp>
 
+#include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <map>
 #include <memory>
@@ -24,6 +29,51 @@ class Collector {
   virtual ~Collector() = default;
   virtual void collect(Out value) = 0;
 };
+
+namespace detail {
+
+template <class X>
+struct IsCollectorRef : std::false_type {};
+template <class Out>
+struct IsCollectorRef<Collector<Out>&> : std::true_type {};
+
+// The promise of a `void` member taking a Collector<Out>& written as a coroutine
+// (processElement, onTimer, or a helper of the same shape). It holds the current
+// record until the body has finished, so the record's key stays blocked and its
+// watermark waits; a failure escaping the body goes to the error handler once.
+class RecordCoroutinePromise : public PooledFrame {
+ public:
+  RecordCoroutinePromise() : record_(currentRuntime().currentRecord()) {
+    if (record_ != nullptr) record_->retain();
+  }
+
+  void get_return_object() noexcept {}
+  std::suspend_never initial_suspend() noexcept { return {}; }
+
+  // Frees the frame (locals first), then lets the record go: releasing it may finish
+  // the record, and nothing of the body may outlive that.
+  class FinalAwaiter {
+   public:
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<RecordCoroutinePromise> coroutine) noexcept {
+      RecordContext* record = coroutine.promise().record_;
+      coroutine.destroy();
+      if (record != nullptr) record->release();
+    }
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+
+  void return_void() noexcept {}
+  void unhandled_exception() {
+    currentRuntime().reportUnhandled(coroutineFailure(std::current_exception(), "processElement coroutine"));
+  }
+
+ private:
+  RecordContext* record_;
+};
+
+}  // namespace detail
 
 // Event-time timers, one set per function, keyed by (timestamp, encoded key).
 class TimerService {
@@ -160,3 +210,12 @@ class KeyedProcessFunction {
 };
 
 }  // namespace asyncstate
+
+// `void processElement(const In&, Context&, Collector<Out>&)` (and onTimer) may be a
+// coroutine: a void member whose parameters include a Collector<Out>& gets the
+// record-holding promise above.
+template <class Self, class... Args>
+  requires(asyncstate::detail::IsCollectorRef<Args>::value || ...)
+struct std::coroutine_traits<void, Self&, Args...> {
+  using promise_type = asyncstate::detail::RecordCoroutinePromise;
+};

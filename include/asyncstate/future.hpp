@@ -1,39 +1,55 @@
 #pragma once
-// StateFuture<T>: the result of an async state request. Move-only, single consumer.
-// A future that is already complete holds its value inline (no allocation); a pending
-// one points to a pooled Core. Continuations on a complete future run inline; on a
-// pending one they run on the task thread when the controller completes the request.
+// StateFuture<T>: the result of an async state request, and the return type of
+// coroutines (Task<T> is an alias). Move-only, single consumer. A future that is
+// already complete holds its value inline (no allocation); a pending one points to a
+// pooled Core. Continuations on a complete future run inline; on a pending one they
+// run on the task thread when the controller completes the request.
+//
+// Dropping a read's value is a compile-time warning (StateFuture<T> is [[nodiscard]]);
+// a write's StateFuture<void> may be dropped: its failure still reaches the error
+// handler, exactly once.
 
 #include <asyncstate/detail/config.hpp>
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/error.hpp>
 
 #include <concepts>
+#include <cstddef>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace asyncstate {
 
 template <class T>
 class StateFuture;
+template <>
+class StateFuture<void>;
+struct FutureAccess;
 
 namespace detail {
+
+template <class T>
+class FutureBody;
 
 template <class X>
 struct IsStateFuture : std::false_type {};
 template <class X>
 struct IsStateFuture<StateFuture<X>> : std::true_type {};
 
-// Derived classes (Task) count as futures of their value type.
 template <class X>
-concept FutureLike = requires { typename std::decay_t<X>::value_type; } &&
-                     std::derived_from<std::decay_t<X>, StateFuture<typename std::decay_t<X>::value_type>>;
+concept FutureLike = IsStateFuture<std::remove_cvref_t<X>>::value;
+
+template <class>
+inline constexpr bool kAlwaysFalse = false;
 
 template <class T, class F>
 decltype(auto) invokeWithValue(F& f, Stored<T>& value) {
@@ -43,6 +59,10 @@ decltype(auto) invokeWithValue(F& f, Stored<T>& value) {
     return std::invoke(f, std::move(value));
   }
 }
+
+// Whether a continuation can take the value of a StateFuture<T> (nothing for void).
+template <class T, class F>
+concept TakesValue = (std::is_void_v<T> && std::is_invocable_v<F&>) || (!std::is_void_v<T> && std::is_invocable_v<F&, T>);
 
 template <class T, class F>
 struct ValueResult {
@@ -59,21 +79,67 @@ AsyncError continuationError(std::exception_ptr error, const char* operation);
 
 }  // namespace detail
 
+// What handle() hands its function: the value, or the failure (delivered here and
+// nowhere else). Outcome<void> carries no value.
+template <class T>
+class Outcome {
+ public:
+  explicit Outcome(detail::Stored<T>&& value) : value_(std::move(value)) {}
+  explicit Outcome(AsyncError error) : error_(std::move(error)) {}
+
+  bool failed() const noexcept { return error_.has_value(); }
+  explicit operator bool() const noexcept { return !failed(); }
+  // The value; for a failure, the original exception is rethrown.
+  template <class U = T>
+    requires(!std::is_void_v<U>)
+  U& value() {
+    if (error_) error_->rethrow();
+    return *value_;
+  }
+  // The failure; only for a failed outcome.
+  const AsyncError& error() const {
+    if (!error_) throw FutureMisuseError("Outcome::error() on a successful outcome");
+    return *error_;
+  }
+
+ private:
+  std::optional<detail::Stored<T>> value_;
+  std::optional<AsyncError> error_;
+};
+
 template <class T>
 StateFuture<T> completedFuture(T value);
 StateFuture<void> completedVoidFuture();
 template <class T>
 StateFuture<T> failedFuture(AsyncError error);
 
+// A continuation must take the future's value (nothing for StateFuture<void>); said
+// first, in words, instead of deep inside std::invoke.
+#define ASYNCSTATE_CHECK_CONTINUATION(F)                                                                          \
+  static_assert(!std::is_void_v<T> || TakesValue<T, F>,                                                          \
+                "a continuation of a StateFuture<void> takes no argument: write [] { ... }");                    \
+  static_assert(std::is_void_v<T> || TakesValue<T, F>,                                                           \
+                "the continuation cannot take this future's value. A state read gives a std::optional: "        \
+                "ValueState<V>::asyncValue() and MapState<K, V>::asyncGet() call f(std::optional<V>), so write " \
+                "[](std::optional<V> v) { ... v.value_or(0) ... }, not [](V v)")
+
+namespace detail {
+
+// Everything a StateFuture is and does. StateFuture<T> only adds [[nodiscard]] for
+// futures that carry a value.
 template <class T>
-class [[nodiscard]] StateFuture {
-  using StoredT = detail::Stored<T>;
+class FutureBody {
+  using StoredT = Stored<T>;
+  using Self = StateFuture<T>;
+  // Spelled through T so that they are looked at when a FutureBody is instantiated,
+  // after StateFuture<void> and StateFuture<bool> are complete.
+  using VoidFuture = StateFuture<std::conditional_t<kAlwaysFalse<T>, T, void>>;
+  using BoolFuture = StateFuture<std::conditional_t<kAlwaysFalse<T>, T, bool>>;
 
  public:
   using value_type = T;
 
-  StateFuture() noexcept : mode_(Mode::Empty), consumedBy_("default construction") {}
-  StateFuture(StateFuture&& other) noexcept
+  FutureBody(FutureBody&& other) noexcept
       : mode_(std::exchange(other.mode_, Mode::Empty)),
         consumedBy_(mode_ == Mode::Empty ? other.consumedBy_ : nullptr),
         value_(std::move(other.value_)),
@@ -82,7 +148,7 @@ class [[nodiscard]] StateFuture {
     other.value_.reset();
     other.consumedBy_ = "a move";
   }
-  StateFuture& operator=(StateFuture&& other) noexcept {
+  FutureBody& operator=(FutureBody&& other) noexcept {
     if (this != &other) {
       discard();
       mode_ = std::exchange(other.mode_, Mode::Empty);
@@ -95,9 +161,9 @@ class [[nodiscard]] StateFuture {
     }
     return *this;
   }
-  StateFuture(const StateFuture&) = delete;
-  StateFuture& operator=(const StateFuture&) = delete;
-  ~StateFuture() {
+  FutureBody(const FutureBody&) = delete;
+  FutureBody& operator=(const FutureBody&) = delete;
+  ~FutureBody() {
     // Only a failed or pending future has anything to report or release; keeping the
     // common case inline makes a ready continuation cost little more than a call.
     if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]]
@@ -107,11 +173,11 @@ class [[nodiscard]] StateFuture {
   // --- queries -----------------------------------------------------------------
   bool isDone() const {
     requireUsable("isDone()");
-    return mode_ != Mode::Pending || core_->status() != detail::CoreBase::Status::Pending;
+    return mode_ != Mode::Pending || core_->status() != CoreBase::Status::Pending;
   }
   bool isFailed() const {
     requireUsable("isFailed()");
-    return mode_ == Mode::Failed || (mode_ == Mode::Pending && core_->status() == detail::CoreBase::Status::Failed);
+    return mode_ == Mode::Failed || (mode_ == Mode::Pending && core_->status() == CoreBase::Status::Failed);
   }
   // False once the future was moved from or consumed by a continuation.
   bool valid() const noexcept { return mode_ != Mode::Empty; }
@@ -120,12 +186,13 @@ class [[nodiscard]] StateFuture {
 
   // f(value) -> void.
   template <class F>
-  StateFuture<void> thenAccept(F&& f) && {
-    return std::move(*this).template then<void>(
-        [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<void> {
-          if (ready.mode_ == Mode::Failed) return StateFuture<void>::failedFrom(ready.releaseErrorBox());
-          detail::invokeWithValue<T>(fn, *ready.value_);
-          return completedVoidFuture();
+  VoidFuture thenAccept(F&& f) && {
+    ASYNCSTATE_CHECK_CONTINUATION(F);
+    return std::move(self()).template then<void>(
+        [fn = std::forward<F>(f)](Self&& ready) mutable -> VoidFuture {
+          if (ready.mode_ == Mode::Failed) return VoidFuture::failedFrom(ready.releaseErrorBox());
+          invokeWithValue<T>(fn, *ready.value_);
+          return readyVoid();
         },
         "thenAccept");
   }
@@ -133,65 +200,43 @@ class [[nodiscard]] StateFuture {
   // f(value) -> U.
   template <class F>
   auto thenApply(F&& f) && {
-    return std::move(*this).applyAs(std::forward<F>(f), "thenApply");
+    ASYNCSTATE_CHECK_CONTINUATION(F);
+    return std::move(self()).applyAs(std::forward<F>(f), "thenApply");
   }
 
- private:
-  // thenApply under the name of the combinator the user called, so that a throwing
-  // function is reported as that combinator's continuation.
-  template <class F>
-  auto applyAs(F&& f, const char* operation) && {
-    using U = detail::ValueResultT<T, F>;
-    return std::move(*this).template then<U>(
-        [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
-          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
-          if constexpr (std::is_void_v<U>) {
-            detail::invokeWithValue<T>(fn, *ready.value_);
-            return completedVoidFuture();
-          } else {
-            return completedFuture<U>(detail::invokeWithValue<T>(fn, *ready.value_));
-          }
-        },
-        operation);
-  }
-
- public:
   // f(value) -> StateFuture<U>; the result completes when the inner future does.
   template <class F>
   auto thenCompose(F&& f) && {
-    using Inner = std::decay_t<detail::ValueResultT<T, F>>;
-    static_assert(detail::FutureLike<Inner>, "thenCompose: the function must return a StateFuture");
-    using U = typename Inner::value_type;
-    return std::move(*this).template then<U>(
-        [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
-          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
-          StateFuture<U> inner(detail::invokeWithValue<T>(fn, *ready.value_));
-          // Checked here, not only in forward(): on a complete source the step's result is
-          // handed to the caller as is, and an empty future would drop the mistake silently.
-          if (!inner.valid()) throw FutureMisuseError("thenCompose: the function returned a consumed StateFuture");
-          return inner;
-        },
-        "thenCompose");
+    ASYNCSTATE_CHECK_CONTINUATION(F);
+    static_assert(FutureLike<ValueResultT<T, F>>,
+                  "thenCompose: the function must return a StateFuture (use thenApply for a plain value)");
+    return std::move(self()).composeAs(std::forward<F>(f), "thenCompose");
   }
 
-  // f(a, b) -> R once both futures are complete. Failures of both are both reported:
-  // the first reaches the result, the second the error handler.
+  // f(a, b) once both futures are complete (a value is left out for a StateFuture<void>).
+  // If f returns a StateFuture, the result completes when that one does. Failures of
+  // both are both reported: the first reaches the result, the second the error handler.
   template <class U, class F>
   auto thenCombine(StateFuture<U>&& other, F&& f) && {
-    return std::move(*this).thenCompose([other = std::move(other), fn = std::forward<F>(f)](auto&&... mine) mutable {
-      return std::move(other).applyAs(
-          [fn = std::move(fn), ... mine = std::move(mine)](auto&&... theirs) mutable {
+    return std::move(self()).composeAs(
+        [other = std::move(other), fn = std::forward<F>(f)](auto&&... mine) mutable {
+          auto call = [fn = std::move(fn), ... mine = std::move(mine)](auto&&... theirs) mutable -> decltype(auto) {
             return std::invoke(fn, std::move(mine)..., std::move(theirs)...);
-          },
-          "thenCombine");
-    });
+          };
+          if constexpr (FutureLike<ValueResultT<U, decltype(call)>>) {
+            return std::move(other).composeAs(std::move(call), "thenCombine");
+          } else {
+            return std::move(other).applyAs(std::move(call), "thenCombine");
+          }
+        },
+        "thenCombine");
   }
 
   // Runs ifTrue(value) or ifFalse(value) depending on pred(value); the result tells
-  // which branch ran.
+  // which branch ran. Without ifFalse, nothing runs when pred is false.
   template <class P, class FT, class FF>
-  StateFuture<bool> thenConditionallyAccept(P&& pred, FT&& ifTrue, FF&& ifFalse) && {
-    return std::move(*this).applyAs(
+  BoolFuture thenConditionallyAccept(P&& pred, FT&& ifTrue, FF&& ifFalse) && {
+    return std::move(self()).applyAs(
         [p = std::forward<P>(pred), t = std::forward<FT>(ifTrue),
          e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
           const bool taken = static_cast<bool>(std::invoke(p, std::as_const(value)...));
@@ -204,18 +249,71 @@ class [[nodiscard]] StateFuture {
         },
         "thenConditionallyAccept");
   }
+  template <class P, class FT>
+  BoolFuture thenConditionallyAccept(P&& pred, FT&& ifTrue) && {
+    return std::move(self()).thenConditionallyAccept(std::forward<P>(pred), std::forward<FT>(ifTrue),
+                                                     [](auto&&...) {});
+  }
+
+  // pred(value) ? ifTrue(value) : ifFalse(value), each returning a plain value: a
+  // StateFuture<std::pair<bool, R>> (R the branches' common type; which branch ran,
+  // and its result), or StateFuture<bool> when both branches return void.
+  template <class P, class FT, class FF>
+  auto thenConditionallyApply(P&& pred, FT&& ifTrue, FF&& ifFalse) && {
+    using R = std::common_type_t<ValueResultT<T, FT>, ValueResultT<T, FF>>;
+    return std::move(self()).applyAs(
+        [p = std::forward<P>(pred), t = std::forward<FT>(ifTrue),
+         e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
+          const bool taken = static_cast<bool>(std::invoke(p, std::as_const(value)...));
+          if constexpr (std::is_void_v<R>) {
+            taken ? std::invoke(t, std::move(value)...) : std::invoke(e, std::move(value)...);
+            return taken;
+          } else {
+            return std::pair<bool, R>(taken, taken ? R(std::invoke(t, std::move(value)...))
+                                                   : R(std::invoke(e, std::move(value)...)));
+          }
+        },
+        "thenConditionallyApply");
+  }
+
+  // As thenConditionallyApply, with branches returning StateFutures; the result
+  // completes when the branch's future does.
+  template <class P, class FT, class FF>
+  auto thenConditionallyCompose(P&& pred, FT&& ifTrue, FF&& ifFalse) && {
+    using BT = std::remove_cvref_t<ValueResultT<T, FT>>;
+    using BF = std::remove_cvref_t<ValueResultT<T, FF>>;
+    static_assert(FutureLike<BT> && FutureLike<BF>,
+                  "thenConditionallyCompose: both branches must return a StateFuture (use thenConditionallyApply "
+                  "for plain values)");
+    using R = std::common_type_t<typename BT::value_type, typename BF::value_type>;
+    return std::move(self()).composeAs(
+        [p = std::forward<P>(pred), t = std::forward<FT>(ifTrue),
+         e = std::forward<FF>(ifFalse)](auto&&... value) mutable {
+          const bool taken = static_cast<bool>(std::invoke(p, std::as_const(value)...));
+          auto branch = [&]() -> StateFuture<R> {
+            if (taken) return std::invoke(t, std::move(value)...).thenApply(Widen<R>{});
+            return std::invoke(e, std::move(value)...).thenApply(Widen<R>{});
+          };
+          if constexpr (std::is_void_v<R>) {
+            return branch().thenApply([taken] { return taken; });
+          } else {
+            return branch().thenApply([taken](R result) { return std::pair<bool, R>(taken, std::move(result)); });
+          }
+        },
+        "thenConditionallyCompose");
+  }
 
   // Recovers from a failure: f(const AsyncError&) -> T. A success passes through.
   template <class F>
-  StateFuture<T> exceptionally(F&& f) && {
-    return std::move(*this).template then<T>(
-        [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<T> {
+  Self exceptionally(F&& f) && {
+    return std::move(self()).template then<T>(
+        [fn = std::forward<F>(f)](Self&& ready) mutable -> Self {
           if (ready.mode_ != Mode::Failed) return std::move(ready);
           // The error is delivered here and nowhere else, even if fn throws.
           const AsyncError error = ready.releaseError();
           if constexpr (std::is_void_v<T>) {
             std::invoke(fn, error);
-            return completedVoidFuture();
+            return readyVoid();
           } else {
             return completedFuture<T>(std::invoke(fn, error));
           }
@@ -223,28 +321,34 @@ class [[nodiscard]] StateFuture {
         "exceptionally");
   }
 
-  // Sees either outcome: f(std::optional<T> value, const AsyncError* error) -> U, or for
-  // StateFuture<void>: f(const AsyncError* error) -> U. `error` is null on success.
+  // Sees either outcome: f(Outcome<T>) -> U, the value or the error in one object. The
+  // earlier form f(std::optional<T> value, const AsyncError* error) (for void:
+  // f(const AsyncError* error)), error null on success, is still accepted.
   template <class F>
   auto handle(F&& f) && {
     using U = HandleResult<F>;
-    return std::move(*this).template then<U>(
-        [fn = std::forward<F>(f)](StateFuture<T>&& ready) mutable -> StateFuture<U> {
-          std::optional<AsyncError> failure;
-          if (ready.mode_ == Mode::Failed) failure.emplace(ready.releaseError());
-          const AsyncError* error = failure ? &*failure : nullptr;
+    return std::move(self()).template then<U>(
+        [fn = std::forward<F>(f)](Self&& ready) mutable -> StateFuture<U> {
           auto call = [&]() -> decltype(auto) {
-            if constexpr (std::is_void_v<T>) {
-              return std::invoke(fn, error);
+            if constexpr (std::is_invocable_v<F&, Outcome<T>>) {
+              if (ready.mode_ == Mode::Failed) return std::invoke(fn, Outcome<T>(ready.releaseError()));
+              return std::invoke(fn, Outcome<T>(std::move(*ready.value_)));
             } else {
-              std::optional<T> value;
-              if (error == nullptr) value.emplace(std::move(*ready.value_));
-              return std::invoke(fn, std::move(value), error);
+              std::optional<AsyncError> failure;
+              if (ready.mode_ == Mode::Failed) failure.emplace(ready.releaseError());
+              const AsyncError* error = failure ? &*failure : nullptr;
+              if constexpr (std::is_void_v<T>) {
+                return std::invoke(fn, error);
+              } else {
+                std::optional<T> value;
+                if (error == nullptr) value.emplace(std::move(*ready.value_));
+                return std::invoke(fn, std::move(value), error);
+              }
             }
           };
           if constexpr (std::is_void_v<U>) {
             call();
-            return completedVoidFuture();
+            return readyVoid();
           } else {
             return completedFuture<U>(call());
           }
@@ -252,45 +356,85 @@ class [[nodiscard]] StateFuture {
         "handle");
   }
 
+  // Internal: wraps a pending core (the controller and coroutines create these).
+  explicit FutureBody(Core<StoredT>* core) noexcept : mode_(Mode::Pending), core_(core) {}
+
+ protected:
+  FutureBody() noexcept : mode_(Mode::Empty), consumedBy_("default construction") {}
+
  private:
   template <class X>
-  friend class StateFuture;
+  friend class FutureBody;
   template <class X>
-  friend StateFuture<X> completedFuture(X value);
-  friend StateFuture<void> completedVoidFuture();
+  friend StateFuture<X> asyncstate::completedFuture(X value);
+  friend StateFuture<void> asyncstate::completedVoidFuture();
   template <class X>
-  friend StateFuture<X> failedFuture(AsyncError error);
-  template <class X>
-  friend class Task;
-  friend struct FutureAccess;
+  friend StateFuture<X> asyncstate::failedFuture(AsyncError error);
+  friend struct asyncstate::FutureAccess;
 
   enum class Mode : std::uint8_t { Empty, Ready, Failed, Pending };
 
-  struct ReadyTag {};
-  StateFuture(ReadyTag, StoredT value) : mode_(Mode::Ready), value_(std::move(value)) {}
+  template <class R>
+  struct Widen {
+    template <class... V>
+    R operator()(V&&... value) const {
+      if constexpr (!std::is_void_v<R>) return R(std::forward<V>(value)...);
+    }
+  };
 
   template <class F>
   struct HandleResultImpl {
     using type = std::invoke_result_t<F&, std::optional<T>, const AsyncError*>;
   };
   template <class F>
-    requires std::is_void_v<T>
+    requires(std::is_void_v<T> && !std::is_invocable_v<F&, Outcome<T>>)
   struct HandleResultImpl<F> {
     using type = std::invoke_result_t<F&, const AsyncError*>;
   };
   template <class F>
+    requires std::is_invocable_v<F&, Outcome<T>>
+  struct HandleResultImpl<F> {
+    using type = std::invoke_result_t<F&, Outcome<T>>;
+  };
+  template <class F>
   using HandleResult = typename HandleResultImpl<F>::type;
 
- public:
-  // Internal: wraps a pending core (the controller and Task create these).
-  explicit StateFuture(detail::Core<StoredT>* core) noexcept : mode_(Mode::Pending), core_(core) {}
+  Self& self() noexcept { return static_cast<Self&>(*this); }
 
-  // Internal: a future derived from StateFuture (Task) converts to its base.
-  template <class D>
-    requires(std::derived_from<D, StateFuture> && !std::same_as<D, StateFuture>)
-  StateFuture(D&& derived) noexcept : StateFuture(static_cast<StateFuture&&>(derived)) {}
+  // thenApply under the name of the combinator the user called, so that a throwing
+  // function is reported as that combinator's continuation.
+  template <class F>
+  auto applyAs(F&& f, const char* operation) && {
+    using U = ValueResultT<T, F>;
+    return std::move(self()).template then<U>(
+        [fn = std::forward<F>(f)](Self&& ready) mutable -> StateFuture<U> {
+          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
+          if constexpr (std::is_void_v<U>) {
+            invokeWithValue<T>(fn, *ready.value_);
+            return readyVoid();
+          } else {
+            return completedFuture<U>(invokeWithValue<T>(fn, *ready.value_));
+          }
+        },
+        operation);
+  }
 
- private:
+  template <class F>
+  auto composeAs(F&& f, const char* operation) && {
+    using Inner = std::remove_cvref_t<ValueResultT<T, F>>;
+    using U = typename Inner::value_type;
+    return std::move(self()).template then<U>(
+        [fn = std::forward<F>(f)](Self&& ready) mutable -> StateFuture<U> {
+          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
+          StateFuture<U> inner(invokeWithValue<T>(fn, *ready.value_));
+          // Checked here, not only in forward(): on a complete source the step's result is
+          // handed to the caller as is, and an empty future would drop the mistake silently.
+          if (!inner.valid()) throw FutureMisuseError("thenCompose: the function returned a consumed StateFuture");
+          return inner;
+        },
+        operation);
+  }
+
   void requireUsable(const char* what) const {
     if (mode_ == Mode::Empty) {
       throw FutureMisuseError(std::string("StateFuture::") + what + " on a future that was already consumed by " +
@@ -301,7 +445,7 @@ class [[nodiscard]] StateFuture {
 
   // Kept out of line and cold so that the success path pays nothing for the reporting.
   ASYNCSTATE_COLD static void reportDropped(std::unique_ptr<AsyncError>& error) noexcept {
-    if (error) detail::currentRuntime().reportUnhandled(std::move(*error));
+    if (error) currentRuntime().reportUnhandled(std::move(*error));
     error.reset();
   }
 
@@ -321,9 +465,9 @@ class [[nodiscard]] StateFuture {
   }
 
   // Moves a completed core's outcome into an inline future.
-  static StateFuture fromCore(detail::Core<StoredT>& core) {
-    StateFuture ready;
-    if (core.status() == detail::CoreBase::Status::Value) {
+  static Self fromCore(Core<StoredT>& core) {
+    Self ready;
+    if (core.status() == CoreBase::Status::Value) {
       ready.mode_ = Mode::Ready;
       ready.value_.emplace(core.takeValue());
     } else {
@@ -335,37 +479,36 @@ class [[nodiscard]] StateFuture {
   }
 
   template <class U, class Step>
-  ASYNCSTATE_ALWAYS_INLINE static StateFuture<U> runStep(Step& step, StateFuture&& ready,
-                                                         const char* operation) noexcept {
+  ASYNCSTATE_ALWAYS_INLINE static StateFuture<U> runStep(Step& step, Self&& ready, const char* operation) noexcept {
     try {
       return step(std::move(ready));
     } catch (...) {
-      return failedFuture<U>(detail::continuationError(std::current_exception(), operation));
+      return failedFuture<U>(continuationError(std::current_exception(), operation));
     }
   }
 
   // Feeds `source` (a step's result) into `target`; waits for it if it is pending.
   template <class U>
-  static void forward(StateFuture<U>&& source, detail::Core<detail::Stored<U>>* target) {
-    using SU = detail::Stored<U>;
+  static void forward(StateFuture<U>&& source, Core<Stored<U>>* target) {
+    using SU = Stored<U>;
+    using Source = FutureBody<U>;
     switch (source.mode_) {
-      case StateFuture<U>::Mode::Ready: target->setValue(std::move(*source.value_)); break;
-      case StateFuture<U>::Mode::Failed: target->setError(source.releaseErrorBox()); break;
-      case StateFuture<U>::Mode::Pending: {
-        detail::Core<SU>* inner = std::exchange(source.core_, nullptr);
-        source.mode_ = StateFuture<U>::Mode::Empty;
-        if (inner->status() != detail::CoreBase::Status::Pending) {
-          StateFuture<U> done = StateFuture<U>::fromCore(*inner);
+      case Source::Mode::Ready: target->setValue(std::move(*source.value_)); break;
+      case Source::Mode::Failed: target->setError(source.releaseErrorBox()); break;
+      case Source::Mode::Pending: {
+        Core<SU>* inner = std::exchange(source.core_, nullptr);
+        source.mode_ = Source::Mode::Empty;
+        if (inner->status() != CoreBase::Status::Pending) {
+          StateFuture<U> done = Source::fromCore(*inner);
           inner->release();
           forward(std::move(done), target);
           return;
         }
-        inner->setContinuation(
-            [target](detail::Core<SU>& completed) { forward(StateFuture<U>::fromCore(completed), target); });
+        inner->setContinuation([target](Core<SU>& completed) { forward(Source::fromCore(completed), target); });
         return;
       }
-      case StateFuture<U>::Mode::Empty:
-        target->setError(detail::continuationError(
+      case Source::Mode::Empty:
+        target->setError(continuationError(
             std::make_exception_ptr(FutureMisuseError("a continuation returned a consumed StateFuture")),
             "thenCompose"));
         break;
@@ -381,18 +524,18 @@ class [[nodiscard]] StateFuture {
   StateFuture<U> then(Step&& step, const char* operation) && {
     requireUsable(operation);
     consumedBy_ = operation;
-    if (mode_ == Mode::Pending && core_->status() == detail::CoreBase::Status::Pending) {
-      detail::Core<StoredT>* source = std::exchange(core_, nullptr);
+    if (mode_ == Mode::Pending && core_->status() == CoreBase::Status::Pending) {
+      Core<StoredT>* source = std::exchange(core_, nullptr);
       mode_ = Mode::Empty;
-      detail::Runtime& runtime = source->runtime();
-      auto* result = detail::Core<detail::Stored<U>>::create(runtime);
-      detail::RecordContext* record = runtime.currentRecord();
+      Runtime& runtime = source->runtime();
+      auto* result = Core<Stored<U>>::create(runtime);
+      RecordContext* record = runtime.currentRecord();
       if (record != nullptr) record->retain();
       source->setContinuation(
-          [s = std::forward<Step>(step), result, record, operation](detail::Core<StoredT>& completed) mutable {
-            detail::Runtime& rt = completed.runtime();
+          [s = std::forward<Step>(step), result, record, operation](Core<StoredT>& completed) mutable {
+            Runtime& rt = completed.runtime();
             {
-              detail::RecordScope scope(rt, record);
+              RecordScope scope(rt, record);
               forward(runStep<U>(s, fromCore(completed), operation), result);
             }
             if (record != nullptr) record->release();
@@ -400,13 +543,13 @@ class [[nodiscard]] StateFuture {
       return StateFuture<U>(result);
     }
     if (mode_ == Mode::Pending) {
-      StateFuture ready = takeReady();
+      Self ready = takeReady();
       consumedBy_ = operation;
       return runStep<U>(step, std::move(ready), operation);
     }
     // Inline outcome: the step reads it in place, so a ready continuation builds no
     // intermediate future.
-    StateFuture<U> out = runStep<U>(step, std::move(*this), operation);
+    StateFuture<U> out = runStep<U>(step, std::move(self()), operation);
     mode_ = Mode::Empty;
     consumedBy_ = operation;
     return out;
@@ -420,8 +563,17 @@ class [[nodiscard]] StateFuture {
     return std::move(error_);
   }
 
-  static StateFuture failedFrom(std::unique_ptr<AsyncError> error) {
-    StateFuture future;
+  // completedVoidFuture(), spelled through T (StateFuture<void> is completed later).
+  static VoidFuture readyVoid() {
+    VoidFuture future;
+    future.mode_ = VoidFuture::Mode::Ready;
+    future.consumedBy_ = nullptr;
+    future.value_.emplace();
+    return future;
+  }
+
+  static Self failedFrom(std::unique_ptr<AsyncError> error) {
+    Self future;
     future.mode_ = Mode::Failed;
     future.consumedBy_ = nullptr;
     future.error_ = std::move(error);
@@ -438,15 +590,15 @@ class [[nodiscard]] StateFuture {
   }
 
   // Only for a future that is complete (inline or in its core).
-  StateFuture takeReady() {
+  Self takeReady() {
     if (mode_ == Mode::Pending) {
-      detail::Core<StoredT>* core = std::exchange(core_, nullptr);
+      Core<StoredT>* core = std::exchange(core_, nullptr);
       mode_ = Mode::Empty;
-      StateFuture ready = fromCore(*core);
+      Self ready = fromCore(*core);
       core->release();
       return ready;
     }
-    StateFuture ready(std::move(*this));
+    Self ready(std::move(self()));
     return ready;
   }
 
@@ -456,22 +608,22 @@ class [[nodiscard]] StateFuture {
   template <class Fn>
   void observe(Fn&& fn, const char* operation) && {
     requireUsable(operation);
-    if (mode_ == Mode::Pending && core_->status() == detail::CoreBase::Status::Pending) {
-      detail::Core<StoredT>* source = std::exchange(core_, nullptr);
+    if (mode_ == Mode::Pending && core_->status() == CoreBase::Status::Pending) {
+      Core<StoredT>* source = std::exchange(core_, nullptr);
       mode_ = Mode::Empty;
       consumedBy_ = operation;
-      detail::RecordContext* record = source->runtime().currentRecord();
+      RecordContext* record = source->runtime().currentRecord();
       if (record != nullptr) record->retain();
-      source->setContinuation([f = std::forward<Fn>(fn), record](detail::Core<StoredT>& completed) mutable {
+      source->setContinuation([f = std::forward<Fn>(fn), record](Core<StoredT>& completed) mutable {
         {
-          detail::RecordScope scope(completed.runtime(), record);
+          RecordScope scope(completed.runtime(), record);
           f(fromCore(completed));
         }
         if (record != nullptr) record->release();
       });
       return;
     }
-    StateFuture ready = takeReady();
+    Self ready = takeReady();
     consumedBy_ = operation;
     fn(std::move(ready));
   }
@@ -480,25 +632,47 @@ class [[nodiscard]] StateFuture {
   const char* consumedBy_ = nullptr;
   std::optional<StoredT> value_;
   std::unique_ptr<AsyncError> error_;
-  detail::Core<StoredT>* core_ = nullptr;
+  Core<StoredT>* core_ = nullptr;
+};
+
+}  // namespace detail
+
+// A future that carries a value: dropping it unread is a compile-time warning.
+template <class T>
+class [[nodiscard]] StateFuture : public detail::FutureBody<T> {
+ public:
+  using detail::FutureBody<T>::FutureBody;
+  StateFuture() noexcept = default;
+};
+
+// A write's future: may be dropped; a failure then reaches the error handler.
+template <>
+class StateFuture<void> : public detail::FutureBody<void> {
+ public:
+  using detail::FutureBody<void>::FutureBody;
+  StateFuture() noexcept = default;
 };
 
 template <class T>
 StateFuture<T> completedFuture(T value) {
-  return StateFuture<T>(typename StateFuture<T>::ReadyTag{}, std::move(value));
+  StateFuture<T> future;
+  future.mode_ = StateFuture<T>::Mode::Ready;
+  future.consumedBy_ = nullptr;
+  future.value_.emplace(std::move(value));
+  return future;
 }
 
 inline StateFuture<void> completedVoidFuture() {
-  return StateFuture<void>(StateFuture<void>::ReadyTag{}, detail::Unit{});
+  StateFuture<void> future;
+  future.mode_ = StateFuture<void>::Mode::Ready;
+  future.consumedBy_ = nullptr;
+  future.value_.emplace();
+  return future;
 }
 
 template <class T>
 StateFuture<T> failedFuture(AsyncError error) {
-  StateFuture<T> future;
-  future.mode_ = StateFuture<T>::Mode::Failed;
-  future.consumedBy_ = nullptr;
-  future.error_ = std::make_unique<AsyncError>(std::move(error));
-  return future;
+  return StateFuture<T>::failedFrom(std::make_unique<AsyncError>(std::move(error)));
 }
 
 // An exception thrown by user code becomes a failed future that names the record's key.
@@ -514,9 +688,6 @@ StateFuture<T> failedFuture(E&& exception) {
                                     detail::currentRuntime().currentKeyText(), "failedFuture"));
 }
 
-// Completes when every future has; values keep the input order. The first failure
-// (in input order of completion) fails the result; any further failures are
-// reported to the error handler, so each one is seen exactly once.
 // Reads a complete future's outcome (for the library's own combinators).
 struct FutureAccess {
   template <class T, class OnValue, class OnError>
@@ -534,78 +705,201 @@ struct FutureAccess {
   static void observe(StateFuture<T>&& future, Fn&& fn, const char* operation) {
     std::move(future).observe(std::forward<Fn>(fn), operation);
   }
+
+  // A complete future's value (it must have one), or its boxed failure (null on success).
+  template <class T>
+  static std::unique_ptr<AsyncError> takeErrorBox(StateFuture<T>& ready) {
+    if (ready.mode_ != StateFuture<T>::Mode::Failed) return nullptr;
+    return ready.releaseErrorBox();
+  }
+  template <class T>
+  static detail::Stored<T>& valueOf(StateFuture<T>& ready) {
+    return *ready.value_;
+  }
+
+  // The same outcome as `future`, after fn() ran once `future` completed (either way).
+  template <class T, class Fn>
+  static StateFuture<T> afterwards(StateFuture<T>&& future, Fn&& fn, const char* operation) {
+    return std::move(future).template then<T>(
+        [f = std::forward<Fn>(fn)](StateFuture<T>&& ready) mutable -> StateFuture<T> {
+          f();
+          return std::move(ready);
+        },
+        operation);
+  }
 };
 
 namespace detail {
 
 template <class T>
-struct CombineState {
-  Core<std::vector<T>>* result;
-  std::vector<std::optional<T>> values;
-  std::size_t remaining;
-  std::unique_ptr<AsyncError> firstError;
+using TupleSlot = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-  void arrived(StateFuture<T>&& ready, std::size_t index) {
-    FutureAccess::consumeReady(
-        std::move(ready), [&](T& value) { values[index].emplace(std::move(value)); },
-        [&](AsyncError& error) {
-          if (firstError) {
-            currentRuntime().reportUnhandled(std::move(error));
-          } else {
-            firstError = std::make_unique<AsyncError>(std::move(error));
-          }
-        });
-    if (--remaining == 0) finish();
+// combineAll's bookkeeping, in one pool block: the inputs themselves hold their values
+// as they arrive (a complete future keeps its value inline), so nothing else is
+// allocated until the result is built. The first failure fails the result; any
+// further failures go to the error handler, so each one is seen exactly once.
+template <class Result, class Inputs>
+class Combination {
+ public:
+  static StateFuture<Result> start(Inputs inputs, std::size_t count) {
+    Runtime& runtime = currentRuntime();
+    void* memory = runtime.allocate(sizeof(Combination));
+    auto* self = ::new (memory) Combination(runtime, std::move(inputs), count);
+    StateFuture<Result> result(self->result_);
+    self->observeAll();
+    // The extra count held during registration keeps inline completions from finishing early.
+    self->arrived();
+    return result;
   }
 
-  void finish() {
-    Core<std::vector<T>>* target = result;
-    if (firstError) {
-      target->setError(std::move(*firstError));
+ private:
+  Combination(Runtime& runtime, Inputs inputs, std::size_t count)
+      : runtime_(runtime), inputs_(std::move(inputs)), remaining_(count + 1) {
+    result_ = Core<Stored<Result>>::create(runtime_);
+  }
+
+  void observeAll() {
+    if constexpr (kIsVector) {
+      for (auto& slot : inputs_) observeOne(slot);
     } else {
-      std::vector<T> out;
-      out.reserve(values.size());
-      for (auto& value : values) out.push_back(std::move(*value));
-      target->setValue(std::move(out));
+      std::apply([this](auto&... slot) { (this->observeOne(slot), ...); }, inputs_);
     }
-    target->release();
-    delete this;
   }
+
+  template <class T>
+  void observeOne(StateFuture<T>& slot) {
+    StateFuture<T> input = std::move(slot);
+    FutureAccess::observe(
+        std::move(input),
+        [this, &slot](StateFuture<T>&& ready) {
+          if (std::unique_ptr<AsyncError> error = FutureAccess::takeErrorBox(ready)) {
+            if (firstError_) {
+              runtime_.reportUnhandled(std::move(*error));
+            } else {
+              firstError_ = std::move(error);
+            }
+          } else {
+            slot = std::move(ready);
+          }
+          arrived();
+        },
+        "combineAll");
+  }
+
+  void arrived() {
+    if (--remaining_ > 0) return;
+    Core<Stored<Result>>* target = result_;
+    if (firstError_) {
+      target->setError(std::move(firstError_));
+    } else {
+      std::optional<Stored<Result>> out;
+      try {
+        out.emplace(collect());
+      } catch (...) {
+        target->setError(continuationError(std::current_exception(), "combineAll"));
+      }
+      if (out) target->setValue(std::move(*out));
+    }
+    Runtime& runtime = runtime_;
+    this->~Combination();
+    runtime.deallocate(this, sizeof(Combination));
+    target->release();
+  }
+
+  Stored<Result> collect() {
+    if constexpr (std::is_void_v<Result>) {
+      return Unit{};
+    } else if constexpr (kIsVector) {
+      Result out;
+      out.reserve(inputs_.size());
+      for (auto& slot : inputs_) out.push_back(std::move(FutureAccess::valueOf(slot)));
+      return out;
+    } else {
+      return std::apply(
+          [](auto&... slot) { return Result(takeSlot(slot)...); }, inputs_);
+    }
+  }
+
+  template <class T>
+  static TupleSlot<T> takeSlot(StateFuture<T>& slot) {
+    if constexpr (std::is_void_v<T>) {
+      return std::monostate{};
+    } else {
+      return std::move(FutureAccess::valueOf(slot));
+    }
+  }
+
+  static constexpr bool kIsVector = requires(Inputs& inputs) { inputs.size(); };
+
+  Runtime& runtime_;
+  Inputs inputs_;
+  std::size_t remaining_;
+  std::unique_ptr<AsyncError> firstError_;
+  Core<Stored<Result>>* result_ = nullptr;
 };
 
-}  // namespace detail
-
 template <class T>
-  requires(!std::is_void_v<T>)
-StateFuture<std::vector<T>> combineAll(std::vector<StateFuture<T>> futures) {
-  if (futures.empty()) return completedFuture(std::vector<T>{});
+void requireUnconsumed(const std::vector<StateFuture<T>>& futures) {
   // Refuse before anything is observed: a throw half-way would leave the inputs already
   // registered pointing at a state nobody finishes.
   for (const StateFuture<T>& future : futures) {
     if (!future.valid()) throw FutureMisuseError("combineAll: an input StateFuture was already consumed");
   }
-  auto* state =
-      new detail::CombineState<T>{nullptr, std::vector<std::optional<T>>(futures.size()), futures.size() + 1, nullptr};
-  state->result = detail::Core<std::vector<T>>::create(detail::currentRuntime());
-  StateFuture<std::vector<T>> result(state->result);
-  for (std::size_t i = 0; i < futures.size(); ++i) {
-    FutureAccess::observe(
-        std::move(futures[i]), [state, i](StateFuture<T>&& ready) { state->arrived(std::move(ready), i); },
-        "combineAll");
-  }
-  // The extra count held during registration keeps inline completions from finishing early.
-  if (--state->remaining == 0) state->finish();
-  return result;
 }
 
-// All of `futures` complete; the first failure fails the result.
-inline StateFuture<void> combineAll(std::vector<StateFuture<void>> futures) {
-  std::vector<StateFuture<detail::Unit>> units;
-  units.reserve(futures.size());
-  for (auto& future : futures) {
-    units.push_back(std::move(future).thenApply([] { return detail::Unit{}; }));
+}  // namespace detail
+
+// Completes when every future has; values keep the input order. For
+// StateFuture<void> inputs the result is a StateFuture<void>.
+template <class T>
+auto combineAll(std::vector<StateFuture<T>> futures) {
+  using Result = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
+  if (futures.empty()) {
+    if constexpr (std::is_void_v<T>) {
+      return completedVoidFuture();
+    } else {
+      return completedFuture(std::vector<T>{});
+    }
   }
-  return combineAll(std::move(units)).thenAccept([](std::vector<detail::Unit>&&) {});
+  detail::requireUnconsumed(futures);
+  const std::size_t count = futures.size();
+  return detail::Combination<Result, std::vector<StateFuture<T>>>::start(std::move(futures), count);
+}
+
+namespace detail {
+
+template <class T>
+struct BracedCombineAll {
+  static_assert(kAlwaysFalse<T>,
+                "combineAll({f1, f2}) would copy the futures, and a StateFuture has exactly one consumer: write "
+                "combineAll(std::move(f1), std::move(f2)) (a future of a tuple), or build a "
+                "std::vector<StateFuture<T>> with push_back(std::move(f)) and pass std::move(vector)");
+  using type = void;
+};
+
+// What a braced list of futures would convert to; converting says what to write instead.
+struct BracedFuture {
+  template <class T, class = typename BracedCombineAll<T>::type>
+  BracedFuture(StateFuture<T>&) {}  // NOLINT(google-explicit-constructor): only to explain a mistake
+  template <class T, class = typename BracedCombineAll<T>::type>
+  BracedFuture(StateFuture<T>&&) {}  // NOLINT(google-explicit-constructor): only to explain a mistake
+};
+
+}  // namespace detail
+
+// combineAll({f1, f2}): refused at compile time with the fix (see BracedCombineAll).
+inline StateFuture<void> combineAll(std::initializer_list<detail::BracedFuture>) { return completedVoidFuture(); }
+
+// Futures of different types: a future of the tuple of their values (std::monostate
+// for a StateFuture<void>), e.g. combineAll(name.asyncValue(), visits.asyncGet(day)).
+template <class... T>
+  requires(sizeof...(T) >= 2)
+StateFuture<std::tuple<detail::TupleSlot<T>...>> combineAll(StateFuture<T>&&... futures) {
+  if ((!futures.valid() || ...)) throw FutureMisuseError("combineAll: an input StateFuture was already consumed");
+  return detail::Combination<std::tuple<detail::TupleSlot<T>...>, std::tuple<StateFuture<T>...>>::start(
+      std::tuple<StateFuture<T>...>(std::move(futures)...), sizeof...(T));
 }
 
 }  // namespace asyncstate
+
+#undef ASYNCSTATE_CHECK_CONTINUATION

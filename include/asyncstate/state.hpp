@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,26 +29,43 @@ namespace asyncstate {
 
 // --- descriptors --------------------------------------------------------------
 
+namespace detail {
+template <class V>
+concept Storable = requires { sizeof(Serializer<V>); };
+}  // namespace detail
+
+// Said where the state is declared, instead of "incomplete type Serializer" deep inside.
+#define ASYNCSTATE_REQUIRE_STORABLE(V)                                                                             \
+  static_assert(detail::Storable<V>,                                                                               \
+                "a state's value (or map key) type needs an asyncstate::Serializer: for a struct, write "         \
+                "ASYNCSTATE_SERIALIZABLE(Type, field1, field2, ...) at global namespace scope after its definition " \
+                "(or specialize asyncstate::Serializer<Type>)")
+
 template <class V>
 struct ValueStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(V);
   explicit ValueStateDescriptor(std::string stateName) : name(std::move(stateName)) {}
   std::string name;
 };
 
 template <class V>
 struct ListStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(V);
   explicit ListStateDescriptor(std::string stateName) : name(std::move(stateName)) {}
   std::string name;
 };
 
 template <class UK, class UV>
 struct MapStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(UK);
+  ASYNCSTATE_REQUIRE_STORABLE(UV);
   explicit MapStateDescriptor(std::string stateName) : name(std::move(stateName)) {}
   std::string name;
 };
 
 template <class V>
 struct ReducingStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(V);
   ReducingStateDescriptor(std::string stateName, std::function<V(const V&, const V&)> reduceFunction)
       : name(std::move(stateName)), reduce(std::move(reduceFunction)) {}
   std::string name;
@@ -56,6 +74,7 @@ struct ReducingStateDescriptor {
 
 template <class In, class Acc, class Out>
 struct AggregatingStateDescriptor {
+  ASYNCSTATE_REQUIRE_STORABLE(Acc);
   AggregatingStateDescriptor(std::string stateName, std::function<Acc()> createAccumulatorFunction,
                              std::function<Acc(const In&, Acc)> addFunction,
                              std::function<Out(const Acc&)> resultFunction)
@@ -68,6 +87,8 @@ struct AggregatingStateDescriptor {
   std::function<Acc(const In&, Acc)> add;
   std::function<Out(const Acc&)> getResult;
 };
+
+#undef ASYNCSTATE_REQUIRE_STORABLE
 
 namespace detail {
 
@@ -107,6 +128,40 @@ class StateBase {
 
   AsyncExecutionController* controller_;
   StateHandle handle_;
+};
+
+// Orders the read-modify-writes of one state per key. Per-key order keeps other records
+// out, but one record may start several adds without chaining them; each would read
+// the value from before the others and all but one update would be lost. An add waits
+// for the previous add of its key instead (a gate future that never fails), so every
+// add reads what the one before it wrote. Keys with no add in flight hold nothing.
+class ReadModifyWriteSequencer {
+ public:
+  template <class Op>
+  StateFuture<void> run(AsyncExecutionController& controller, const char* operation, Op op) const {
+    const std::string& key = controller.currentRecord(operation).keyBytes();
+    Entry& entry = entries_[key];
+    StateFuture<void> previous = std::move(entry.gate);
+    auto* gate = Core<Unit>::create(currentRuntime());
+    entry.gate = StateFuture<void>(gate);
+    const std::uint64_t ticket = ++entry.ticket;
+    StateFuture<void> work = previous.valid() ? std::move(previous).thenCompose(std::move(op)) : op();
+    return FutureAccess::afterwards(
+        std::move(work),
+        [this, key, ticket, open = Producer<Unit>(gate)]() mutable {
+          open.setValue(Unit{});
+          auto it = entries_.find(key);
+          if (it != entries_.end() && it->second.ticket == ticket) entries_.erase(it);
+        },
+        operation);
+  }
+
+ private:
+  struct Entry {
+    StateFuture<void> gate;  // completes when the newest add of the key has finished
+    std::uint64_t ticket = 0;
+  };
+  mutable std::unordered_map<std::string, Entry> entries_;
 };
 
 // List blobs are concatenated frames (u32 length + element bytes), so Append is a
@@ -303,11 +358,14 @@ class ReducingState : private detail::StateBase {
   StateFuture<std::optional<V>> asyncGet() const {
     return request<std::optional<V>>(RequestType::Get, "ReducingState.asyncGet", &decodeOptional<V>);
   }
-  // A read followed by a write; per-key order keeps other records out in between.
+  // A read followed by a write; adds of one key run one after the other, so two adds
+  // that were not chained both land.
   StateFuture<void> asyncAdd(const V& value) const {
-    return asyncGet().thenCompose([this, value](std::optional<V> current) {
-      V next = current ? reduce_(*current, value) : value;
-      return request<void>(RequestType::Put, "ReducingState.asyncAdd", &ignoreResult, {}, encode(next));
+    return sequencer_.run(*controller_, "ReducingState.asyncAdd", [this, value] {
+      return asyncGet().thenCompose([this, value](std::optional<V> current) {
+        V next = current ? reduce_(*current, value) : value;
+        return request<void>(RequestType::Put, "ReducingState.asyncAdd", &ignoreResult, {}, encode(next));
+      });
     });
   }
   StateFuture<void> asyncClear() const {
@@ -320,6 +378,7 @@ class ReducingState : private detail::StateBase {
 
  private:
   std::function<V(const V&, const V&)> reduce_;
+  detail::ReadModifyWriteSequencer sequencer_;
 };
 
 template <class In, class Acc, class Out>
@@ -336,12 +395,15 @@ class AggregatingState : private detail::StateBase {
           return function_.getResult(*acc);
         });
   }
+  // As ReducingState::asyncAdd: adds of one key run one after the other.
   StateFuture<void> asyncAdd(const In& value) const {
-    return request<std::optional<Acc>>(RequestType::Get, "AggregatingState.asyncAdd", &decodeOptional<Acc>)
-        .thenCompose([this, value](std::optional<Acc> acc) {
-          Acc next = function_.add(value, acc ? std::move(*acc) : function_.createAccumulator());
-          return request<void>(RequestType::Put, "AggregatingState.asyncAdd", &ignoreResult, {}, encode(next));
-        });
+    return sequencer_.run(*controller_, "AggregatingState.asyncAdd", [this, value] {
+      return request<std::optional<Acc>>(RequestType::Get, "AggregatingState.asyncAdd", &decodeOptional<Acc>)
+          .thenCompose([this, value](std::optional<Acc> acc) {
+            Acc next = function_.add(value, acc ? std::move(*acc) : function_.createAccumulator());
+            return request<void>(RequestType::Put, "AggregatingState.asyncAdd", &ignoreResult, {}, encode(next));
+          });
+    });
   }
   StateFuture<void> asyncClear() const {
     return request<void>(RequestType::Clear, "AggregatingState.asyncClear", &ignoreResult);
@@ -353,6 +415,7 @@ class AggregatingState : private detail::StateBase {
 
  private:
   AggregatingStateDescriptor<In, Acc, Out> function_;
+  detail::ReadModifyWriteSequencer sequencer_;
 };
 
 }  // namespace asyncstate

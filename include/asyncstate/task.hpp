@@ -1,9 +1,10 @@
 #pragma once
-// Task<T>: the coroutine type for straight-line async UDF code. A Task starts eagerly,
-// runs until its first co_await on a pending StateFuture, and resumes on the task
-// thread under the same record (so the current key is right) when that completes.
-// A Task is a StateFuture<T>: chain it, await it, or drop it (a failure then reaches
-// the error handler, like any dropped failed future).
+// Coroutines over StateFuture: a function returning StateFuture<T> (Task<T> is an
+// alias) may co_await state futures and reads as straight-line code. It starts
+// eagerly, runs until its first co_await on a pending future, and resumes on the task
+// thread under the same record (so the current key is right) when that completes. Its
+// result is an ordinary StateFuture: chain it, await it, or drop it (a failure then
+// reaches the error handler, like any dropped failed future).
 
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/detail/runtime.hpp>
@@ -23,11 +24,10 @@ namespace detail {
 // not catch it fails with the original context (state, key, operation).
 inline thread_local std::optional<AsyncError> lastAwaitedError;
 
-template <class T>
-class PromiseBase {
+// Frames come from the current controller's pool; the runtime pointer is kept in front
+// of the frame so the frame returns to the right pool.
+class PooledFrame {
  public:
-  // Frames come from the current controller's pool; the runtime pointer is kept in
-  // front of the frame so the frame returns to the right pool.
   static void* operator new(std::size_t size) {
     Runtime& runtime = currentRuntime();
     void* raw = runtime.allocate(size + kHeader);
@@ -38,6 +38,24 @@ class PromiseBase {
     void* raw = static_cast<std::byte*>(frame) - kHeader;
     (*static_cast<Runtime**>(raw))->deallocate(raw, size + kHeader);
   }
+
+ private:
+  static constexpr std::size_t kHeader = alignof(std::max_align_t);
+};
+
+// The failure of a coroutine body: the one an awaiter rethrew keeps its context.
+inline AsyncError coroutineFailure(std::exception_ptr error, const char* operation) {
+  if (lastAwaitedError && lastAwaitedError->error() == error) {
+    AsyncError original = std::move(*lastAwaitedError);
+    lastAwaitedError.reset();
+    return original;
+  }
+  return AsyncError(std::move(error), "", currentRuntime().currentKeyText(), operation);
+}
+
+template <class T>
+class PromiseBase : public PooledFrame {
+ public:
 
   // The outcome is published from the final suspension, after the body's locals are
   // destroyed and the frame is freed: an awaiting caller resumes only once this
@@ -65,19 +83,9 @@ class PromiseBase {
   std::suspend_never initial_suspend() noexcept { return {}; }
   FinalAwaiter final_suspend() noexcept { return {}; }
 
-  void unhandled_exception() {
-    std::exception_ptr error = std::current_exception();
-    if (lastAwaitedError && lastAwaitedError->error() == error) {
-      error_.emplace(std::move(*lastAwaitedError));
-      lastAwaitedError.reset();
-      return;
-    }
-    error_.emplace(AsyncError(error, "", currentRuntime().currentKeyText(), "Task"));
-  }
+  void unhandled_exception() { error_.emplace(coroutineFailure(std::current_exception(), "Task")); }
 
  protected:
-  static constexpr std::size_t kHeader = alignof(std::max_align_t);
-
   Core<Stored<T>>* makeCore() {
     auto* core = Core<Stored<T>>::create(currentRuntime());
     producer_ = Producer<Stored<T>>(core);
@@ -91,22 +99,12 @@ class PromiseBase {
 
 }  // namespace detail
 
-template <class T = void>
-class [[nodiscard]] Task : public StateFuture<T> {
- public:
-  class promise_type;
-
-  Task(Task&&) noexcept = default;
-  Task& operator=(Task&&) noexcept = default;
-
- private:
-  explicit Task(detail::Core<detail::Stored<T>>* core) : StateFuture<T>(core) {}
-};
+namespace detail {
 
 template <class T>
-class Task<T>::promise_type : public detail::PromiseBase<T> {
+class FuturePromise : public PromiseBase<T> {
  public:
-  Task get_return_object() { return Task(this->makeCore()); }
+  StateFuture<T> get_return_object() { return StateFuture<T>(this->makeCore()); }
   template <class V>
   void return_value(V&& value) {
     this->value_.emplace(T(std::forward<V>(value)));
@@ -114,11 +112,18 @@ class Task<T>::promise_type : public detail::PromiseBase<T> {
 };
 
 template <>
-class Task<void>::promise_type : public detail::PromiseBase<void> {
+class FuturePromise<void> : public PromiseBase<void> {
  public:
-  Task get_return_object() { return Task(this->makeCore()); }
+  StateFuture<void> get_return_object() { return StateFuture<void>(this->makeCore()); }
   void return_void() { this->value_.emplace(); }
 };
+
+}  // namespace detail
+
+// The coroutine type is the future type: a coroutine returning StateFuture<T> (or its
+// alias Task<T>) can be chained, awaited, returned from thenCompose, or dropped.
+template <class T = void>
+using Task = StateFuture<T>;
 
 namespace detail {
 
@@ -165,9 +170,19 @@ detail::FutureAwaiter<T> operator co_await(StateFuture<T>&& future) {
   return detail::FutureAwaiter<T>(std::move(future));
 }
 
+// A future has one consumer, so awaiting a named one must say that it gives it away.
 template <class T>
-detail::FutureAwaiter<T> operator co_await(Task<T>&& task) {
-  return detail::FutureAwaiter<T>(std::move(task));
+detail::FutureAwaiter<T> operator co_await(StateFuture<T>& future) {
+  static_assert(detail::kAlwaysFalse<T>,
+                "co_await on a named StateFuture: a future has exactly one consumer, so hand it over with "
+                "`co_await std::move(f)` (or await the call directly: `co_await state.asyncValue()`)");
+  return detail::FutureAwaiter<T>(std::move(future));
 }
 
 }  // namespace asyncstate
+
+// A function returning StateFuture<T> may be a coroutine.
+template <class T, class... Args>
+struct std::coroutine_traits<asyncstate::StateFuture<T>, Args...> {
+  using promise_type = asyncstate::detail::FuturePromise<T>;
+};
