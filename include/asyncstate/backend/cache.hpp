@@ -42,6 +42,8 @@ struct CacheStats {
   }
 };
 
+// A class template only so that its code is compiled by the translation units that use it,
+// not by every UDF that includes the umbrella header; use it by its plain name below.
 template <class = void>
 class BasicCachingBackend final : public StateBackend, private CompletionSink {
  public:

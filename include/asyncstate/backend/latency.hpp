@@ -66,6 +66,8 @@ struct LatencyStats {
   std::chrono::microseconds totalInjectedLatency{0};
 };
 
+// A class template only so that its code is compiled by the translation units that use it,
+// not by every UDF that includes the umbrella header; use it by its plain name below.
 template <class = void>
 class BasicLatencyInjectingBackend final : public StateBackend, private CompletionSink {
  public:

@@ -14,7 +14,10 @@
 
 namespace asyncstate {
 
-class MemoryBackend final : public StateBackend {
+// A class template only so that its code is compiled by the translation units that use it,
+// not by every UDF that includes the umbrella header; use it by its plain name below.
+template <class = void>
+class BasicMemoryBackend final : public StateBackend {
  public:
   std::string name() const override { return "memory"; }
 
@@ -149,5 +152,7 @@ class MemoryBackend final : public StateBackend {
   std::vector<Table> tables_;
   BackendStats stats_;
 };
+
+using MemoryBackend = BasicMemoryBackend<>;
 
 }  // namespace asyncstate

@@ -60,6 +60,8 @@ struct RetryStats {
   std::uint64_t gaveUp = 0;
 };
 
+// A class template only so that its code is compiled by the translation units that use it,
+// not by every UDF that includes the umbrella header; use it by its plain name below.
 template <class = void>
 class BasicRetryingBackend final : public StateBackend, private CompletionSink {
  public:
