@@ -79,7 +79,9 @@ bool readAfterSuspension(const FunctionDecl* Coroutine, const ParmVarDecl* Param
 // A temporary of class type the argument refers to (string_view from a
 // temporary string): it is destroyed at the end of the full-expression.
 bool refersToTemporary(const Expr* Argument) {
-  const Expr* E = Argument->IgnoreImplicitAsWritten()->IgnoreParens();
+  const Expr* E = Argument;
+  while (isa<ImplicitCastExpr, ParenExpr>(E))
+    E = isa<ParenExpr>(E) ? cast<ParenExpr>(E)->getSubExpr() : cast<ImplicitCastExpr>(E)->getSubExpr();
   if (const auto* Temporary = dyn_cast<MaterializeTemporaryExpr>(E))
     return Temporary->getStorageDuration() == SD_FullExpression;
   if (const auto* Conversion = dyn_cast<CXXMemberCallExpr>(E))  // operator string_view()
@@ -120,8 +122,7 @@ const CallExpr* immediateInvocation(const LambdaExpr* Lambda, ASTContext& Ctx, c
     if (!Parent) return nullptr;
     const auto* ParentExpr = Parent->get<Expr>();
     if (const auto* Call = dyn_cast_or_null<CXXOperatorCallExpr>(ParentExpr))
-      return Call->getOperator() == OO_Call && Call->getArg(0)->IgnoreImplicit() == Current.get<Expr>() ? Call
-                                                                                                        : nullptr;
+      return Call->getOperator() == OO_Call && Call->getArg(0)->IgnoreImplicit() == Lambda ? Call : nullptr;
     if (!isa_and_nonnull<ImplicitCastExpr, MaterializeTemporaryExpr, CXXBindTemporaryExpr, ParenExpr>(ParentExpr))
       return nullptr;
     Current = *Parent;
@@ -146,10 +147,7 @@ void DanglingCoroutineReferenceCheck::registerMatchers(MatchFinder* Finder) {
   const auto ReturnsTask = returns(
       hasCanonicalType(hasDeclaration(cxxRecordDecl(ast_matchers::isSameOrDerivedFrom(hasAnyName(refs(Tasks)))))));
   Finder->addMatcher(callExpr(UserCode, callee(functionDecl(ReturnsTask))).bind("call"), this);
-  Finder->addMatcher(
-      lambdaExpr(UserCode, hasAnyCapture(anything()), has(cxxRecordDecl(has(cxxMethodDecl(ReturnsTask)))))
-          .bind("lambda"),
-      this);
+  Finder->addMatcher(lambdaExpr(UserCode, hasAnyCapture(anything())).bind("lambda"), this);
 }
 
 void DanglingCoroutineReferenceCheck::check(const MatchFinder::MatchResult& Result) {

@@ -308,7 +308,7 @@ void AsyncScopeResolver::buildContinuationIndex(ASTContext& Ctx) {
                      .bind("call");
   std::vector<const CallExpr*> Calls;
   for (Decl* Root : UserCodeParents::instance().userDecls(Ctx, Names.IgnoredNamespaces))
-    for (const BoundNodes& Match : match(findAll(Matcher), *Root, Ctx))
+    for (const BoundNodes& Match : match(decl(forEachDescendant(Matcher)), *Root, Ctx))
       Calls.push_back(Match.getNodeAs<CallExpr>("call"));
   for (const CallExpr* Call : Calls) {
     if (!isContinuationCall(Call)) continue;
