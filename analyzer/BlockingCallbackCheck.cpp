@@ -12,6 +12,9 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
+// Outside continuations, future waits are asyncstate-sync-state-access's findings.
+constexpr const char FutureWait[] = "waiting on a future";
+
 // Splits "::ns::Class::method" into the class and the method name.
 std::pair<std::string, StringRef> splitMember(StringRef QualifiedMember) {
   const size_t Colons = QualifiedMember.rfind("::");
@@ -78,7 +81,7 @@ const char* BlockingCallbackCheck::describe(const CallExpr* Call, const Function
   const CXXRecordDecl* Object = objectRecord(Member);
   const StringRef Name = Callee->getName();
   if (contains(FutureWaitMethods, Name) && (isSameOrDerivedFrom(Object, StdFutureTypes) || Resolver.isFutureClass(Object)))
-    return "waiting on a future";
+    return FutureWait;
   if (readsMemory(Member->getImplicitObjectArgument())) return nullptr;
   for (const std::string& Entry : BlockingMethods) {
     auto [Class, Method] = splitMember(Entry);
@@ -121,7 +124,8 @@ void BlockingCallbackCheck::check(const MatchFinder::MatchResult& Result) {
   }
   if (!Site) return;
   const Scope Where = Resolver.classify(*Site, Ctx);
-  const CXXMethodDecl* PerRecord = Where.runsAsContinuation() ? nullptr : perRecordMethodOfAsyncUdf(Where);
+  const CXXMethodDecl* PerRecord =
+      Where.runsAsContinuation() || Kind == FutureWait ? nullptr : perRecordMethodOfAsyncUdf(Where);
   if (!Where.runsAsContinuation() && !PerRecord) return;
   const SourceLocation Loc = Site->getExprLoc();
   if (!Reported.firstTime(Loc, 0)) return;
