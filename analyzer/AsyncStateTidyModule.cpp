@@ -2,6 +2,7 @@
 // and the asyncstate-tidy driver; the static registrar below is what -load finds.
 #include "BlockingCallbackCheck.h"
 #include "DanglingCaptureCheck.h"
+#include "DanglingCoroutineReferenceCheck.h"
 #include "RawFutureCheck.h"
 #include "SwallowedExceptionCheck.h"
 #include "SyncStateAccessCheck.h"
@@ -19,6 +20,7 @@ class AsyncStateModule : public ClangTidyModule {
     Factories.registerCheck<SwallowedExceptionCheck>("asyncstate-swallowed-exception");
     Factories.registerCheck<DanglingCaptureCheck>("asyncstate-dangling-capture");
     Factories.registerCheck<BlockingCallbackCheck>("asyncstate-blocking-callback");
+    Factories.registerCheck<DanglingCoroutineReferenceCheck>("asyncstate-dangling-coroutine-reference");
   }
 };
 

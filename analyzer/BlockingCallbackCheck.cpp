@@ -1,5 +1,6 @@
 #include "BlockingCallbackCheck.h"
 
+#include "utils/Defaults.h"
 #include "utils/Matching.h"
 
 #include "clang/AST/ASTContext.h"
@@ -11,23 +12,8 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
-constexpr const char* DefaultBlockingFunctions =
-    "::std::this_thread::sleep_for;::std::this_thread::sleep_until;::sleep;::usleep;::nanosleep;"
-    "::read;::recv;::recvfrom;::recvmsg;::accept;::connect;::poll;::select;::epoll_wait;::fsync;"
-    "::fread;::fgets;::getchar;::scanf;::system;::popen;::pclose;::waitpid;::std::getline;::std::lock";
-// Members are matched on the object's class (or a class derived from it).
-constexpr const char* DefaultBlockingMethods =
-    "::std::mutex::lock;::std::timed_mutex::lock;::std::recursive_mutex::lock;::std::recursive_timed_mutex::lock;"
-    "::std::shared_mutex::lock;::std::shared_mutex::lock_shared;::std::shared_timed_mutex::lock;"
-    "::std::shared_timed_mutex::lock_shared;::std::unique_lock::lock;::std::shared_lock::lock;"
-    "::std::condition_variable::wait;::std::condition_variable::wait_for;::std::condition_variable::wait_until;"
-    "::std::condition_variable_any::wait;::std::condition_variable_any::wait_for;"
-    "::std::condition_variable_any::wait_until;::std::thread::join;::std::jthread::join;::std::latch::wait;"
-    "::std::latch::arrive_and_wait;::std::barrier::arrive_and_wait;::std::counting_semaphore::acquire;"
-    "::std::basic_istream::read;::std::basic_istream::getline;::std::basic_istream::ignore";
-constexpr const char* DefaultLockTypes = "::std::lock_guard;::std::unique_lock;::std::scoped_lock;::std::shared_lock";
-
-const std::vector<std::string> StdFutures = {"std::future", "std::shared_future"};
+// Outside continuations, future waits are asyncstate-sync-state-access's findings.
+constexpr const char FutureWait[] = "waiting on a future";
 
 // Splits "::ns::Class::method" into the class and the method name.
 std::pair<std::string, StringRef> splitMember(StringRef QualifiedMember) {
@@ -49,17 +35,23 @@ bool acquiresLock(const CXXConstructExpr* Construct) {
 
 BlockingCallbackCheck::BlockingCallbackCheck(StringRef Name, ClangTidyContext* Context)
     : AsyncStateCheck(Name, Context),
-      BlockingFunctions(readQualifiedNames(Options, "BlockingFunctions", DefaultBlockingFunctions)),
-      BlockingMethods(readQualifiedNames(Options, "BlockingMethods", DefaultBlockingMethods)),
-      LockTypes(readQualifiedNames(Options, "LockTypes", DefaultLockTypes)),
-      FutureWaitMethods(splitList(Options.get("FutureWaitMethods", "get;wait;wait_for;wait_until"))) {}
+      BlockingFunctions(parseQualifiedNames(Options.get("BlockingFunctions", defaults::BlockingFunctions))),
+      BlockingMethods(parseQualifiedNames(Options.get("BlockingMethods", defaults::BlockingMethods))),
+      LockTypes(parseQualifiedNames(Options.get("LockTypes", defaults::LockTypes))),
+      FutureWaitMethods(parseList(Options.getLocalOrGlobal("FutureWaitMethods", defaults::FutureWaitMethods))),
+      StdFutureTypes(parseQualifiedNames(Options.getLocalOrGlobal("StdFutureTypes", defaults::StdFutureTypes))),
+      InMemoryStreams(parseQualifiedNames(Options.get("InMemoryStreams", defaults::InMemoryStreams))),
+      PerRecordMethods(parseList(Options.get("PerRecordMethods", defaults::PerRecordMethods))) {}
 
 void BlockingCallbackCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
-  Options.store(Opts, "BlockingFunctions", joinQualifiedNames(BlockingFunctions));
-  Options.store(Opts, "BlockingMethods", joinQualifiedNames(BlockingMethods));
-  Options.store(Opts, "LockTypes", joinQualifiedNames(LockTypes));
-  Options.store(Opts, "FutureWaitMethods", joinList(FutureWaitMethods));
+  Options.store(Opts, "BlockingFunctions", serializeQualifiedNames(BlockingFunctions));
+  Options.store(Opts, "BlockingMethods", serializeQualifiedNames(BlockingMethods));
+  Options.store(Opts, "LockTypes", serializeQualifiedNames(LockTypes));
+  Options.store(Opts, "FutureWaitMethods", serializeList(FutureWaitMethods));
+  Options.store(Opts, "StdFutureTypes", serializeQualifiedNames(StdFutureTypes));
+  Options.store(Opts, "InMemoryStreams", serializeQualifiedNames(InMemoryStreams));
+  Options.store(Opts, "PerRecordMethods", serializeList(PerRecordMethods));
 }
 
 void BlockingCallbackCheck::registerMatchers(MatchFinder* Finder) {
@@ -74,14 +66,23 @@ void BlockingCallbackCheck::registerMatchers(MatchFinder* Finder) {
   Finder->addMatcher(cxxConstructExpr(UserCode, hasType(cxxRecordDecl(hasAnyName(refs(Locks))))).bind("lock"), this);
 }
 
+bool BlockingCallbackCheck::readsMemory(const Expr* Stream) const {
+  return Stream && isSameOrDerivedFrom(pointeeRecord(Stream->IgnoreParenImpCasts()->getType()), InMemoryStreams);
+}
+
 const char* BlockingCallbackCheck::describe(const CallExpr* Call, const FunctionDecl* Callee) const {
-  if (matchesQualifiedName(Callee, BlockingFunctions)) return "blocking call";
   const auto* Member = dyn_cast<CXXMemberCallExpr>(Call);
+  if (!Member && matchesQualifiedName(Callee, BlockingFunctions)) {
+    // std::getline(stream, ...) and friends wait only when the stream does.
+    if (Callee->isInStdNamespace() && Call->getNumArgs() > 0 && readsMemory(Call->getArg(0))) return nullptr;
+    return "blocking call";
+  }
   if (!Member) return nullptr;
-  const CXXRecordDecl* Object = pointeeRecord(Member->getImplicitObjectArgument()->getType());
+  const CXXRecordDecl* Object = objectRecord(Member);
   const StringRef Name = Callee->getName();
-  if (contains(FutureWaitMethods, Name) && (isSameOrDerivedFrom(Object, StdFutures) || Resolver.isFutureClass(Object)))
-    return "waiting on a future";
+  if (contains(FutureWaitMethods, Name) && (isSameOrDerivedFrom(Object, StdFutureTypes) || Resolver.isFutureClass(Object)))
+    return FutureWait;
+  if (readsMemory(Member->getImplicitObjectArgument())) return nullptr;
   for (const std::string& Entry : BlockingMethods) {
     auto [Class, Method] = splitMember(Entry);
     if (Method == Name &&
@@ -89,6 +90,16 @@ const char* BlockingCallbackCheck::describe(const CallExpr* Call, const Function
       return "blocking call";
   }
   return nullptr;
+}
+
+// processElement/onTimer of a UDF that uses async state: whatever blocks there
+// holds up the continuations of every record in flight.
+const CXXMethodDecl* BlockingCallbackCheck::perRecordMethodOfAsyncUdf(const Scope& Where) {
+  const CXXMethodDecl* Method = Where.Member;
+  if (Where.Kind != ScopeKind::UdfMember || !Method || !Method->getDeclName().isIdentifier() ||
+      !contains(PerRecordMethods, Method->getName()) || !Resolver.usesAsyncState(Method->getParent()))
+    return nullptr;
+  return Method;
 }
 
 void BlockingCallbackCheck::check(const MatchFinder::MatchResult& Result) {
@@ -103,7 +114,7 @@ void BlockingCallbackCheck::check(const MatchFinder::MatchResult& Result) {
     What = Callee->getQualifiedNameAsString();
     // libstdc++ declares future::wait in a private base; name what the user wrote.
     if (const auto* Member = dyn_cast<CXXMemberCallExpr>(Call))
-      if (const CXXRecordDecl* Object = pointeeRecord(Member->getImplicitObjectArgument()->getType()))
+      if (const CXXRecordDecl* Object = objectRecord(Member))
         What = Object->getQualifiedNameAsString() + "::" + Callee->getName().str();
   } else if (const auto* Lock = Result.Nodes.getNodeAs<CXXConstructExpr>("lock")) {
     if (!acquiresLock(Lock)) return;
@@ -111,9 +122,20 @@ void BlockingCallbackCheck::check(const MatchFinder::MatchResult& Result) {
     Kind = "lock acquisition";
     What = Lock->getType().getUnqualifiedType().getAsString(Ctx.getPrintingPolicy());
   }
-  if (!Site || !Resolver.classify(*Site, Ctx).runsAsContinuation()) return;
+  if (!Site) return;
+  const Scope Where = Resolver.classify(*Site, Ctx);
+  const CXXMethodDecl* PerRecord =
+      Where.runsAsContinuation() || Kind == FutureWait ? nullptr : perRecordMethodOfAsyncUdf(Where);
+  if (!Where.runsAsContinuation() && !PerRecord) return;
   const SourceLocation Loc = Site->getExprLoc();
   if (!Reported.firstTime(Loc, 0)) return;
+  if (PerRecord) {
+    diag(Loc,
+         "%0 '%1' in '%2' of an async UDF stalls the task thread, and with it the continuations of every "
+         "record in flight; move the work to an async state request or off the task thread")
+        << Kind << What << PerRecord->getName();
+    return;
+  }
   diag(Loc,
        "%0 '%1' inside a continuation stalls the task thread and every record behind it; move the "
        "work to an async state request or off the task thread")

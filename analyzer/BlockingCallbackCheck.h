@@ -5,7 +5,8 @@
 namespace clang::tidy::asyncstate {
 
 // Flags blocking calls (sleeps, lock and condition-variable waits, future waits,
-// blocking I/O) inside continuations and library-task coroutines.
+// blocking I/O) inside continuations, library-task coroutines, and the
+// per-record members (processElement, onTimer) of UDFs that use async state.
 // Docs: docs/checks/blocking-callback.md
 class BlockingCallbackCheck : public AsyncStateCheck {
  public:
@@ -16,11 +17,16 @@ class BlockingCallbackCheck : public AsyncStateCheck {
 
  private:
   const char* describe(const CallExpr* Call, const FunctionDecl* Callee) const;
+  bool readsMemory(const Expr* Stream) const;
+  const CXXMethodDecl* perRecordMethodOfAsyncUdf(const Scope& Where);
 
   const std::vector<std::string> BlockingFunctions;
   const std::vector<std::string> BlockingMethods;
   const std::vector<std::string> LockTypes;
   const std::vector<std::string> FutureWaitMethods;
+  const std::vector<std::string> StdFutureTypes;
+  const std::vector<std::string> InMemoryStreams;
+  const std::vector<std::string> PerRecordMethods;
 };
 
 }  // namespace clang::tidy::asyncstate

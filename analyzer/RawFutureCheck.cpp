@@ -1,5 +1,6 @@
 #include "RawFutureCheck.h"
 
+#include "utils/Defaults.h"
 #include "utils/Matching.h"
 
 #include "clang/AST/ASTContext.h"
@@ -10,7 +11,6 @@ using namespace clang::ast_matchers;
 namespace clang::tidy::asyncstate {
 
 namespace {
-constexpr const char* DefaultRawFutureTypes = "::std::future;::std::shared_future;::std::promise;::std::packaged_task";
 constexpr unsigned DeclKind = 0, ExprKind = 1;
 
 // The same type reads the same in every message, however the user spelled it.
@@ -20,17 +20,32 @@ std::string spell(QualType Type, const ASTContext& Ctx) {
   Policy.SuppressUnwrittenScope = true;
   return Type.getCanonicalType().getUnqualifiedType().getAsString(Policy);
 }
+
+// An iterator into a container of futures points at them; it holds none.
+bool isIterator(const CXXRecordDecl* Record) {
+  const CXXRecordDecl* Definition = Record->getDefinition();
+  if (!Definition) return false;
+  const IdentifierInfo& Category = Definition->getASTContext().Idents.get("iterator_category");
+  for (const CXXRecordDecl* Class = Definition; Class;) {
+    if (!Class->lookup(&Category).empty()) return true;
+    // libstdc++'s iterators declare the member themselves; others inherit it.
+    if (Class->getNumBases() != 1) break;
+    Class = Class->bases_begin()->getType()->getAsCXXRecordDecl();
+    if (Class) Class = Class->getDefinition();
+  }
+  return false;
+}
 }  // namespace
 
 RawFutureCheck::RawFutureCheck(StringRef Name, ClangTidyContext* Context)
     : AsyncStateCheck(Name, Context),
-      RawFutureTypes(readQualifiedNames(Options, "RawFutureTypes", DefaultRawFutureTypes)),
-      RawFutureFactories(readQualifiedNames(Options, "RawFutureFactories", "::std::async")) {}
+      RawFutureTypes(parseQualifiedNames(Options.get("RawFutureTypes", defaults::RawFutureTypes))),
+      RawFutureFactories(parseQualifiedNames(Options.get("RawFutureFactories", defaults::RawFutureFactories))) {}
 
 void RawFutureCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
-  Options.store(Opts, "RawFutureTypes", joinQualifiedNames(RawFutureTypes));
-  Options.store(Opts, "RawFutureFactories", joinQualifiedNames(RawFutureFactories));
+  Options.store(Opts, "RawFutureTypes", serializeQualifiedNames(RawFutureTypes));
+  Options.store(Opts, "RawFutureFactories", serializeQualifiedNames(RawFutureFactories));
 }
 
 void RawFutureCheck::onStartOfTranslationUnit() {
@@ -66,7 +81,7 @@ const CXXRecordDecl* RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) 
   if (const CXXRecordDecl* Record = Type->getAsCXXRecordDecl()) {
     if (isSameOrDerivedFrom(Record, RawFutureTypes)) {
       Found = Record;
-    } else if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record)) {
+    } else if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record); Spec && !isIterator(Spec)) {
       for (const TemplateArgument& Arg : Spec->getTemplateArgs().asArray()) {
         if (Arg.getKind() == TemplateArgument::Type) Found = rawFutureIn(Arg.getAsType(), Depth + 1);
         if (Found) break;
@@ -80,9 +95,9 @@ const CXXRecordDecl* RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) 
 bool RawFutureCheck::initializesFlaggedDecl(const Expr* E, ASTContext& Ctx) {
   DynTypedNode Current = DynTypedNode::create(*E);
   for (unsigned Depth = 0; Depth < 32; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.empty()) return false;
-    Current = Parents[0];
+    auto Parent = Resolver.parentOf(Current, Ctx);
+    if (!Parent) return false;
+    Current = *Parent;
     if (const auto* D = Current.get<DeclaratorDecl>()) return isa<VarDecl, FieldDecl>(D) && rawFutureIn(D->getType());
     if (!Current.get<Expr>()) return false;
   }

@@ -1,5 +1,6 @@
 #include "SwallowedExceptionCheck.h"
 
+#include "utils/Defaults.h"
 #include "utils/Matching.h"
 
 #include "clang/AST/ASTContext.h"
@@ -12,16 +13,13 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
-constexpr const char* DefaultReportingFunctions =
-    "([Ll]og|LOG|[Rr]eport|REPORT|[Ww]arn|WARN|[Ee]rror|ERROR|[Ff]ail|FAIL|[Pp]rint|[Tt]race|[Rr]ecord|"
-    "[Nn]otify|[Ss]et_?[Ee]xception|rethrow|terminate|abort|exit|[Cc]ount|[Ii]ncrement|fetch_add|[Mm]etric)";
 constexpr unsigned CatchKind = 0, CallbackKind = 1, HandlerKind = 2;
 
 // Whether a body rethrows, uses the error/exception object, calls something that
 // looks like reporting, or writes to the standard error streams.
 class ReportFinder : public RecursiveASTVisitor<ReportFinder> {
  public:
-  ReportFinder(const VarDecl* Error, const llvm::Regex& Reporting) : Error(Error), Reporting(Reporting) {}
+  ReportFinder(const VarDecl* Error, const ReportingNames& Reporting) : Error(Error), Reporting(Reporting) {}
   bool Found = false;
 
   bool VisitCXXThrowExpr(CXXThrowExpr*) { return !(Found = true); }
@@ -32,13 +30,13 @@ class ReportFinder : public RecursiveASTVisitor<ReportFinder> {
                                                 (Var->getName() == "cerr" || Var->getName() == "clog"))
       return !(Found = true);
     if (const auto* Function = dyn_cast<FunctionDecl>(D);
-        Function && Function->getDeclName().isIdentifier() && Reporting.match(Function->getName()))
+        Function && Function->getDeclName().isIdentifier() && Reporting.matches(Function->getName()))
       return !(Found = true);
     return true;
   }
   bool VisitMemberExpr(MemberExpr* Member) {
     const ValueDecl* D = Member->getMemberDecl();
-    if (D->getDeclName().isIdentifier() && isa<CXXMethodDecl>(D) && Reporting.match(D->getName()))
+    if (D->getDeclName().isIdentifier() && isa<CXXMethodDecl>(D) && Reporting.matches(D->getName()))
       return !(Found = true);
     return true;
   }
@@ -74,48 +72,64 @@ class ReportFinder : public RecursiveASTVisitor<ReportFinder> {
   }
 
   const VarDecl* Error;
-  const llvm::Regex& Reporting;
+  const ReportingNames& Reporting;
 };
 
 // A use of the error pointer that only tests it for null decides nothing about
 // the error itself: `if (error) return 0;` still drops it.
-bool onlyTestedForNull(const DeclRefExpr* Ref, ASTContext& Ctx) {
+bool onlyTestedForNull(const DeclRefExpr* Ref, ASTContext& Ctx, const AsyncScopeResolver& Resolver) {
   if (!Ref->getType()->isPointerType()) return false;
   DynTypedNode Current = DynTypedNode::create(*Ref);
   for (unsigned Depth = 0; Depth < 4; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.empty()) return false;
-    if (const auto* Cast = Parents[0].get<ImplicitCastExpr>()) {
+    auto Parent = Resolver.parentOf(Current, Ctx);
+    if (!Parent) return false;
+    if (const auto* Cast = Parent->get<ImplicitCastExpr>()) {
       if (Cast->getCastKind() == CK_PointerToBoolean) return true;
       if (Cast->getCastKind() != CK_LValueToRValue && Cast->getCastKind() != CK_NoOp) return false;
-    } else if (const auto* Unary = Parents[0].get<UnaryOperator>()) {
+    } else if (const auto* Unary = Parent->get<UnaryOperator>()) {
       return Unary->getOpcode() == UO_LNot;
-    } else if (const auto* Binary = Parents[0].get<BinaryOperator>()) {
+    } else if (const auto* Binary = Parent->get<BinaryOperator>()) {
       return Binary->isEqualityOp();
     } else {
       return false;
     }
-    Current = Parents[0];
+    Current = *Parent;
   }
   return false;
 }
 
 class ErrorUseFinder : public RecursiveASTVisitor<ErrorUseFinder> {
  public:
-  ErrorUseFinder(const ParmVarDecl* Error, ASTContext& Ctx) : Error(Error), Ctx(Ctx) {}
+  ErrorUseFinder(const ParmVarDecl* Error, ASTContext& Ctx, const AsyncScopeResolver& Resolver)
+      : Error(Error), Ctx(Ctx), Resolver(Resolver) {}
   bool Used = false;
   bool VisitDeclRefExpr(DeclRefExpr* Ref) {
-    if (Ref->getDecl() == Error && !onlyTestedForNull(Ref, Ctx)) Used = true;
+    if (Ref->getDecl() == Error && !onlyTestedForNull(Ref, Ctx, Resolver)) Used = true;
     return !Used;
   }
 
  private:
   const ParmVarDecl* Error;
   ASTContext& Ctx;
+  const AsyncScopeResolver& Resolver;
 };
 
-bool usesError(const ParmVarDecl* Error, const Stmt* Body, ASTContext& Ctx) {
-  ErrorUseFinder Finder(Error, Ctx);
+// Whether D sits in an instantiated template (judged by its declaration
+// contexts, which needs no parent map).
+bool inTemplateInstantiation(const Decl* D) {
+  for (const DeclContext* Ctx = D->getDeclContext(); Ctx; Ctx = Ctx->getParent()) {
+    if (const auto* Function = dyn_cast<FunctionDecl>(Ctx);
+        Function && isTemplateInstantiation(Function->getTemplateSpecializationKind()))
+      return true;
+    if (const auto* Record = dyn_cast<CXXRecordDecl>(Ctx);
+        Record && isTemplateInstantiation(Record->getTemplateSpecializationKind()))
+      return true;
+  }
+  return false;
+}
+
+bool usesError(const ParmVarDecl* Error, const Stmt* Body, ASTContext& Ctx, const AsyncScopeResolver& Resolver) {
+  ErrorUseFinder Finder(Error, Ctx, Resolver);
   Finder.TraverseStmt(const_cast<Stmt*>(Body));
   return Finder.Used;
 }
@@ -124,29 +138,30 @@ bool usesError(const ParmVarDecl* Error, const Stmt* Body, ASTContext& Ctx) {
 
 SwallowedExceptionCheck::SwallowedExceptionCheck(StringRef Name, ClangTidyContext* Context)
     : AsyncStateCheck(Name, Context),
-      ErrorCallbackMethods(splitList(Options.get("ErrorCallbackMethods", "exceptionally;handle"))),
-      ErrorActionTypes(readQualifiedNames(Options, "ErrorActionTypes", "::asyncstate::ErrorAction")),
-      ContinueActions(splitList(Options.get("ContinueActions", "Continue"))),
-      ReportingFunctions(Options.get("ReportingFunctions", DefaultReportingFunctions).str()),
-      ReportingRegex(ReportingFunctions) {}
+      ErrorCallbackMethods(parseList(Options.get("ErrorCallbackMethods", defaults::ErrorCallbackMethods))),
+      ErrorActionTypes(parseQualifiedNames(Options.getLocalOrGlobal("ErrorActionTypes", defaults::ErrorActionTypes))),
+      ContinueActions(parseList(Options.get("ContinueActions", defaults::ContinueActions))),
+      Reporting(parseList(Options.get("ReportingWords", defaults::ReportingWords))) {}
 
 void SwallowedExceptionCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
-  Options.store(Opts, "ErrorCallbackMethods", joinList(ErrorCallbackMethods));
-  Options.store(Opts, "ErrorActionTypes", joinQualifiedNames(ErrorActionTypes));
-  Options.store(Opts, "ContinueActions", joinList(ContinueActions));
-  Options.store(Opts, "ReportingFunctions", ReportingFunctions);
+  Options.store(Opts, "ErrorCallbackMethods", serializeList(ErrorCallbackMethods));
+  Options.store(Opts, "ErrorActionTypes", serializeQualifiedNames(ErrorActionTypes));
+  Options.store(Opts, "ContinueActions", serializeList(ContinueActions));
+  Options.store(Opts, "ReportingWords", serializeList(Reporting.words()));
 }
 
 void SwallowedExceptionCheck::registerMatchers(MatchFinder* Finder) {
   const auto UserCode = unless(isExpansionInSystemHeader());
-  // Catch blocks and handlers are checked in the template as written; their
-  // instantiations (the library's own, mostly) would only repeat it.
-  Finder->addMatcher(cxxCatchStmt(UserCode, unless(isInTemplateInstantiation())).bind("catch"), this);
+  // Catch blocks are checked in template instantiations too: only there does a
+  // dependent call resolve to a continuation (a class-template UDF, a function
+  // template, a generic lambda). ReportedOnce folds the instantiations together.
+  Finder->addMatcher(cxxCatchStmt(UserCode).bind("catch"), this);
   Finder->addMatcher(
       cxxMemberCallExpr(UserCode, callee(cxxMethodDecl(hasAnyName(refs(ErrorCallbackMethods))))).bind("callback"),
       this);
-  Finder->addMatcher(lambdaExpr(UserCode, unless(isInTemplateInstantiation())).bind("lambda"), this);
+  // Error-handler lambdas are checked as written; instantiations would repeat them.
+  Finder->addMatcher(lambdaExpr(UserCode).bind("lambda"), this);
   Finder->addMatcher(functionDecl(UserCode, isDefinition(), unless(ast_matchers::isTemplateInstantiation()),
                                   unless(cxxMethodDecl(ofClass(isLambda()))))
                          .bind("function"),
@@ -159,14 +174,15 @@ void SwallowedExceptionCheck::check(const MatchFinder::MatchResult& Result) {
     checkCatch(Catch, Ctx);
   else if (const auto* Call = Result.Nodes.getNodeAs<CXXMemberCallExpr>("callback"))
     checkErrorCallback(Call, Ctx);
-  else if (const auto* Lambda = Result.Nodes.getNodeAs<LambdaExpr>("lambda"))
+  else if (const auto* Lambda = Result.Nodes.getNodeAs<LambdaExpr>("lambda");
+           Lambda && !inTemplateInstantiation(Lambda->getLambdaClass()))
     checkErrorHandler(Lambda->getCallOperator(), Lambda->getBeginLoc());
   else if (const auto* Function = Result.Nodes.getNodeAs<FunctionDecl>("function"))
     checkErrorHandler(Function, Function->getLocation());
 }
 
 bool SwallowedExceptionCheck::reports(const Stmt* Body, const VarDecl* Error) const {
-  ReportFinder Finder(Error, ReportingRegex);
+  ReportFinder Finder(Error, Reporting);
   Finder.TraverseStmt(const_cast<Stmt*>(Body));
   return Finder.Found;
 }
@@ -193,7 +209,7 @@ void SwallowedExceptionCheck::checkErrorCallback(const CXXMemberCallExpr* Call, 
   // exceptionally(f): f(error); handle(f): f(value, error) or f(error) for void.
   const ParmVarDecl* Error =
       Method == "exceptionally" ? Operator->getParamDecl(0) : Operator->getParamDecl(Operator->getNumParams() - 1);
-  if (usesError(Error, Lambda->getBody(), Ctx)) return;
+  if (usesError(Error, Lambda->getBody(), Ctx, Resolver)) return;
   // An unnamed parameter has no name to point at; point at its type.
   const SourceLocation Loc = Error->getIdentifier() ? Error->getLocation() : Error->getBeginLoc();
   if (!Reported.firstTime(Loc, CallbackKind)) return;
@@ -211,7 +227,7 @@ void SwallowedExceptionCheck::checkErrorHandler(const FunctionDecl* Handler, Sou
   if (!Enum || !matchesQualifiedName(Enum, ErrorActionTypes)) return;
   ASTContext& Ctx = Handler->getASTContext();
   const Stmt* Body = Handler->getBody();
-  if (usesError(Handler->getParamDecl(0), Body, Ctx) || reports(Body, nullptr)) return;
+  if (usesError(Handler->getParamDecl(0), Body, Ctx, Resolver) || reports(Body, nullptr)) return;
   bool Continues = false;
   for (const BoundNodes& Use :
        match(findAll(declRefExpr(to(enumConstantDecl(hasAnyName(refs(ContinueActions))))).bind("action")), *Body, Ctx))

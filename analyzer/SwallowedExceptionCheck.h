@@ -2,7 +2,7 @@
 
 #include "utils/AsyncStateCheck.h"
 
-#include "llvm/Support/Regex.h"
+#include "utils/Matching.h"
 
 namespace clang::tidy::asyncstate {
 
@@ -26,8 +26,7 @@ class SwallowedExceptionCheck : public AsyncStateCheck {
   const std::vector<std::string> ErrorCallbackMethods;
   const std::vector<std::string> ErrorActionTypes;
   const std::vector<std::string> ContinueActions;
-  const std::string ReportingFunctions;
-  const llvm::Regex ReportingRegex;
+  const ReportingNames Reporting;
 };
 
 }  // namespace clang::tidy::asyncstate

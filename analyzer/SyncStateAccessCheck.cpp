@@ -1,5 +1,6 @@
 #include "SyncStateAccessCheck.h"
 
+#include "utils/Defaults.h"
 #include "utils/Matching.h"
 #include "utils/UdfInventory.h"
 
@@ -8,6 +9,7 @@
 #include "clang/Lex/Lexer.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Regex.h"
 
 using namespace clang::ast_matchers;
 
@@ -15,15 +17,7 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
-constexpr const char* DefaultStateTypes =
-    "::asyncstate::ValueState;::asyncstate::ListState;::asyncstate::MapState;"
-    "::asyncstate::ReducingState;::asyncstate::AggregatingState";
-constexpr const char* DefaultSyncMethods =
-    "value;update;get;put;putAll;remove;contains;entries;keys;values;isEmpty;clear;add;addAll";
-
 enum class Blocking { None, StateMethod, Annotated, Listed, FutureWait };
-
-const std::vector<std::string> StdFutures = {"std::future", "std::shared_future"};
 
 // Kinds for ReportedOnce: a call is reported once whichever way it matched.
 constexpr unsigned CallKind = 0;
@@ -39,14 +33,14 @@ bool returnsNodiscard(const FunctionDecl* Function) {
 }
 
 // `s.update(v);` used as a statement: nothing reads the result.
-bool isDiscardedStatement(const CallExpr* Call, ASTContext& Ctx) {
+bool isDiscardedStatement(const CallExpr* Call, ASTContext& Ctx, const AsyncScopeResolver& Resolver) {
   DynTypedNode Current = DynTypedNode::create(*Call);
   for (unsigned Depth = 0; Depth < 4; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.size() != 1) return false;
-    if (Parents[0].get<CompoundStmt>()) return true;
-    if (!Parents[0].get<ExprWithCleanups>()) return false;
-    Current = Parents[0];
+    auto Parent = Resolver.parentOf(Current, Ctx);
+    if (!Parent) return false;
+    if (Parent->get<CompoundStmt>()) return true;
+    if (!Parent->get<ExprWithCleanups>()) return false;
+    Current = *Parent;
   }
   return false;
 }
@@ -63,21 +57,35 @@ std::string absolutePath(const SourceManager& SM, SourceLocation Loc) {
 
 }  // namespace
 
+// A project's own base template between KeyedProcessFunction and the UDFs
+// (adding counters, say) processes nothing itself: it is not a UDF to migrate.
+// Class-template UDFs declare processElement (or inherit it from such a base).
+bool SyncStateAccessCheck::processesRecords(const CXXRecordDecl* Record) const {
+  Record = Record ? Record->getDefinition() : nullptr;
+  if (!Record || Resolver.isInLibrary(Record)) return false;
+  for (const CXXMethodDecl* Method : Record->methods())
+    if (Method->getDeclName().isIdentifier() && Method->getName() == "processElement") return true;
+  for (const CXXBaseSpecifier& Base : Record->bases())
+    if (processesRecords(Base.getType()->getAsCXXRecordDecl())) return true;
+  return false;
+}
+
 SyncStateAccessCheck::SyncStateAccessCheck(StringRef Name, ClangTidyContext* Context)
     : AsyncStateCheck(Name, Context),
-      StateTypes(readQualifiedNames(Options, "StateTypes", DefaultStateTypes)),
-      SyncMethods(splitList(Options.get("SyncMethods", DefaultSyncMethods))),
-      BlockingFunctions(
-          readQualifiedNames(Options, "BlockingFunctions", "::asyncstate::AsyncExecutionController::await")),
-      FutureWaitMethods(splitList(Options.get("FutureWaitMethods", "get;wait;wait_for;wait_until"))),
-      BlockingAnnotation(Options.getLocalOrGlobal("BlockingAnnotation", "asyncstate::blocking").str()) {}
+      StateTypes(parseQualifiedNames(Options.getLocalOrGlobal("StateTypes", defaults::StateTypes))),
+      SyncMethods(parseList(Options.get("SyncMethods", defaults::SyncMethods))),
+      BlockingFunctions(parseQualifiedNames(Options.get("BlockingFunctions", defaults::SyncBlockingFunctions))),
+      FutureWaitMethods(parseList(Options.getLocalOrGlobal("FutureWaitMethods", defaults::FutureWaitMethods))),
+      StdFutureTypes(parseQualifiedNames(Options.getLocalOrGlobal("StdFutureTypes", defaults::StdFutureTypes))),
+      BlockingAnnotation(Options.getLocalOrGlobal("BlockingAnnotation", defaults::BlockingAnnotation).str()) {}
 
 void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
-  Options.store(Opts, "StateTypes", joinQualifiedNames(StateTypes));
-  Options.store(Opts, "SyncMethods", joinList(SyncMethods));
-  Options.store(Opts, "BlockingFunctions", joinQualifiedNames(BlockingFunctions));
-  Options.store(Opts, "FutureWaitMethods", joinList(FutureWaitMethods));
+  Options.store(Opts, "StateTypes", serializeQualifiedNames(StateTypes));
+  Options.store(Opts, "SyncMethods", serializeList(SyncMethods));
+  Options.store(Opts, "BlockingFunctions", serializeQualifiedNames(BlockingFunctions));
+  Options.store(Opts, "FutureWaitMethods", serializeList(FutureWaitMethods));
+  Options.store(Opts, "StdFutureTypes", serializeQualifiedNames(StdFutureTypes));
   Options.store(Opts, "BlockingAnnotation", BlockingAnnotation);
 }
 
@@ -106,7 +114,7 @@ void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
   const auto* Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
   if (!Callee || !Callee->getDeclName().isIdentifier()) return;
   const auto* Member = dyn_cast<CXXMemberCallExpr>(Call);
-  const CXXRecordDecl* Object = Member ? pointeeRecord(Member->getImplicitObjectArgument()->getType()) : nullptr;
+  const CXXRecordDecl* Object = Member ? objectRecord(Member) : nullptr;
   const StringRef Name = Callee->getName();
 
   Blocking Kind = Blocking::None;
@@ -119,7 +127,7 @@ void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
   else if (matchesQualifiedName(Callee, BlockingFunctions))
     Kind = Blocking::Listed;
   else if (Member && contains(FutureWaitMethods, Name) &&
-           (isSameOrDerivedFrom(Object, StdFutures) || Resolver.isFutureClass(Object)))
+           (isSameOrDerivedFrom(Object, StdFutureTypes) || Resolver.isFutureClass(Object)))
     Kind = Blocking::FutureWait;
   if (Kind == Blocking::None) return;
 
@@ -151,7 +159,7 @@ void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
   // Only the mechanical case: a void mutation used as a statement, written in
   // the file (not produced by a macro), whose async twin takes the same arguments.
   const unsigned Args = Call->getNumArgs();
-  if (!Callee->getReturnType()->isVoidType() || !isDiscardedStatement(Call, Ctx) || !Loc.isFileID() ||
+  if (!Callee->getReturnType()->isVoidType() || !isDiscardedStatement(Call, Ctx, Resolver) || !Loc.isFileID() ||
       !Call->getBeginLoc().isFileID() || Counterpart->getMinRequiredArguments() > Args ||
       Counterpart->getNumParams() < Args)
     return;
@@ -162,15 +170,22 @@ void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
 }
 
 void SyncStateAccessCheck::recordUdfClass(const CXXRecordDecl* Record, const SourceManager& SM) {
-  if (Record->isLambda() || Record->getTemplateSpecializationKind() == TSK_ImplicitInstantiation ||
-      !Resolver.isUdfClass(Record) || Resolver.isInLibrary(Record))
+  // A class template is reported once, as written: its instantiations (explicit
+  // `template class X<T>;` lines included) share its source and its findings.
+  if (Record->isLambda() || isTemplateInstantiation(Record->getTemplateSpecializationKind()) ||
+      !Resolver.isUdfClass(Record) || Resolver.isInLibrary(Record) ||
+      (Record->getDescribedClassTemplate() && !processesRecords(Record)))
     return;
   UdfClassRecord Entry;
   Entry.Name = Record->getQualifiedNameAsString();
   const SourceLocation Begin = SM.getExpansionLoc(Record->getBeginLoc());
   Entry.File = absolutePath(SM, Begin);
   Entry.Line = SM.getExpansionLineNumber(Begin);
-  Entry.InMainFile = SM.isInMainFile(Begin);
+  Entry.Reported = SM.isInMainFile(Begin);
+  if (!Entry.Reported) {
+    const std::optional<std::string>& HeaderFilter = TidyContext->getOptions().HeaderFilterRegex;
+    Entry.Reported = HeaderFilter && !HeaderFilter->empty() && llvm::Regex(*HeaderFilter).match(Entry.File);
+  }
   auto addRange = [&](SourceRange Range) {
     const SourceLocation B = SM.getExpansionLoc(Range.getBegin());
     const SourceLocation E = SM.getExpansionLoc(Range.getEnd());

@@ -16,12 +16,14 @@ class SyncStateAccessCheck : public AsyncStateCheck {
 
  private:
   void recordUdfClass(const CXXRecordDecl* Record, const SourceManager& SM);
+  bool processesRecords(const CXXRecordDecl* Record) const;
   void checkCall(const CallExpr* Call, ASTContext& Ctx);
 
   const std::vector<std::string> StateTypes;
   const std::vector<std::string> SyncMethods;
   const std::vector<std::string> BlockingFunctions;
   const std::vector<std::string> FutureWaitMethods;
+  const std::vector<std::string> StdFutureTypes;
   const std::string BlockingAnnotation;
 };
 

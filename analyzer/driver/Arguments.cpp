@@ -58,8 +58,6 @@ std::optional<DriverOptions> parseArguments(int Argc, const char** Argv, std::st
     const int Before = I;
     if (auto Path = flagValue(Arg, "export-fixes", I, Argc, Argv, Missing))
       Options.ExportFixes = *Path;
-    else if (auto Filter = flagValue(Arg, "header-filter", I, Argc, Argv, Missing))
-      Options.HeaderFilter = *Filter;
     else if (flagValue(Arg, "checks", I, Argc, Argv, Missing))
       Options.ChecksIndex = Options.TidyArgs.size();
     if (Missing) {

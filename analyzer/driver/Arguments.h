@@ -15,7 +15,6 @@ struct DriverOptions {
   bool MigrationReport = false;
   bool Help = false;
   std::string ExportFixes;   // as given by the user, if any
-  std::string HeaderFilter;  // as given on the command line, if any
   // clang-tidy's arguments (argv[0] first); ChecksIndex points at --checks if given.
   std::vector<std::string> TidyArgs;
   std::optional<size_t> ChecksIndex;

@@ -20,22 +20,39 @@ std::string canonicalPath(const std::string& Path) {
   return std::string(Absolute);
 }
 
-Position LineTable::at(const std::string& File, unsigned Offset) {
-  auto It = LineStarts.find(File);
-  if (It == LineStarts.end()) {
-    std::vector<unsigned> Starts;
-    if (auto Buffer = llvm::MemoryBuffer::getFile(File, /*IsText=*/false, /*RequiresNullTerminator=*/false)) {
-      const llvm::StringRef Text = (*Buffer)->getBuffer();
-      Starts.push_back(0);
-      for (size_t I = 0; I < Text.size(); ++I)
-        if (Text[I] == '\n') Starts.push_back(static_cast<unsigned>(I + 1));
-    }
-    It = LineStarts.emplace(File, std::move(Starts)).first;
+namespace {
+
+// UTF-16 code units in a UTF-8 byte range: one per character, two for the
+// characters beyond the BMP (4-byte sequences); continuation bytes add nothing.
+unsigned utf16Units(llvm::StringRef Utf8) {
+  unsigned Units = 0;
+  for (const char C : Utf8) {
+    const auto Byte = static_cast<unsigned char>(C);
+    if ((Byte & 0xC0) == 0x80) continue;
+    Units += Byte >= 0xF0 ? 2 : 1;
   }
-  const std::vector<unsigned>& Starts = It->second;
-  if (Starts.empty()) return {};
-  const auto Line = std::upper_bound(Starts.begin(), Starts.end(), Offset) - 1;
-  return {static_cast<unsigned>(Line - Starts.begin()) + 1, Offset - *Line + 1};
+  return Units;
+}
+
+}  // namespace
+
+Position LineTable::at(const std::string& File, unsigned Offset) {
+  auto It = Files.find(File);
+  if (It == Files.end()) {
+    Lines Table;
+    if (auto Buffer = llvm::MemoryBuffer::getFile(File, /*IsText=*/false, /*RequiresNullTerminator=*/false)) {
+      Table.Text = (*Buffer)->getBuffer().str();
+      Table.Starts.push_back(0);
+      for (size_t I = 0; I < Table.Text.size(); ++I)
+        if (Table.Text[I] == '\n') Table.Starts.push_back(static_cast<unsigned>(I + 1));
+    }
+    It = Files.emplace(File, std::move(Table)).first;
+  }
+  const Lines& Table = It->second;
+  if (Table.Starts.empty()) return {};
+  const auto Line = std::upper_bound(Table.Starts.begin(), Table.Starts.end(), Offset) - 1;
+  const llvm::StringRef Before = llvm::StringRef(Table.Text).slice(*Line, Offset);
+  return {static_cast<unsigned>(Line - Table.Starts.begin()) + 1, Offset - *Line + 1, utf16Units(Before) + 1};
 }
 
 bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, std::string& Error) {
@@ -81,7 +98,7 @@ void Inventory::record(clang::tidy::asyncstate::UdfClassRecord Record) {
   for (auto& Range : Record.Ranges) Range.first = canonicalPath(Range.first);
   for (auto& Known : Classes)
     if (Known.Name == Record.Name && Known.File == Record.File && Known.Line == Record.Line) {
-      Known.InMainFile |= Record.InMainFile;
+      Known.Reported |= Record.Reported;
       return;
     }
   Classes.push_back(std::move(Record));

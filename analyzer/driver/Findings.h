@@ -11,8 +11,9 @@
 namespace asyncstate_tidy {
 
 struct Position {
-  unsigned Line = 0;  // 1-based; 0 when the file could not be read
-  unsigned Column = 0;
+  unsigned Line = 0;         // 1-based; 0 when the file could not be read
+  unsigned Column = 0;       // 1-based, in bytes, as clang counts (text and JSON output)
+  unsigned Utf16Column = 0;  // 1-based, in UTF-16 code units, as SARIF counts
 };
 
 struct Edit {
@@ -33,13 +34,17 @@ struct Finding {
   std::vector<Edit> Fixes;
 };
 
-// Maps file offsets to lines and columns (columns count bytes, like clang's).
+// Maps file offsets to lines and columns.
 class LineTable {
  public:
   Position at(const std::string& File, unsigned Offset);
 
  private:
-  std::map<std::string, std::vector<unsigned>> LineStarts;
+  struct Lines {
+    std::string Text;
+    std::vector<unsigned> Starts;
+  };
+  std::map<std::string, Lines> Files;
 };
 
 // Returns false (and sets Error) when the file exists but cannot be parsed; a

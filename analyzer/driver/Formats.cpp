@@ -43,10 +43,15 @@ const RuleText Rules[] = {
      "Continuations run after the function that registered them returned, so references to its locals and "
      "parameters dangle. Capture by value or move into the lambda; members through this and objects with "
      "static storage are fine, and so is a chain that is co_await-ed immediately."},
-    {"asyncstate-blocking-callback", "Blocking call inside a continuation",
-     "Continuations run on the task thread that owns the controller; a sleep, lock or condition-variable wait, "
-     "future wait or blocking I/O call there stalls every record behind it. Issue an async state request or "
-     "move the work off the task thread."},
+    {"asyncstate-blocking-callback", "Blocking call inside a continuation or a per-record member of an async UDF",
+     "Continuations run on the task thread that owns the controller, and so do processElement() and onTimer(); "
+     "a sleep, lock or condition-variable wait, future wait or blocking I/O call there stalls every record "
+     "behind it. Issue an async state request or move the work off the task thread."},
+    {"asyncstate-dangling-coroutine-reference", "Coroutine reads a reference its caller already destroyed",
+     "A coroutine keeps its reference and view parameters, not copies: a temporary (or a local of a function "
+     "that returns right away) bound to one is gone when the coroutine resumes after a co_await. The same holds "
+     "for the captures of a coroutine lambda, which live in the closure. Take such parameters by value, pass "
+     "captures as parameters, or co_await the call in the statement that makes it."},
 };
 
 const RuleText* findRule(llvm::StringRef Id) {
@@ -97,12 +102,13 @@ class UriMaker {
   std::string Root;
 };
 
+// SARIF columns count UTF-16 code units (the run's columnKind), not bytes.
 Object region(Position Begin, std::optional<Position> End = std::nullopt) {
   Object Region{{"startLine", static_cast<int64_t>(std::max(1u, Begin.Line))},
-                {"startColumn", static_cast<int64_t>(std::max(1u, Begin.Column))}};
+                {"startColumn", static_cast<int64_t>(std::max(1u, Begin.Utf16Column))}};
   if (End) {
     Region["endLine"] = static_cast<int64_t>(std::max(1u, End->Line));
-    Region["endColumn"] = static_cast<int64_t>(std::max(1u, End->Column));
+    Region["endColumn"] = static_cast<int64_t>(std::max(1u, End->Utf16Column));
   }
   return Region;
 }

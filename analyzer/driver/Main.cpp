@@ -109,7 +109,7 @@ int main(int Argc, const char** Argv) {
     return Status ? Status : 2;
   }
   std::optional<MigrationReport> Report;
-  if (Options->MigrationReport) Report.emplace(Udfs, Findings, Options->HeaderFilter);
+  if (Options->MigrationReport) Report.emplace(Udfs, Findings);
 
   switch (Options->Format) {
     case OutputFormat::Text: Report->print(llvm::outs()); break;

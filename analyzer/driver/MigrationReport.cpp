@@ -55,12 +55,10 @@ llvm::json::Array findingsJson(const std::vector<const Finding*>& Findings) {
 
 }  // namespace
 
-MigrationReport::MigrationReport(const Inventory& Udfs, const std::vector<Finding>& Findings,
-                                 const std::string& HeaderFilter) {
-  // Headers count when the user asked for their diagnostics, as clang-tidy does.
-  llvm::Regex Filter(HeaderFilter);
+MigrationReport::MigrationReport(const Inventory& Udfs, const std::vector<Finding>& Findings) {
+  // Classes in headers count when their diagnostics are shown, as clang-tidy decides.
   for (const auto& Class : Udfs.classes())
-    if (Class.InMainFile || (!HeaderFilter.empty() && Filter.match(Class.File))) Classes.push_back({&Class, {}, {}});
+    if (Class.Reported) Classes.push_back({&Class, {}, {}});
   for (const Finding& F : Findings) {
     if (!llvm::StringRef(F.Check).starts_with("asyncstate-")) continue;
     ReportedClass* Owner = nullptr;

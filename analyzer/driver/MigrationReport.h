@@ -4,7 +4,6 @@
 #include "driver/Findings.h"
 
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/Regex.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace asyncstate_tidy {
@@ -19,7 +18,7 @@ struct MigrationReport {
   std::vector<ReportedClass> Classes;
   std::vector<const Finding*> Unattributed;  // async code outside any UDF class
 
-  MigrationReport(const Inventory& Udfs, const std::vector<Finding>& Findings, const std::string& HeaderFilter);
+  MigrationReport(const Inventory& Udfs, const std::vector<Finding>& Findings);
   void print(llvm::raw_ostream& Out) const;
   llvm::json::Value toJson() const;
 };

@@ -1,8 +1,11 @@
 #include "utils/AsyncScope.h"
 
+#include "utils/Defaults.h"
 #include "utils/Matching.h"
+#include "utils/UserCodeParents.h"
 
 #include "clang/AST/ASTLambda.h"
+#include "clang/AST/RecursiveASTVisitor.h"
 #include "clang/AST/StmtCXX.h"
 #include "clang/ASTMatchers/ASTMatchFinder.h"
 #include "clang/ASTMatchers/ASTMatchers.h"
@@ -10,29 +13,7 @@
 
 namespace clang::tidy::asyncstate {
 
-std::vector<std::string> splitList(StringRef Value) {
-  SmallVector<StringRef, 16> Parts;
-  Value.split(Parts, ';', -1, false);
-  std::vector<std::string> Result;
-  for (StringRef Part : Parts) {
-    Part = Part.trim();
-    if (!Part.empty()) Result.push_back(Part.str());
-  }
-  return Result;
-}
-
-std::string joinList(const std::vector<std::string>& Items) { return llvm::join(Items, ";"); }
-
-std::string normalizeName(StringRef Name) {
-  Name = Name.trim();
-  Name.consume_front("::");
-  return Name.str();
-}
-
 namespace {
-
-constexpr const char* DefaultContinuationMethods =
-    "thenAccept;thenApply;thenCompose;thenCombine;thenConditionallyAccept;exceptionally;handle;onNext";
 
 // Dependent bases and return types (inside templates) have no record yet, only
 // the template they name.
@@ -81,20 +62,26 @@ const Expr* unwrap(const Expr* E) {
 }  // namespace
 
 ApiNames::ApiNames(const ClangTidyCheck::OptionsView& Options)
-    : UdfBaseClasses(readQualifiedNames(Options, "UdfBaseClasses", "::asyncstate::KeyedProcessFunction")),
-      TaskTypes(readQualifiedNames(Options, "TaskTypes", "::asyncstate::Task")),
-      FutureTypes(readQualifiedNames(Options, "FutureTypes", "::asyncstate::StateFuture")),
-      IteratorTypes(readQualifiedNames(Options, "IteratorTypes", "::asyncstate::StateIterator")),
-      ContinuationMethods(splitList(Options.getLocalOrGlobal("ContinuationMethods", DefaultContinuationMethods))),
-      IgnoredNamespaces(readQualifiedNames(Options, "IgnoredNamespaces", "::asyncstate")) {}
+    : UdfBaseClasses(parseQualifiedNames(Options.getLocalOrGlobal("UdfBaseClasses", defaults::UdfBaseClasses))),
+      TaskTypes(parseQualifiedNames(Options.getLocalOrGlobal("TaskTypes", defaults::TaskTypes))),
+      FutureTypes(parseQualifiedNames(Options.getLocalOrGlobal("FutureTypes", defaults::FutureTypes))),
+      IteratorTypes(parseQualifiedNames(Options.getLocalOrGlobal("IteratorTypes", defaults::IteratorTypes))),
+      ContinuationMethods(parseList(Options.getLocalOrGlobal("ContinuationMethods", defaults::ContinuationMethods))),
+      ContinuationFunctions(
+          parseQualifiedNames(Options.getLocalOrGlobal("ContinuationFunctions", defaults::ContinuationFunctions))),
+      OffThreadCallees(parseQualifiedNames(Options.getLocalOrGlobal("OffThreadCallees", defaults::OffThreadCallees))),
+      IgnoredNamespaces(
+          parseQualifiedNames(Options.getLocalOrGlobal("IgnoredNamespaces", defaults::IgnoredNamespaces))) {}
 
 void ApiNames::store(ClangTidyCheck::OptionsView& Options, ClangTidyOptions::OptionMap& Opts) const {
-  Options.store(Opts, "UdfBaseClasses", joinQualifiedNames(UdfBaseClasses));
-  Options.store(Opts, "TaskTypes", joinQualifiedNames(TaskTypes));
-  Options.store(Opts, "FutureTypes", joinQualifiedNames(FutureTypes));
-  Options.store(Opts, "IteratorTypes", joinQualifiedNames(IteratorTypes));
-  Options.store(Opts, "ContinuationMethods", joinList(ContinuationMethods));
-  Options.store(Opts, "IgnoredNamespaces", joinQualifiedNames(IgnoredNamespaces));
+  Options.store(Opts, "UdfBaseClasses", serializeQualifiedNames(UdfBaseClasses));
+  Options.store(Opts, "TaskTypes", serializeQualifiedNames(TaskTypes));
+  Options.store(Opts, "FutureTypes", serializeQualifiedNames(FutureTypes));
+  Options.store(Opts, "IteratorTypes", serializeQualifiedNames(IteratorTypes));
+  Options.store(Opts, "ContinuationMethods", serializeList(ContinuationMethods));
+  Options.store(Opts, "ContinuationFunctions", serializeQualifiedNames(ContinuationFunctions));
+  Options.store(Opts, "OffThreadCallees", serializeQualifiedNames(OffThreadCallees));
+  Options.store(Opts, "IgnoredNamespaces", serializeQualifiedNames(IgnoredNamespaces));
 }
 
 bool isSameOrDerivedFrom(const CXXRecordDecl* Record, const std::vector<std::string>& Names) {
@@ -122,9 +109,57 @@ const CXXRecordDecl* pointeeRecord(QualType Type) {
   return Type->getAsCXXRecordDecl();
 }
 
+const CXXRecordDecl* objectRecord(const CXXMemberCallExpr* Call) {
+  const Expr* Object = Call->getImplicitObjectArgument();
+  return Object ? pointeeRecord(Object->IgnoreParenImpCasts()->getType()) : nullptr;
+}
+
+namespace {
+
+// Stops at the first call returning a state future or task, or a co_await.
+class AsyncUseFinder : public RecursiveASTVisitor<AsyncUseFinder> {
+ public:
+  explicit AsyncUseFinder(const AsyncScopeResolver& Resolver) : Resolver(Resolver) {}
+  bool Found = false;
+  bool shouldVisitLambdaBody() const { return true; }
+  bool VisitCoawaitExpr(CoawaitExpr*) { return !(Found = true); }
+  bool VisitCallExpr(CallExpr* Call) {
+    if (Resolver.isFutureClass(Call->getType()->getAsCXXRecordDecl())) Found = true;
+    return !Found;
+  }
+
+ private:
+  const AsyncScopeResolver& Resolver;
+};
+
+class LocalUseCollector : public RecursiveASTVisitor<LocalUseCollector> {
+ public:
+  explicit LocalUseCollector(llvm::DenseMap<const VarDecl*, llvm::SmallVector<const DeclRefExpr*, 2>>& Uses)
+      : Uses(Uses) {}
+  bool VisitDeclRefExpr(DeclRefExpr* Ref) {
+    if (const auto* Var = dyn_cast<VarDecl>(Ref->getDecl()); Var && Var->hasLocalStorage()) Uses[Var].push_back(Ref);
+    return true;
+  }
+
+ private:
+  llvm::DenseMap<const VarDecl*, llvm::SmallVector<const DeclRefExpr*, 2>>& Uses;
+};
+
+bool isCallOperator(const FunctionDecl* Function) {
+  return Function->getOverloadedOperator() == OO_Call;
+}
+
+}  // namespace
+
 void AsyncScopeResolver::reset() {
   UdfClassCache.clear();
+  AsyncUdfCache.clear();
   ContinuationCache.clear();
+  HelperCache.clear();
+  UsesByBody.clear();
+  IndexBuilt = false;
+  FunctorClasses.clear();
+  FactoryCalls.clear();
 }
 
 bool AsyncScopeResolver::isUdfClass(const CXXRecordDecl* Record) {
@@ -132,6 +167,20 @@ bool AsyncScopeResolver::isUdfClass(const CXXRecordDecl* Record) {
   auto [It, Inserted] = UdfClassCache.try_emplace(Record, false);
   if (Inserted) It->second = !Record->isLambda() && isSameOrDerivedFrom(Record, Names.UdfBaseClasses);
   return It->second;
+}
+
+bool AsyncScopeResolver::usesAsyncState(const CXXRecordDecl* Record) {
+  if (!Record || !(Record = Record->getDefinition())) return false;
+  auto [It, Inserted] = AsyncUdfCache.try_emplace(Record, false);
+  if (!Inserted) return It->second;
+  AsyncUseFinder Finder(*this);
+  for (const CXXMethodDecl* Method : Record->methods()) {
+    const FunctionDecl* Definition = Method->getDefinition();
+    if (Definition && Definition->getBody()) Finder.TraverseStmt(Definition->getBody());
+    if (Finder.Found) break;
+  }
+  AsyncUdfCache[Record] = Finder.Found;
+  return Finder.Found;
 }
 
 bool AsyncScopeResolver::isTaskCoroutine(const FunctionDecl* Function) const {
@@ -156,77 +205,195 @@ bool AsyncScopeResolver::isInLibrary(const Decl* D) const {
 }
 
 bool AsyncScopeResolver::isContinuationCall(const CallExpr* Call) const {
-  const auto* Member = dyn_cast_or_null<CXXMemberCallExpr>(Call);
-  if (!Member) return false;
-  const CXXMethodDecl* Method = Member->getMethodDecl();
-  if (!Method || !Method->getDeclName().isIdentifier()) return false;
-  if (llvm::find(Names.ContinuationMethods, Method->getName()) == Names.ContinuationMethods.end()) return false;
-  const CXXRecordDecl* Object = pointeeRecord(Member->getImplicitObjectArgument()->getType());
-  return isFutureClass(Object) || isSameOrDerivedFrom(Object, Names.IteratorTypes);
+  if (!Call) return false;
+  if (const auto* Member = dyn_cast<CXXMemberCallExpr>(Call)) {
+    const CXXMethodDecl* Method = Member->getMethodDecl();
+    if (Method && Method->getDeclName().isIdentifier() && contains(Names.ContinuationMethods, Method->getName())) {
+      const CXXRecordDecl* Object = objectRecord(Member);
+      if (isFutureClass(Object) || isSameOrDerivedFrom(Object, Names.IteratorTypes)) return true;
+    }
+  }
+  if (Names.ContinuationFunctions.empty()) return false;
+  const auto* Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
+  return Callee && matchesQualifiedName(Callee, Names.ContinuationFunctions);
 }
 
-const CXXMemberCallExpr* AsyncScopeResolver::callTakingAsArgument(const Expr* E, ASTContext& Ctx) const {
+std::optional<DynTypedNode> AsyncScopeResolver::parentOf(const DynTypedNode& Node, ASTContext& Ctx) const {
+  return UserCodeParents::instance().parentOf(Node, Ctx, Names.IgnoredNamespaces);
+}
+
+std::string AsyncScopeResolver::calleeName(const CallExpr* Call) {
+  const auto* Callee = dyn_cast_or_null<NamedDecl>(Call->getCalleeDecl());
+  return Callee ? Callee->getNameAsString() : std::string("(call)");
+}
+
+const AsyncScopeResolver::VarUses& AsyncScopeResolver::usesIn(const Stmt* Body) {
+  auto [It, Inserted] = UsesByBody.try_emplace(Body);
+  if (Inserted) {
+    VarUses Uses;
+    LocalUseCollector(Uses).TraverseStmt(const_cast<Stmt*>(Body));
+    // The map may have grown meanwhile; look the entry up again.
+    UsesByBody[Body] = std::move(Uses);
+    return UsesByBody[Body];
+  }
+  return It->second;
+}
+
+const CallExpr* AsyncScopeResolver::helperAttaching(const FunctionDecl* Helper, unsigned Parameter, ASTContext& Ctx,
+                                                    unsigned HelperDepth) {
+  // The standard library's algorithms and wrappers run what they are given, or
+  // store it; none of them attaches continuations.
+  if (!Helper || HelperDepth == 0 || Helper->isInStdNamespace() || Parameter >= Helper->getNumParams()) return nullptr;
+  const Stmt* Body = Helper->getBody();
+  if (!Body) return nullptr;
+  auto [It, Inserted] = HelperCache.try_emplace({Helper, Parameter}, nullptr);
+  if (!Inserted) return It->second;
+  const CallExpr* Found = nullptr;
+  const VarUses& Uses = usesIn(Body);
+  if (auto Use = Uses.find(Helper->getParamDecl(Parameter)); Use != Uses.end())
+    for (const DeclRefExpr* Ref : Use->second)
+      if ((Found = callTakingAsArgument(Ref, Ctx, HelperDepth - 1))) break;
+  HelperCache[{Helper, Parameter}] = Found;
+  return Found;
+}
+
+const CallExpr* AsyncScopeResolver::callTakingAsArgument(const Expr* E, ASTContext& Ctx, unsigned HelperDepth) {
   DynTypedNode Current = DynTypedNode::create(*E);
   for (unsigned Depth = 0; Depth < 16; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.empty()) return nullptr;
-    const auto* ParentStmt = Parents[0].get<Stmt>();
+    auto Parent = parentOf(Current, Ctx);
+    if (!Parent) return nullptr;
+    const auto* ParentStmt = Parent->get<Stmt>();
     if (!ParentStmt) return nullptr;
     if (const auto* Call = dyn_cast<CallExpr>(ParentStmt); Call && !isWrapper(Call)) {
       const Stmt* Child = Current.get<Stmt>();
-      for (const Expr* Arg : Call->arguments())
-        if (Arg == Child) return isContinuationCall(Call) ? cast<CXXMemberCallExpr>(Call) : nullptr;
+      for (unsigned I = 0; I < Call->getNumArgs(); ++I) {
+        if (Call->getArg(I) != Child) continue;
+        if (isContinuationCall(Call)) return Call;
+        const auto* Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
+        // Operator calls count the object as argument 0; other members do not.
+        if (Callee && isa<CXXOperatorCallExpr>(Call) && isa<CXXMethodDecl>(Callee)) {
+          if (I == 0) return nullptr;
+          --I;
+        }
+        return helperAttaching(Callee, I, Ctx, HelperDepth) ? Call : nullptr;
+      }
       return nullptr;
     }
     if (!isWrapper(ParentStmt)) return nullptr;
-    Current = Parents[0];
+    Current = *Parent;
   }
   return nullptr;
 }
 
-const CXXMemberCallExpr* AsyncScopeResolver::continuationCallOfVariable(const VarDecl* Var, ASTContext& Ctx) {
-  using namespace ast_matchers;
+const CallExpr* AsyncScopeResolver::continuationCallOfVariable(const VarDecl* Var, ASTContext& Ctx,
+                                                               unsigned HelperDepth) {
   if (!Var->hasLocalStorage()) return nullptr;
   // Search the function (or lambda) body that declares the variable.
-  DynTypedNode Current = DynTypedNode::create(*Var);
   const Stmt* Body = nullptr;
-  for (unsigned Depth = 0; Depth < 256 && !Body; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.empty()) return nullptr;
-    Current = Parents[0];
-    if (const auto* Function = Current.get<FunctionDecl>())
-      Body = Function->getBody();
-    else if (const auto* Lambda = Current.get<LambdaExpr>())
-      Body = Lambda->getBody();
-  }
+  if (const auto* Function = dyn_cast<FunctionDecl>(Var->getDeclContext())) Body = Function->getBody();
   if (!Body) return nullptr;
-  for (const BoundNodes& Use : match(findAll(declRefExpr(to(varDecl(equalsNode(Var)))).bind("use")), *Body, Ctx))
-    if (const CXXMemberCallExpr* Call = callTakingAsArgument(Use.getNodeAs<Expr>("use"), Ctx)) return Call;
+  const VarUses& Uses = usesIn(Body);
+  auto It = Uses.find(Var);
+  if (It == Uses.end()) return nullptr;
+  for (const DeclRefExpr* Use : It->second)
+    if (const CallExpr* Call = callTakingAsArgument(Use, Ctx, HelperDepth)) return Call;
   return nullptr;
 }
 
-const CXXMemberCallExpr* AsyncScopeResolver::continuationCallOf(const LambdaExpr* Lambda, ASTContext& Ctx) {
+void AsyncScopeResolver::buildContinuationIndex(ASTContext& Ctx) {
+  using namespace ast_matchers;
+  IndexBuilt = true;
+  auto Matcher = callExpr(anyOf(cxxMemberCallExpr(callee(cxxMethodDecl(hasAnyName(refs(Names.ContinuationMethods))))),
+                                callExpr(callee(functionDecl(hasAnyName(refs(Names.ContinuationFunctions)))))))
+                     .bind("call");
+  std::vector<const CallExpr*> Calls;
+  for (Decl* Root : UserCodeParents::instance().userDecls(Ctx, Names.IgnoredNamespaces))
+    for (const BoundNodes& Match : match(decl(forEachDescendant(Matcher)), *Root, Ctx))
+      Calls.push_back(Match.getNodeAs<CallExpr>("call"));
+  for (const CallExpr* Call : Calls) {
+    if (!isContinuationCall(Call)) continue;
+    for (const Expr* Arg : Call->arguments()) {
+      const Expr* Value = unwrap(Arg);
+      if (const auto* Ref = dyn_cast_or_null<DeclRefExpr>(Value))
+        if (const auto* Var = dyn_cast<VarDecl>(Ref->getDecl()); Var && Var->hasLocalStorage() && Var->getInit())
+          Value = unwrap(Var->getInit());
+      if (!Value) continue;
+      if (const CXXRecordDecl* Record = Value->getType().getNonReferenceType()->getAsCXXRecordDecl();
+          Record && !Record->isLambda())
+        FunctorClasses.insert(Record->getCanonicalDecl());
+      if (const auto* Factory = dyn_cast<CallExpr>(Value); Factory && !isWrapper(Factory))
+        if (const FunctionDecl* Callee = Factory->getDirectCallee()) FactoryCalls.try_emplace(Callee->getCanonicalDecl(), Call);
+    }
+  }
+}
+
+bool AsyncScopeResolver::isContinuationFunctor(const CXXRecordDecl* Record, ASTContext& Ctx) {
+  if (!Record || Record->isLambda() || isInLibrary(Record)) return false;
+  if (!IndexBuilt) buildContinuationIndex(Ctx);
+  return FunctorClasses.contains(Record->getCanonicalDecl());
+}
+
+const CallExpr* AsyncScopeResolver::factoryCallReturning(const LambdaExpr* Lambda, ASTContext& Ctx) {
+  DynTypedNode Current = DynTypedNode::create(*Lambda);
+  for (unsigned Depth = 0; Depth < 8; ++Depth) {
+    auto Parent = parentOf(Current, Ctx);
+    if (!Parent) return nullptr;
+    const auto* ParentStmt = Parent->get<Stmt>();
+    if (isa_and_nonnull<ReturnStmt>(ParentStmt)) break;
+    if (!ParentStmt || !isWrapper(ParentStmt)) return nullptr;
+    Current = *Parent;
+  }
+  const auto* Function = dyn_cast_or_null<FunctionDecl>(Lambda->getLambdaClass()->getDeclContext());
+  if (!Function || isLambdaCallOperator(Function) || isInLibrary(Function)) return nullptr;
+  if (!IndexBuilt) buildContinuationIndex(Ctx);
+  auto It = FactoryCalls.find(Function->getCanonicalDecl());
+  return It == FactoryCalls.end() ? nullptr : It->second;
+}
+
+const CallExpr* AsyncScopeResolver::continuationCallOf(const LambdaExpr* Lambda, ASTContext& Ctx) {
   auto [It, Inserted] = ContinuationCache.try_emplace(Lambda, nullptr);
   if (!Inserted) return It->second;
-  const CXXMemberCallExpr* Call = callTakingAsArgument(Lambda, Ctx);
+  constexpr unsigned HelperDepth = 3;
+  const CallExpr* Call = callTakingAsArgument(Lambda, Ctx, HelperDepth);
   if (!Call) {
     // `auto onValue = [&](...) {...}; future.thenAccept(onValue);`
     DynTypedNode Current = DynTypedNode::create(*Lambda);
     for (unsigned Depth = 0; Depth < 8; ++Depth) {
-      auto Parents = Ctx.getParents(Current);
-      if (Parents.empty()) break;
-      if (const auto* Var = Parents[0].get<VarDecl>()) {
-        Call = continuationCallOfVariable(Var, Ctx);
+      auto Parent = parentOf(Current, Ctx);
+      if (!Parent) break;
+      if (const auto* Var = Parent->get<VarDecl>()) {
+        Call = continuationCallOfVariable(Var, Ctx, HelperDepth);
         break;
       }
-      const auto* ParentStmt = Parents[0].get<Stmt>();
+      const auto* ParentStmt = Parent->get<Stmt>();
       if (!ParentStmt || !isWrapper(ParentStmt)) break;
-      Current = Parents[0];
+      Current = *Parent;
     }
   }
+  if (!Call) Call = factoryCallReturning(Lambda, Ctx);
   // The cache entry may have moved while the variable's uses were resolved.
   ContinuationCache[Lambda] = Call;
   return Call;
+}
+
+bool AsyncScopeResolver::runsOnAnotherThread(const LambdaExpr* Lambda, ASTContext& Ctx) const {
+  DynTypedNode Current = DynTypedNode::create(*Lambda);
+  for (unsigned Depth = 0; Depth < 8; ++Depth) {
+    auto Parent = parentOf(Current, Ctx);
+    if (!Parent) return false;
+    const auto* ParentStmt = Parent->get<Stmt>();
+    if (!ParentStmt) return false;
+    if (const auto* Construct = dyn_cast<CXXConstructExpr>(ParentStmt);
+        Construct && isSameOrDerivedFrom(Construct->getConstructor()->getParent(), Names.OffThreadCallees))
+      return true;
+    if (const auto* Call = dyn_cast<CallExpr>(ParentStmt))
+      if (const auto* Callee = dyn_cast_or_null<FunctionDecl>(Call->getCalleeDecl());
+          Callee && matchesQualifiedName(Callee, Names.OffThreadCallees))
+        return true;
+    if (!isWrapper(ParentStmt)) return false;
+    Current = *Parent;
+  }
+  return false;
 }
 
 const LambdaExpr* AsyncScopeResolver::lambdaOf(const Expr* Argument) {
@@ -237,12 +404,12 @@ const LambdaExpr* AsyncScopeResolver::lambdaOf(const Expr* Argument) {
   return dyn_cast_or_null<LambdaExpr>(E);
 }
 
-bool AsyncScopeResolver::isAwaitedImmediately(const CXXMemberCallExpr* Call, ASTContext& Ctx) {
+bool AsyncScopeResolver::isAwaitedImmediately(const Expr* Call, ASTContext& Ctx) const {
   DynTypedNode Current = DynTypedNode::create(*Call);
   for (unsigned Depth = 0; Depth < 64; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.empty()) return false;
-    const auto* ParentStmt = Parents[0].get<Stmt>();
+    auto Parent = parentOf(Current, Ctx);
+    if (!Parent) return false;
+    const auto* ParentStmt = Parent->get<Stmt>();
     if (!ParentStmt) return false;
     if (isa<CoawaitExpr, DependentCoawaitExpr>(ParentStmt)) return true;
     // Further links of the same chain: `.thenApply(...).thenAccept(...)`.
@@ -251,25 +418,28 @@ bool AsyncScopeResolver::isAwaitedImmediately(const CXXMemberCallExpr* Call, AST
         (isa<CXXMemberCallExpr>(ParentStmt) &&
          cast<CXXMemberCallExpr>(ParentStmt)->getImplicitObjectArgument()->IgnoreImplicit() == Current.get<Expr>());
     if (!ChainLink && !isWrapper(ParentStmt)) return false;
-    Current = Parents[0];
+    Current = *Parent;
   }
   return false;
 }
 
 Scope AsyncScopeResolver::classify(const DynTypedNode& Node, ASTContext& Ctx) {
   ScopeKind Inner = ScopeKind::None;
+  const CXXMethodDecl* Member = nullptr;
   const Decl* Outermost = Node.get<Decl>();
   DynTypedNode Current = Node;
   for (unsigned Depth = 0; Depth < 1024; ++Depth) {
-    auto Parents = Ctx.getParents(Current);
-    if (Parents.empty()) break;
-    Current = Parents[0];
+    auto Parent = parentOf(Current, Ctx);
+    if (!Parent) break;
+    Current = *Parent;
     if (const auto* Lambda = Current.get<LambdaExpr>()) {
       if (Inner == ScopeKind::None) {
         if (continuationCallOf(Lambda, Ctx))
           Inner = ScopeKind::Continuation;
         else if (isTaskCoroutine(Lambda->getCallOperator()))
           Inner = ScopeKind::TaskCoroutine;
+        else if (runsOnAnotherThread(Lambda, Ctx))
+          return Scope{};  // its body is another thread's business
       }
       continue;
     }
@@ -278,10 +448,15 @@ Scope AsyncScopeResolver::classify(const DynTypedNode& Node, ASTContext& Ctx) {
       if (isLambdaCallOperator(Function)) continue;
       Outermost = Function;
       if (Inner != ScopeKind::None) break;
-      if (isTaskCoroutine(Function))
+      const auto* Method = dyn_cast<CXXMethodDecl>(Function);
+      if (isTaskCoroutine(Function)) {
         Inner = ScopeKind::TaskCoroutine;
-      else if (const auto* Method = dyn_cast<CXXMethodDecl>(Function); Method && isUdfClass(Method->getParent()))
+      } else if (Method && isUdfClass(Method->getParent())) {
         Inner = ScopeKind::UdfMember;
+        Member = Method;
+      } else if (Method && isCallOperator(Method) && isContinuationFunctor(Method->getParent(), Ctx)) {
+        Inner = ScopeKind::Continuation;
+      }
       break;
     }
     if (const auto* Record = Current.get<CXXRecordDecl>()) {
@@ -294,7 +469,7 @@ Scope AsyncScopeResolver::classify(const DynTypedNode& Node, ASTContext& Ctx) {
     if (const auto* D = Current.get<Decl>()) Outermost = D;
   }
   if (isInLibrary(Outermost)) return Scope{};
-  return Scope{Inner};
+  return Scope{Inner, Member};
 }
 
 }  // namespace clang::tidy::asyncstate

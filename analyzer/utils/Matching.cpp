@@ -1,9 +1,11 @@
 #include "utils/Matching.h"
 
-#include "utils/AsyncScope.h"
-
+#include "clang-tidy/utils/OptionsUtils.h"
 #include "clang/AST/Attr.h"
 #include "clang/AST/DeclTemplate.h"
+#include "llvm/ADT/StringExtras.h"
+
+#include <algorithm>
 
 namespace clang::tidy::asyncstate {
 
@@ -15,18 +17,28 @@ std::vector<StringRef> refs(const std::vector<std::string>& Names) {
   return std::vector<StringRef>(Names.begin(), Names.end());
 }
 
-std::vector<std::string> readQualifiedNames(const ClangTidyCheck::OptionsView& Options, StringRef Key,
-                                            StringRef Default) {
-  std::vector<std::string> Names;
-  for (const std::string& Name : splitList(Options.getLocalOrGlobal(Key, Default)))
-    Names.push_back(normalizeName(Name));
+std::vector<std::string> parseList(StringRef Value) {
+  std::vector<std::string> Items;
+  for (StringRef Item : utils::options::parseStringList(Value))
+    if (!(Item = Item.trim()).empty()) Items.push_back(Item.str());
+  return Items;
+}
+
+std::string serializeList(const std::vector<std::string>& Items) {
+  return utils::options::serializeStringList(refs(Items));
+}
+
+std::vector<std::string> parseQualifiedNames(StringRef Value) {
+  std::vector<std::string> Names = parseList(Value);
+  for (std::string& Name : Names)
+    if (StringRef(Name).starts_with("::")) Name.erase(0, 2);
   return Names;
 }
 
-std::string joinQualifiedNames(const std::vector<std::string>& Names) {
+std::string serializeQualifiedNames(const std::vector<std::string>& Names) {
   std::vector<std::string> Spelled;
   for (const std::string& Name : Names) Spelled.push_back("::" + Name);
-  return joinList(Spelled);
+  return serializeList(Spelled);
 }
 
 StringRef lastComponent(StringRef QualifiedName) {
@@ -73,6 +85,44 @@ bool hasAnnotation(const FunctionDecl* Function, StringRef Annotation) {
       if (Attr->getAnnotation() == Annotation) return true;
     const FunctionDecl* Pattern = Function->getTemplateInstantiationPattern();
     Function = Pattern == Function ? nullptr : Pattern;
+  }
+  return false;
+}
+
+std::vector<std::string> identifierWords(StringRef Name) {
+  std::vector<std::string> Words;
+  std::string Word;
+  auto flush = [&] {
+    if (!Word.empty()) Words.push_back(std::move(Word));
+    Word.clear();
+  };
+  for (size_t I = 0; I < Name.size(); ++I) {
+    const char C = Name[I];
+    if (!llvm::isAlnum(C)) {
+      flush();
+      continue;
+    }
+    const bool Upper = llvm::isUpper(C);
+    const bool AfterLower = I > 0 && (llvm::isLower(Name[I - 1]) || llvm::isDigit(Name[I - 1]));
+    // "HTTPError": the last capital of a run starts the next word.
+    const bool EndsAcronym = I > 0 && llvm::isUpper(Name[I - 1]) && I + 1 < Name.size() && llvm::isLower(Name[I + 1]);
+    if (Upper && (AfterLower || EndsAcronym)) flush();
+    Word += llvm::toLower(C);
+  }
+  flush();
+  return Words;
+}
+
+ReportingNames::ReportingNames(std::vector<std::string> Entries) : Entries(std::move(Entries)) {
+  for (const std::string& Entry : this->Entries) Split.push_back(identifierWords(Entry));
+}
+
+bool ReportingNames::matches(StringRef Name) const {
+  const std::vector<std::string> Words = identifierWords(Name);
+  for (const std::vector<std::string>& Entry : Split) {
+    if (Entry.empty() || Entry.size() > Words.size()) continue;
+    for (size_t Start = 0; Start + Entry.size() <= Words.size(); ++Start)
+      if (std::equal(Entry.begin(), Entry.end(), Words.begin() + Start)) return true;
   }
   return false;
 }

@@ -12,7 +12,9 @@ struct UdfClassRecord {
   std::string Name;  // qualified, as written in the report
   std::string File;  // absolute path of the class definition
   unsigned Line = 0;
-  bool InMainFile = false;  // defined in a file given to the tool, not a header
+  // Defined in a file given to the tool, or in a header whose diagnostics
+  // HeaderFilterRegex (command line or .clang-tidy) lets through.
+  bool Reported = false;
   // File offsets of the class body and of out-of-line member definitions, so
   // diagnostics can be attributed to the class they occur in.
   std::vector<std::pair<std::string, std::pair<unsigned, unsigned>>> Ranges;

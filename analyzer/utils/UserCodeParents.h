@@ -1,0 +1,41 @@
+// Parents of the nodes in user code, for walking from a matched node up to its
+// function, lambda or class. clang's own parent map (ASTContext::getParents)
+// indexes the whole translation unit, the standard library's and asyncstate's
+// headers with every template instantiation included, which costs more than all
+// the checks together; none of those nodes is ever async UDF code. This index
+// covers the top-level declarations outside system headers and outside the
+// ignored (library) namespaces, with the same conventions as clang's map
+// (implicit code and template instantiations included, lambda bodies under the
+// closure's operator()). Nodes outside it have no parent.
+#pragma once
+
+#include "clang/AST/ASTContext.h"
+#include "clang/AST/ASTTypeTraits.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace clang::tidy::asyncstate {
+
+class UserCodeParents {
+ public:
+  // One index per translation unit, shared by all checks.
+  static UserCodeParents& instance();
+
+  void reset();
+  std::optional<DynTypedNode> parentOf(const DynTypedNode& Node, ASTContext& Ctx,
+                                       const std::vector<std::string>& IgnoredNamespaces);
+  // The top-level declarations the index covers.
+  const std::vector<Decl*>& userDecls(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
+
+ private:
+  void build(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
+
+  bool Built = false;
+  std::vector<Decl*> Roots;
+  llvm::DenseMap<const void*, DynTypedNode> Parents;
+};
+
+}  // namespace clang::tidy::asyncstate
