@@ -7,7 +7,8 @@ namespace clang::tidy::asyncstate::defaults {
 
 // Shared by all checks (global or per-check options).
 inline constexpr const char UdfBaseClasses[] = "::asyncstate::KeyedProcessFunction";
-inline constexpr const char TaskTypes[] = "::asyncstate::Task";
+// Task is an alias of StateFuture: any coroutine returning either is library-task code.
+inline constexpr const char TaskTypes[] = "::asyncstate::Task;::asyncstate::StateFuture";
 inline constexpr const char FutureTypes[] = "::asyncstate::StateFuture";
 inline constexpr const char IteratorTypes[] = "::asyncstate::StateIterator";
 inline constexpr const char ContinuationMethods[] =
