@@ -80,7 +80,8 @@ const char* BlockingCallbackCheck::describe(const CallExpr* Call, const Function
   if (!Member) return nullptr;
   const CXXRecordDecl* Object = objectRecord(Member);
   const StringRef Name = Callee->getName();
-  if (contains(FutureWaitMethods, Name) && (isSameOrDerivedFrom(Object, StdFutureTypes) || Resolver.isFutureClass(Object)))
+  if (contains(FutureWaitMethods, Name) &&
+      (isSameOrDerivedFrom(Object, StdFutureTypes) || Resolver.isFutureClass(Object)))
     return FutureWait;
   if (readsMemory(Member->getImplicitObjectArgument())) return nullptr;
   for (const std::string& Entry : BlockingMethods) {

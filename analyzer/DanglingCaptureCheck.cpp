@@ -61,7 +61,8 @@ void DanglingCaptureCheck::check(const MatchFinder::MatchResult& Result) {
   ASTContext& Ctx = *Result.Context;
   bool MayAlias = false;
   for (const LambdaCapture& Capture : Lambda->captures())
-    MayAlias |= Capture.capturesVariable() && (Capture.getCaptureKind() == LCK_ByRef || Lambda->isInitCapture(&Capture));
+    MayAlias |=
+        Capture.capturesVariable() && (Capture.getCaptureKind() == LCK_ByRef || Lambda->isInitCapture(&Capture));
   if (!MayAlias) return;
   const CallExpr* Call = Resolver.continuationCallOf(Lambda, Ctx);
   if (!Call || Resolver.isInLibrary(Lambda->getCallOperator())) return;

@@ -40,11 +40,15 @@ class UseAfterSuspension : public RecursiveASTVisitor<UseAfterSuspension> {
     if (Ref->getDecl() == Parameter) Uses.push_back(Ref->getBeginLoc());
     return true;
   }
-  bool TraverseForStmt(ForStmt* Loop) { return traverseLoop(Loop, [&] { return Base::TraverseForStmt(Loop); }); }
+  bool TraverseForStmt(ForStmt* Loop) {
+    return traverseLoop(Loop, [&] { return Base::TraverseForStmt(Loop); });
+  }
   bool TraverseWhileStmt(WhileStmt* Loop) {
     return traverseLoop(Loop, [&] { return Base::TraverseWhileStmt(Loop); });
   }
-  bool TraverseDoStmt(DoStmt* Loop) { return traverseLoop(Loop, [&] { return Base::TraverseDoStmt(Loop); }); }
+  bool TraverseDoStmt(DoStmt* Loop) {
+    return traverseLoop(Loop, [&] { return Base::TraverseDoStmt(Loop); });
+  }
   bool TraverseCXXForRangeStmt(CXXForRangeStmt* Loop) {
     return traverseLoop(Loop, [&] { return Base::TraverseCXXForRangeStmt(Loop); });
   }
@@ -166,8 +170,7 @@ bool DanglingCoroutineReferenceCheck::isBorrowing(QualType ParameterType) const 
 void DanglingCoroutineReferenceCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
   const FunctionDecl* Callee = Call->getDirectCallee();
   const FunctionDecl* Definition = Callee ? Callee->getDefinition() : nullptr;
-  if (!Definition || !Resolver.isTaskCoroutine(Definition) || Resolver.isAwaitedImmediately(Call, Ctx))
-    return;
+  if (!Definition || !Resolver.isTaskCoroutine(Definition) || Resolver.isAwaitedImmediately(Call, Ctx)) return;
   const unsigned Shift = isa<CXXOperatorCallExpr>(Call) && isa<CXXMethodDecl>(Callee) ? 1 : 0;
   const FunctionDecl* Caller = nullptr;
   for (unsigned I = Shift; I < Call->getNumArgs() && I - Shift < Definition->getNumParams(); ++I) {

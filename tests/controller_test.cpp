@@ -301,7 +301,8 @@ TEST(ControllerTest, HotKeyWorkDerivedInsideRecordsOverdrawsTheLimitWithoutDeadl
   AsyncExecutionController controller(backend, o);
   ValueState<int> counter(controller, ValueStateDescriptor<int>("counter"));
   auto bump = [&] {
-    (void)counter.asyncValue().thenCompose([&](std::optional<int> c) { return counter.asyncUpdate(c.value_or(0) + 1); });
+    (void)counter.asyncValue().thenCompose(
+        [&](std::optional<int> c) { return counter.asyncUpdate(c.value_or(0) + 1); });
   };
   for (int i = 0; i < 10; ++i) {
     controller.processRecord(std::string("hot"), [&] {

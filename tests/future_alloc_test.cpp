@@ -54,10 +54,9 @@ TEST_F(FutureAllocationTest, FailurePropagationAllocatesNothingPerStage) {
       StateFuture<int> chain = source.future();
       for (int i = 0; i < stages; ++i) chain = std::move(chain).thenApply([](int v) { return v + 1; });
       chain = std::move(chain).thenCompose([](int v) { return completedFuture(v); });
-      StateFuture<int> recovered =
-          combineAll(std::move(chain), other.future())
-              .thenApply([](std::tuple<int, int> values) { return std::get<0>(values); })
-              .exceptionally([](const AsyncError&) { return -1; });
+      StateFuture<int> recovered = combineAll(std::move(chain), other.future())
+                                       .thenApply([](std::tuple<int, int> values) { return std::get<0>(values); })
+                                       .exceptionally([](const AsyncError&) { return -1; });
       other.setValue(1);
       AsyncError error(std::make_exception_ptr(std::runtime_error("backend down")), "s", "k", "get");
       bench::alloc::Probe probe;

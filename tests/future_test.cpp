@@ -11,10 +11,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <tuple>
-#include <variant>
 #include <thread>
+#include <tuple>
 #include <utility>
+#include <variant>
 #include <vector>
 
 using namespace asyncstate;
@@ -691,8 +691,7 @@ TEST_F(FutureTest, ConditionalApplyAndComposeReportTheBranchAndItsResult) {
     StatePromise<int> promise = controller_.newPromise<int>();
     StatePromise<std::string> inner = controller_.newPromise<std::string>();
     StateFuture<std::pair<bool, std::string>> composed = promise.future().thenConditionallyCompose(
-        isEven, [&](int) { return inner.future(); },
-        [](int v) { return completedFuture(std::to_string(v)); });
+        isEven, [&](int) { return inner.future(); }, [](int v) { return completedFuture(std::to_string(v)); });
     promise.setValue(2);
     EXPECT_FALSE(composed.isDone());
     inner.setValue("from the pending branch");

@@ -547,9 +547,7 @@ TEST_F(TaskTest, RecordOfACoroutineFinishesWhenTheBodyDoes) {
   } out;
   std::optional<StatePromise<int>> gate;
   struct Fn {
-    void run(StateFuture<int> future, Collector<int>& collector) {
-      collector.collect(co_await std::move(future));
-    }
+    void run(StateFuture<int> future, Collector<int>& collector) { collector.collect(co_await std::move(future)); }
   } fn;
   controller_.processRecord(std::string("kim"), [&] {
     gate.emplace(controller_.newPromise<int>());

@@ -14,7 +14,7 @@ struct DriverOptions {
   OutputFormat Format = OutputFormat::Text;
   bool MigrationReport = false;
   bool Help = false;
-  std::string ExportFixes;   // as given by the user, if any
+  std::string ExportFixes;  // as given by the user, if any
   // clang-tidy's arguments (argv[0] first); ChecksIndex points at --checks if given.
   std::vector<std::string> TidyArgs;
   std::optional<size_t> ChecksIndex;

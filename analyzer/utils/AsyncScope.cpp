@@ -145,9 +145,7 @@ class LocalUseCollector : public RecursiveASTVisitor<LocalUseCollector> {
   llvm::DenseMap<const VarDecl*, llvm::SmallVector<const DeclRefExpr*, 2>>& Uses;
 };
 
-bool isCallOperator(const FunctionDecl* Function) {
-  return Function->getOverloadedOperator() == OO_Call;
-}
+bool isCallOperator(const FunctionDecl* Function) { return Function->getOverloadedOperator() == OO_Call; }
 
 }  // namespace
 
@@ -322,7 +320,8 @@ void AsyncScopeResolver::buildContinuationIndex(ASTContext& Ctx) {
           Record && !Record->isLambda())
         FunctorClasses.insert(Record->getCanonicalDecl());
       if (const auto* Factory = dyn_cast<CallExpr>(Value); Factory && !isWrapper(Factory))
-        if (const FunctionDecl* Callee = Factory->getDirectCallee()) FactoryCalls.try_emplace(Callee->getCanonicalDecl(), Call);
+        if (const FunctionDecl* Callee = Factory->getDirectCallee())
+          FactoryCalls.try_emplace(Callee->getCanonicalDecl(), Call);
     }
   }
 }

@@ -43,7 +43,9 @@ class CompletionMailbox final : public CompletionSink {
   void complete(std::uint64_t ticket, StateResult result) override {
     deliver(Completion{ticket, std::move(result), nullptr});
   }
-  void fail(std::uint64_t ticket, std::exception_ptr error) override { deliver(Completion{ticket, {}, std::move(error)}); }
+  void fail(std::uint64_t ticket, std::exception_ptr error) override {
+    deliver(Completion{ticket, {}, std::move(error)});
+  }
 
   // Task thread: moves every answer received so far into `out` (which must be empty).
   void takeAll(std::vector<Completion>& out) {

@@ -334,9 +334,9 @@ class AsyncExecutionController final {
                         const void* context = nullptr) {
     detail::RecordContext& record = currentRecord(operation);
     if (closing_) {
-      return failedFuture<R>(AsyncError(std::make_exception_ptr(std::runtime_error(
-                                            "the controller is being destroyed: the request is not sent")),
-                                        state.name, record.keyText(), operation));
+      return failedFuture<R>(AsyncError(
+          std::make_exception_ptr(std::runtime_error("the controller is being destroyed: the request is not sent")),
+          state.name, record.keyText(), operation));
     }
     auto* core = detail::Core<detail::Stored<R>>::create(*runtime_);
     StateFuture<R> future(core);
@@ -400,8 +400,7 @@ class AsyncExecutionController final {
     // here for the limit could wait for the very record that starts it.
     const bool derived = runtime_->currentRecord() != nullptr;
     try {
-      while (inFlight_ >= options_.inFlightLimit && !derived &&
-             !keys_.isHeld(record->keyBytes(), record->keyHash())) {
+      while (inFlight_ >= options_.inFlightLimit && !derived && !keys_.isHeld(record->keyBytes(), record->keyHash())) {
         waitForProgress();
       }
     } catch (...) {

@@ -48,13 +48,16 @@ class RecordCoroutinePromise : public PooledFrame {
   }
 
   void get_return_object() noexcept {}
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the coroutine protocol calls it on the promise
   std::suspend_never initial_suspend() noexcept { return {}; }
 
   // Frees the frame (locals first), then lets the record go: releasing it may finish
   // the record, and nothing of the body may outlive that.
   class FinalAwaiter {
    public:
+    // NOLINTNEXTLINE(readability-convert-member-functions-to-static): called on the awaiter object
     bool await_ready() const noexcept { return false; }
+    // NOLINTNEXTLINE(readability-convert-member-functions-to-static): called on the awaiter object
     void await_suspend(std::coroutine_handle<RecordCoroutinePromise> coroutine) noexcept {
       RecordContext* record = coroutine.promise().record_;
       coroutine.destroy();
@@ -62,9 +65,11 @@ class RecordCoroutinePromise : public PooledFrame {
     }
     void await_resume() const noexcept {}
   };
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the coroutine protocol calls it on the promise
   FinalAwaiter final_suspend() noexcept { return {}; }
 
   void return_void() noexcept {}
+  // NOLINTNEXTLINE(readability-convert-member-functions-to-static): the coroutine protocol calls it on the promise
   void unhandled_exception() {
     currentRuntime().reportUnhandled(coroutineFailure(std::current_exception(), "processElement coroutine"));
   }

@@ -62,7 +62,8 @@ decltype(auto) invokeWithValue(F& f, Stored<T>& value) {
 
 // Whether a continuation can take the value of a StateFuture<T> (nothing for void).
 template <class T, class F>
-concept TakesValue = (std::is_void_v<T> && std::is_invocable_v<F&>) || (!std::is_void_v<T> && std::is_invocable_v<F&, T>);
+concept TakesValue =
+    (std::is_void_v<T> && std::is_invocable_v<F&>) || (!std::is_void_v<T> && std::is_invocable_v<F&, T>);
 
 template <class T, class F>
 struct ValueResult {
@@ -115,11 +116,11 @@ StateFuture<T> failedFuture(AsyncError error);
 
 // A continuation must take the future's value (nothing for StateFuture<void>); said
 // first, in words, instead of deep inside std::invoke.
-#define ASYNCSTATE_CHECK_CONTINUATION(F)                                                                          \
+#define ASYNCSTATE_CHECK_CONTINUATION(F)                                                                         \
   static_assert(!std::is_void_v<T> || TakesValue<T, F>,                                                          \
                 "a continuation of a StateFuture<void> takes no argument: write [] { ... }");                    \
   static_assert(std::is_void_v<T> || TakesValue<T, F>,                                                           \
-                "the continuation cannot take this future's value. A state read gives a std::optional: "        \
+                "the continuation cannot take this future's value. A state read gives a std::optional: "         \
                 "ValueState<V>::asyncValue() and MapState<K, V>::asyncGet() call f(std::optional<V>), so write " \
                 "[](std::optional<V> v) { ... v.value_or(0) ... }, not [](V v)")
 
@@ -251,8 +252,7 @@ class FutureBody {
   }
   template <class P, class FT>
   BoolFuture thenConditionallyAccept(P&& pred, FT&& ifTrue) && {
-    return std::move(self()).thenConditionallyAccept(std::forward<P>(pred), std::forward<FT>(ifTrue),
-                                                     [](auto&&...) {});
+    return std::move(self()).thenConditionallyAccept(std::forward<P>(pred), std::forward<FT>(ifTrue), [](auto&&...) {});
   }
 
   // pred(value) ? ifTrue(value) : ifFalse(value), each returning a plain value: a
@@ -269,8 +269,8 @@ class FutureBody {
             taken ? std::invoke(t, std::move(value)...) : std::invoke(e, std::move(value)...);
             return taken;
           } else {
-            return std::pair<bool, R>(taken, taken ? R(std::invoke(t, std::move(value)...))
-                                                   : R(std::invoke(e, std::move(value)...)));
+            return std::pair<bool, R>(
+                taken, taken ? R(std::invoke(t, std::move(value)...)) : R(std::invoke(e, std::move(value)...)));
           }
         },
         "thenConditionallyApply");
@@ -768,7 +768,8 @@ class Combination {
 
   template <class T>
   void observeOne(StateFuture<T>& slot) {
-    StateFuture<T> input = std::move(slot);
+    // The slot is emptied now and receives the ready input back when it settles.
+    StateFuture<T> input = std::exchange(slot, StateFuture<T>());
     FutureAccess::observe(
         std::move(input),
         [this, &slot](StateFuture<T>&& ready) {
@@ -815,8 +816,7 @@ class Combination {
       for (auto& slot : inputs_) out.push_back(std::move(FutureAccess::valueOf(slot)));
       return out;
     } else {
-      return std::apply(
-          [](auto&... slot) { return Result(takeSlot(slot)...); }, inputs_);
+      return std::apply([](auto&... slot) { return Result(takeSlot(slot)...); }, inputs_);
     }
   }
 

@@ -201,7 +201,7 @@ class Savepoint {
             kind > static_cast<std::uint8_t>(StateKind::Aggregating)) {
           throw CorruptSavepointError("state '" + name + "' has unknown kind " + std::to_string(kind));
         }
-        if (sp.states_.count(name) != 0) throw CorruptSavepointError("state '" + name + "' appears twice");
+        if (sp.states_.contains(name)) throw CorruptSavepointError("state '" + name + "' appears twice");
         SavepointState& state = sp.declare(name, static_cast<StateKind>(kind));
         std::uint64_t count = Serializer<std::uint64_t>::read(body);
         if (count > body.size() / 12) throw CorruptSavepointError("state '" + name + "' claims too many entries");

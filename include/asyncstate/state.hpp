@@ -35,9 +35,9 @@ concept Storable = requires { sizeof(Serializer<V>); };
 }  // namespace detail
 
 // Said where the state is declared, instead of "incomplete type Serializer" deep inside.
-#define ASYNCSTATE_REQUIRE_STORABLE(V)                                                                             \
-  static_assert(detail::Storable<V>,                                                                               \
-                "a state's value (or map key) type needs an asyncstate::Serializer: for a struct, write "         \
+#define ASYNCSTATE_REQUIRE_STORABLE(V)                                                                               \
+  static_assert(detail::Storable<V>,                                                                                 \
+                "a state's value (or map key) type needs an asyncstate::Serializer: for a struct, write "            \
                 "ASYNCSTATE_SERIALIZABLE(Type, field1, field2, ...) at global namespace scope after its definition " \
                 "(or specialize asyncstate::Serializer<Type>)")
 

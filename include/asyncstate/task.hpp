@@ -56,7 +56,6 @@ inline AsyncError coroutineFailure(std::exception_ptr error, const char* operati
 template <class T>
 class PromiseBase : public PooledFrame {
  public:
-
   // The outcome is published from the final suspension, after the body's locals are
   // destroyed and the frame is freed: an awaiting caller resumes only once this
   // coroutine is over, as after a plain call. Completing from return_value() instead

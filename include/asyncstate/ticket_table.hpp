@@ -26,7 +26,7 @@ template <class R>
 using Decoder = R (*)(StateResult&, const void* context);
 
 struct RequestOrigin {
-  RecordContext* record = nullptr;  // holds a reference until the answer is settled
+  RecordContext* record = nullptr;         // holds a reference until the answer is settled
   const std::string* stateName = nullptr;  // null once the state may be gone
   const char* operation = nullptr;
 };
@@ -98,6 +98,9 @@ class TicketTable {
 
   template <class R>
   static void settleAnswer(Slot& slot, StateResult* result, std::exception_ptr error) {
+    // The slot's bytes hold the Answer<R> that submit() placed there; only this slot's own
+    // settle function, instantiated for the same R, reads them back.
+    // NOLINTNEXTLINE(bugprone-casting-through-void)
     const Answer<R> answer = *std::launder(static_cast<Answer<R>*>(static_cast<void*>(slot.answer)));
     Producer<Stored<R>> producer(answer.core);
     if (!error) {

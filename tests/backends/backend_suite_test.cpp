@@ -239,9 +239,8 @@ TEST_P(BackendSuite, UnchainedAddsOfOneRecordBothLand) {
   ControllerOptions options;
   options.log = nullptr;
   AsyncExecutionController controller(backend(), options);
-  ReducingState<long> sum(controller, ReducingStateDescriptor<long>("sum", [](const long& a, const long& b) {
-                            return a + b;
-                          }));
+  ReducingState<long> sum(controller,
+                          ReducingStateDescriptor<long>("sum", [](const long& a, const long& b) { return a + b; }));
   for (int key = 0; key < 4; ++key) {
     controller.processRecord(key, [&] {
       sum.asyncAdd(1);

@@ -138,7 +138,9 @@ void expectRejectedAndReleased(const std::filesystem::path& path, const std::str
   } catch (const std::exception& e) {
     ADD_FAILURE() << "expected a BackendError, got: " << e.what();
   }
-  { RawDb reopened(path); }
+  {
+    RawDb reopened(path);
+  }
   EXPECT_TRUE(rocksdb::DestroyDB(path.string(), rocksdb::Options()).ok()) << "the database is still locked";
 }
 
@@ -149,7 +151,9 @@ void createState(const std::filesystem::path& path, const std::string& name, Sta
 
 TEST(RocksDbForeign, AColumnFamilyThatIsNoStateIsRejected) {
   TempDir dir;
-  { RawDb foreign(dir.path() / "db", {"users"}); }
+  {
+    RawDb foreign(dir.path() / "db", {"users"});
+  }
   expectRejectedAndReleased(dir.path() / "db", "column family 'users'");
 }
 
@@ -215,9 +219,9 @@ TEST(RocksDbForeign, ADirectoryWithOtherFilesIsNotTurnedIntoADatabase) {
   } catch (const BackendError& e) {
     EXPECT_NE(std::string(e.what()).find("todo.txt"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path() / "notes"),
-                          std::filesystem::directory_iterator()),
-            1);
+  EXPECT_EQ(
+      std::distance(std::filesystem::directory_iterator(dir.path() / "notes"), std::filesystem::directory_iterator()),
+      1);
 }
 
 // What a crash between the two steps of a registration leaves, in either order of the

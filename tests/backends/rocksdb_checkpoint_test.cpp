@@ -182,8 +182,9 @@ TEST(RocksDbCheckpoint, LeftoversOfAnInterruptedCheckpointAreIgnoredAndCleanedUp
   std::ofstream(root / "checkpoint-7" / "CHECKPOINT.tmp") << "half";
   std::ofstream(root / "shared" / "000099-0123456789abcdef.sst.tmp") << "half";
   EXPECT_EQ(RocksDbBackend::checkpoints(root), (std::vector<std::uint64_t>{first.id}));
-  EXPECT_NE(errorOf([&] { RocksDbBackend::restoreFromCheckpoint(root, 7, RocksDbOptions{dir.path() / "r"}); })
-                .find("no manifest"),
+  EXPECT_NE(errorOf([&] {
+              RocksDbBackend::restoreFromCheckpoint(root, 7, RocksDbOptions{dir.path() / "r"});
+            }).find("no manifest"),
             std::string::npos);
 
   const CheckpointHandle next = db.checkpoint(root);
@@ -258,7 +259,8 @@ TEST(RocksDbCheckpoint, ADamagedCheckpointFailsToRestoreWithAClearError) {
   EXPECT_NE(damaged("missing-private",
                     [](const CheckpointHandle& h) {
                       for (const CheckpointFile& file : h.files) {
-                        if (file.sharedName.empty() && file.name.starts_with("MANIFEST")) fs::remove(h.directory / file.name);
+                        if (file.sharedName.empty() && file.name.starts_with("MANIFEST"))
+                          fs::remove(h.directory / file.name);
                       }
                     })
                 .find("is missing"),
@@ -306,8 +308,8 @@ TEST(RocksDbCheckpoint, ACheckpointRocksDbCannotOpenLeavesTheTargetAsItWas) {
   std::ofstream(handle.directory / "CHECKPOINT", std::ios::trunc) << text << "crc32c " << crc << "\n";
 
   fs::create_directories(dir.path() / "empty");
-  const std::string error = errorOf(
-      [&] { RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "empty"}); });
+  const std::string error =
+      errorOf([&] { RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "empty"}); });
   EXPECT_NE(error.find("MANIFEST-999999"), std::string::npos) << error;
   EXPECT_TRUE(fs::is_directory(dir.path() / "empty"));
   EXPECT_TRUE(fs::is_empty(dir.path() / "empty"));
@@ -321,8 +323,9 @@ TEST(RocksDbCheckpoint, RestoreNeverOverwritesAnExistingDirectory) {
   const CheckpointHandle handle = db.checkpoint(root);
   fs::create_directories(dir.path() / "busy");
   std::ofstream(dir.path() / "busy" / "data") << "keep";
-  EXPECT_NE(errorOf([&] { RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "busy"}); })
-                .find("not an empty directory"),
+  EXPECT_NE(errorOf([&] {
+              RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "busy"});
+            }).find("not an empty directory"),
             std::string::npos);
   EXPECT_EQ(filesIn(dir.path() / "busy"), (std::set<std::string>{"data"}));
 }
@@ -334,7 +337,7 @@ TEST(RocksDbCheckpoint, CheckpointFilesAndDirectoriesAreOwnerOnly) {
   fillStates(db);
   const CheckpointHandle first = db.checkpoint(root);
   const auto mode = [](const fs::path& path) {
-    struct stat st {};
+    struct stat st{};
     if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("stat " + path.string());
     return st.st_mode & 0777;
   };

@@ -59,9 +59,9 @@ struct LatencyOptions {
 
 struct LatencyStats {
   std::uint64_t batches = 0;
-  std::uint64_t injectedErrors = 0;  // requests failed by the error rate
-  std::uint64_t outageFailures = 0;  // requests failed in a Fail window
-  std::uint64_t stalledBatches = 0;  // batches held by a Stall window
+  std::uint64_t injectedErrors = 0;    // requests failed by the error rate
+  std::uint64_t outageFailures = 0;    // requests failed in a Fail window
+  std::uint64_t stalledBatches = 0;    // batches held by a Stall window
   std::uint64_t answersDelivered = 0;  // completions and failures handed to a sink by the timer thread
   std::chrono::microseconds totalInjectedLatency{0};
 };

@@ -192,9 +192,11 @@ class RocksDbBackend final : public StateBackend {
             handle.files.push_back(std::move(file));
           }
         } else if (!info.replacement_contents.empty()) {
-          handle.files.push_back(store.storePrivate(handle, info.relative_filename, {}, 0, info.replacement_contents));
+          handle.files.push_back(
+              RocksDbCheckpointStore::storePrivate(handle, info.relative_filename, {}, 0, info.replacement_contents));
         } else {
-          handle.files.push_back(store.storePrivate(handle, info.relative_filename, source, info.size, {}));
+          handle.files.push_back(
+              RocksDbCheckpointStore::storePrivate(handle, info.relative_filename, source, info.size, {}));
         }
       }
       store.commit(handle);
@@ -422,8 +424,9 @@ class RocksDbBackend final : public StateBackend {
                                file.starts_with("MANIFEST-") || file.starts_with("OPTIONS-") ||
                                file.ends_with(".log") || file.ends_with(".dbtmp");
       if (!rocksDbsOwn) {
-        throw BackendError("rocksdb " + options_.path.string() + ": not a RocksDB database (no CURRENT file) and not empty ('" +
-                           file + "'); refusing to create one there");
+        throw BackendError("rocksdb " + options_.path.string() +
+                           ": not a RocksDB database (no CURRENT file) and not empty ('" + file +
+                           "'); refusing to create one there");
       }
     }
   }
@@ -488,7 +491,8 @@ class RocksDbBackend final : public StateBackend {
   static std::optional<StateKind> kindFromRow(const rocksdb::Slice& row) {
     if (row.size() != 1) return std::nullopt;
     const auto byte = static_cast<unsigned char>(row[0]);
-    if (byte < static_cast<unsigned char>(StateKind::Value) || byte > static_cast<unsigned char>(StateKind::Aggregating)) {
+    if (byte < static_cast<unsigned char>(StateKind::Value) ||
+        byte > static_cast<unsigned char>(StateKind::Aggregating)) {
       return std::nullopt;
     }
     return static_cast<StateKind>(byte);

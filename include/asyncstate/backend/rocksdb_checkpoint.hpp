@@ -37,6 +37,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -88,12 +89,13 @@ inline std::uint32_t crc32c(std::uint32_t crc, std::string_view bytes) {
 }
 
 [[noreturn]] inline void throwFileError(const std::string& what, const std::filesystem::path& path, int error) {
-  throw BackendError(what + " " + path.string() + ": " + std::strerror(error));
+  throw BackendError(what + " " + path.string() + ": " + std::error_code(error, std::generic_category()).message());
 }
 
 class FileDescriptor {
  public:
-  FileDescriptor(const std::filesystem::path& path, int flags, const char* what) : fd_(::open(path.c_str(), flags, 0600)) {
+  FileDescriptor(const std::filesystem::path& path, int flags, const char* what)
+      : fd_(::open(path.c_str(), flags, 0600)) {
     if (fd_ < 0) throwFileError(what, path, errno);
   }
   ~FileDescriptor() { ::close(fd_); }
@@ -143,7 +145,8 @@ inline std::uint32_t copyFilePrefix(const std::filesystem::path& from, const std
   std::vector<char> buffer(1u << 20);
   std::uint64_t left = size;
   while (left > 0) {
-    const ssize_t n = ::read(in.get(), buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size())));
+    const ssize_t n =
+        ::read(in.get(), buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, buffer.size())));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throwFileError("reading", from, errno);
     if (n == 0) {
@@ -227,9 +230,9 @@ class RocksDbCheckpointStore {
 
   // Copies `size` bytes of `source`, or writes `contents` when `source` is empty, into
   // the checkpoint's own directory.
-  CheckpointFile storePrivate(const CheckpointHandle& handle, const std::string& name,
-                              const std::filesystem::path& source, std::uint64_t size,
-                              std::string_view contents) const {
+  static CheckpointFile storePrivate(const CheckpointHandle& handle, const std::string& name,
+                                     const std::filesystem::path& source, std::uint64_t size,
+                                     std::string_view contents) {
     CheckpointFile file;
     file.name = name;
     file.copied = true;
@@ -297,7 +300,10 @@ class RocksDbCheckpointStore {
     if (!std::getline(lines, line) || line != "id " + std::to_string(id)) throw corrupt("it names '" + line + "'");
     while (std::getline(lines, line)) {
       std::istringstream fields(line);
-      std::string type, crc, copied, extra;
+      std::string type;
+      std::string crc;
+      std::string copied;
+      std::string extra;
       CheckpointFile file;
       fields >> type >> file.name;
       if (type == "shared") fields >> file.sharedName;
@@ -337,7 +343,8 @@ class RocksDbCheckpointStore {
         const fs::path source = locate(handle, file);
         std::error_code error;
         const std::uint64_t size = fs::file_size(source, error);
-        if (error) throw BackendError(where(handle.id) + "file " + source.string() + " is missing (" + error.message() + ")");
+        if (error)
+          throw BackendError(where(handle.id) + "file " + source.string() + " is missing (" + error.message() + ")");
         if (size != file.size) {
           throw BackendError(where(handle.id) + "file " + source.string() + " is corrupt: " + std::to_string(size) +
                              " bytes, the manifest says " + std::to_string(file.size));
@@ -405,9 +412,9 @@ class RocksDbCheckpointStore {
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(root_, error)) {
       const std::string name = entry.path().filename().string();
-      constexpr std::string_view prefix = "checkpoint-";
-      if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 19) continue;
-      const std::string digits = name.substr(prefix.size());
+      constexpr std::string_view kPrefix = "checkpoint-";
+      if (!name.starts_with(kPrefix) || name.size() == kPrefix.size() || name.size() > kPrefix.size() + 19) continue;
+      const std::string digits = name.substr(kPrefix.size());
       if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
       ids.push_back(std::stoull(digits));
     }
