@@ -18,6 +18,7 @@
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/detail/runtime.hpp>
 #include <asyncstate/error.hpp>
+#include <asyncstate/execution_observer.hpp>
 #include <asyncstate/future.hpp>
 #include <asyncstate/hot_keys.hpp>
 #include <asyncstate/key_accounting.hpp>
@@ -65,6 +66,9 @@ struct ControllerOptions {
   // When one key holds more than this share of the in-flight records, a warning names it
   // (see docs/operations.md); the keys with the most waiting records are in hotKeys().
   HotKeyPolicyOptions hotKeys;
+  // Told about batches sent and backend round trips (and, in a runner, checkpoints,
+  // restores and watermarks) as they happen; must outlive the controller. Null: no cost.
+  ExecutionObserver* observer = nullptr;
 };
 
 struct ControllerMetrics {
@@ -181,6 +185,7 @@ class AsyncExecutionController final {
     if (options_.batchSize == 0) options_.batchSize = 1;
     if (options_.inFlightLimit == 0) options_.inFlightLimit = 1;
     if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
+    if (options_.observer != nullptr && options_.observer->measuresRoundTrips()) roundTrips_.emplace();
     if (options_.log != nullptr) {
       *options_.log << "asyncstate: controller on backend " << backend_.describeConfiguration() << " (batch size "
                     << options_.batchSize << ", buffer timeout " << options_.bufferTimeout.count()
@@ -499,6 +504,7 @@ class AsyncExecutionController final {
     const std::size_t requests = buffer_.size();
     const std::size_t batches = buffer_.sendAll([&](std::vector<StateRequest>&& batch) {
       mailbox_->expect(batch.size());
+      if (options_.observer != nullptr) observeSent(batch, reason);
       backend_.executeBatch(std::move(batch), *mailbox_);
     });
     if (batches == 0) return;
@@ -507,6 +513,23 @@ class AsyncExecutionController final {
                                       : metrics_.drainFlushes) += batches;
     metrics_.batchesSent += batches;
     metrics_.requestsSent += requests;
+  }
+
+  void observeSent(const std::vector<StateRequest>& batch, FlushReason reason) {
+    options_.observer->batchSent(batch.size(), reason == FlushReason::Size      ? BatchReason::Size
+                                               : reason == FlushReason::Timeout ? BatchReason::Timeout
+                                                                                : BatchReason::Drain);
+    if (roundTrips_) roundTrips_->sent(batch, now());
+  }
+
+  void observeAnswered(const std::vector<detail::Completion>& answers) {
+    if (answers.empty()) return;
+    const TimePoint answeredAt = now();  // once per mailbox take, not per answer
+    for (const detail::Completion& answer : answers) {
+      if (const auto duration = roundTrips_->answered(answer.ticket, answeredAt)) {
+        options_.observer->backendRoundTrip(*duration);
+      }
+    }
   }
 
   // A partial batch's deadline is stamped by the record that started it, or by the
@@ -535,6 +558,7 @@ class AsyncExecutionController final {
         return progressed;
       }
       progressed = true;
+      if (roundTrips_) observeAnswered(batch);
       for (detail::Completion& completion : batch) {
         if (!tickets_.settle(*runtime_, completion.ticket, &completion.result, std::move(completion.error))) {
           logLine("backend " + backend_.name() + " answered unknown or already answered request ticket " +
@@ -634,6 +658,7 @@ class AsyncExecutionController final {
   detail::TicketTable tickets_;
   detail::KeyAccounting keys_;
   HotKeyMonitor hotKeys_;
+  std::optional<detail::RoundTripTimer> roundTrips_;  // only when the observer measures round trips
   detail::ReadyQueue ready_;
   std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
 

@@ -5,13 +5,15 @@
 //   - publish(...) mirrors the statistics the library already keeps (ControllerMetrics,
 //     RunStats, PoolStats, CacheStats, BackendStats, the record latency histogram);
 //     call it on the task thread, e.g. from RunnerOptions::onProgress / onWatermark;
-//   - the event methods (batchSent, backendRoundTrip, checkpointTaken, ...) are what
-//     the controller and runner call where the event happens.
+//   - as an ExecutionObserver (set `options.controller.observer = &metrics`), the
+//     controller and runner report batches, backend round trips, checkpoints, restores
+//     and watermarks (lag and wait) where they happen.
 // Single writer (the task thread); the registry may be read from any thread.
 
 #include <asyncstate/backend/cache.hpp>
 #include <asyncstate/controller.hpp>
 #include <asyncstate/error.hpp>
+#include <asyncstate/execution_observer.hpp>
 #include <asyncstate/hot_keys.hpp>
 #include <asyncstate/metrics.hpp>
 #include <asyncstate/metrics_registry.hpp>
@@ -29,12 +31,15 @@
 
 namespace asyncstate {
 
-class JobMetrics {
+class JobMetrics final : public ExecutionObserver {
  public:
   // Every series carries `labels` too (e.g. {{"job_name", "orders"}, {"subtask", "0"}}).
-  explicit JobMetrics(MetricsRegistry& registry, MetricLabels labels = {})
+  // `eventTimeUnit` is what one tick of the job's timestamps means (watermark lag).
+  explicit JobMetrics(MetricsRegistry& registry, MetricLabels labels = {},
+                      std::chrono::nanoseconds eventTimeUnit = std::chrono::milliseconds(1))
       : registry_(registry),
         labels_(std::move(labels)),
+        eventTimeUnit_(eventTimeUnit),
         recordsIn_(counter("asyncstate_records_in_total", "Records the job read from its source.")),
         recordsProcessed_(counter("asyncstate_records_processed_total",
                                   "Records whose processing (with every continuation) finished.")),
@@ -201,15 +206,23 @@ class JobMetrics {
 
   void recordsRead(std::uint64_t n = 1) { recordsIn_.inc(static_cast<double>(n)); }
   void recordsEmitted(std::uint64_t n = 1) { recordsOut_.inc(static_cast<double>(n)); }
-  void batchSent(std::size_t requests) { batchSize_.observe(static_cast<double>(requests)); }
-  void backendRoundTrip(std::chrono::nanoseconds duration) { roundTrip_.observe(duration); }
   void watermarkWaited(std::chrono::nanoseconds duration) { watermarkWait_.observe(duration); }
 
-  void checkpointTaken(std::chrono::nanoseconds duration, const Savepoint& checkpoint) {
+  // ExecutionObserver: the batch counts by reason are mirrored by publish(ControllerMetrics).
+  void batchSent(std::size_t requests, BatchReason /*reason*/) override {
+    batchSize_.observe(static_cast<double>(requests));
+  }
+  bool measuresRoundTrips() const override { return true; }
+  void backendRoundTrip(std::chrono::nanoseconds duration) override { roundTrip_.observe(duration); }
+  void watermarkEmitted(std::int64_t watermark, std::chrono::nanoseconds waitedForInFlight) override {
+    watermarkWaited(waitedForInFlight);
+    publishWatermark(watermark, eventTimeUnit_);
+  }
+  void checkpointTaken(std::chrono::nanoseconds duration, const Savepoint& checkpoint) override {
     checkpointDuration_.observe(duration);
     checkpointSize_.set(static_cast<double>(payloadBytes(checkpoint)));
   }
-  void restored(std::chrono::nanoseconds duration, const Savepoint& checkpoint) {
+  void restored(std::chrono::nanoseconds duration, const Savepoint& checkpoint) override {
     restoreDuration_.observe(duration);
     restoreSize_.set(static_cast<double>(payloadBytes(checkpoint)));
   }
@@ -261,6 +274,7 @@ class JobMetrics {
 
   MetricsRegistry& registry_;
   MetricLabels labels_;
+  std::chrono::nanoseconds eventTimeUnit_;
   Counter& recordsIn_;
   Counter& recordsProcessed_;
   Counter& recordsOut_;

@@ -130,6 +130,7 @@ class EmbeddedRunner {
   // Returns how many outputs the checkpoint had already emitted (an exactly-once
   // sink keeps those and drops anything emitted after the checkpoint).
   std::uint64_t restore(const Savepoint& checkpoint, Source<In>& source) {
+    const auto started = observedStart();
     const auto& meta = checkpoint.metadata();
     auto field = [&](const char* name) -> const std::string& {
       auto it = meta.find(name);
@@ -160,6 +161,7 @@ class EmbeddedRunner {
     sinceCheckpoint_ = sinceCheckpoint;
     idleWatermarkDone_ = idleWatermarkDone;
     status_ = static_cast<WatermarkStatus>(status);
+    if (started) observer()->restored(elapsedSince(*started), checkpoint);
     return outputs;
   }
 
@@ -219,6 +221,7 @@ class EmbeddedRunner {
 
   // Drains, then snapshots the backend together with the runner's own position.
   Savepoint checkpoint(const Source<In>& source) {
+    const auto started = observedStart();
     controller_.drain();
     Savepoint sp;
     backend_.snapshot(sp);
@@ -234,6 +237,7 @@ class EmbeddedRunner {
     meta["schedule.idleWatermarkDone"] = encode(idleWatermarkDone_);
     meta["watermarkStatus"] = encode(static_cast<std::uint8_t>(status_));
     ++checkpoints_;
+    if (started) observer()->checkpointTaken(elapsedSince(*started), sp);
     if (options_.onCheckpoint) options_.onCheckpoint(sp);
     return sp;
   }
@@ -265,7 +269,9 @@ class EmbeddedRunner {
   // drains again, then emits the watermark: exactly once per call that advances it.
   void advanceWatermark(std::int64_t watermark, Collector<Out>& collector) {
     if (watermark <= timers_.currentWatermark()) return;
+    const auto started = observedStart();
     controller_.drain();
+    const auto waited = started ? elapsedSince(*started) : std::chrono::nanoseconds::zero();
     timers_.setWatermark(watermark);
     for (auto due = timers_.takeDue(watermark); !due.empty(); due = timers_.takeDue(watermark)) {
       for (auto& [timestamp, keyBytes] : due) {
@@ -276,7 +282,18 @@ class EmbeddedRunner {
       controller_.drain();
     }
     ++watermarks_;
+    if (started) observer()->watermarkEmitted(watermark, waited);
     if (options_.onWatermark) options_.onWatermark(watermark);
+  }
+
+  // Events are timed by the controller's clock, and only for an observer.
+  ExecutionObserver* observer() const noexcept { return options_.controller.observer; }
+  std::optional<AsyncExecutionController::TimePoint> observedStart() const {
+    if (observer() == nullptr) return std::nullopt;
+    return controller_.options().clock();
+  }
+  std::chrono::nanoseconds elapsedSince(AsyncExecutionController::TimePoint started) const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(controller_.options().clock() - started);
   }
 
   void changeStatus(WatermarkStatus status) {

@@ -154,7 +154,7 @@ TEST(JobMetrics, PublishesTheHotKeyShare) {
 TEST(JobMetrics, ExpositionOfTheWholeSetIsWellFormed) {
   MetricsRegistry registry;
   JobMetrics metrics(registry, {{"job_name", "a \"quoted\"\\name\n"}});
-  metrics.batchSent(64);
+  metrics.batchSent(64, BatchReason::Size);
   metrics.backendRoundTrip(std::chrono::milliseconds(2));
   const std::string text = toPrometheusText(registry.snapshot());
   EXPECT_NE(text.find("asyncstate_batch_size_requests_bucket{job_name=\"a \\\"quoted\\\"\\\\name\\n\",le=\"64\"} 1"),
