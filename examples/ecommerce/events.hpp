@@ -43,6 +43,9 @@ struct Activity {
 };
 
 inline constexpr std::int64_t kWindowMillis = 10'000;
+// The generator's event-time clock: where it starts and how far it advances per event.
+inline constexpr std::int64_t kFirstEventMillis = 1'700'000'000'000;
+inline constexpr std::int64_t kMillisPerEvent = 2;
 
 // Seeded, so sync and async runs (and checkpoint replays) see the same stream. Users
 // follow a skewed distribution (a few very active users), timestamps advance with
@@ -56,9 +59,9 @@ inline std::vector<Event> generateEvents(std::size_t count, std::uint64_t seed =
   const char* countries[] = {"DE", "FR", "US", "JP", "BR"};
   std::vector<Event> events;
   events.reserve(count);
-  std::int64_t clock = 1'700'000'000'000;
+  std::int64_t clock = kFirstEventMillis;
   for (std::size_t i = 0; i < count; ++i) {
-    clock += 2;
+    clock += kMillisPerEvent;
     Event e;
     e.userId = "user-" + std::to_string(userDist(rng) % users);
     e.type = static_cast<EventType>(typeDist(rng));

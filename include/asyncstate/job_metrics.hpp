@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
@@ -216,7 +217,14 @@ class JobMetrics final : public ExecutionObserver {
   void backendRoundTrip(std::chrono::nanoseconds duration) override { roundTrip_.observe(duration); }
   void watermarkEmitted(std::int64_t watermark, std::chrono::nanoseconds waitedForInFlight) override {
     watermarkWaited(waitedForInFlight);
-    publishWatermark(watermark, eventTimeUnit_);
+    publishWatermark(watermark, eventTimeUnit_, processingTime_ ? processingTime_() : std::chrono::system_clock::now());
+  }
+
+  // The processing time watermark lag is measured against when watermarkEmitted()
+  // publishes it: the system clock unless set (a job replaying recorded input at its own
+  // pace measures lag against its replay clock).
+  void setProcessingClock(std::function<std::chrono::system_clock::time_point()> clock) {
+    processingTime_ = std::move(clock);
   }
   void checkpointTaken(std::chrono::nanoseconds duration, const Savepoint& checkpoint) override {
     checkpointDuration_.observe(duration);
@@ -275,6 +283,7 @@ class JobMetrics final : public ExecutionObserver {
   MetricsRegistry& registry_;
   MetricLabels labels_;
   std::chrono::nanoseconds eventTimeUnit_;
+  std::function<std::chrono::system_clock::time_point()> processingTime_;
   Counter& recordsIn_;
   Counter& recordsProcessed_;
   Counter& recordsOut_;

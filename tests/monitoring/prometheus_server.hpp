@@ -1,19 +1,12 @@
 #pragma once
 // Test harness: a private Prometheus on a free loopback port, in a temporary directory,
 // scraping the targets it is given every second and loading the given rule files;
-// stopped by pid in the destructor. The child gets PR_SET_PDEATHSIG, so a crashed test
-// binary leaves no server behind.
+// stopped by pid in the destructor (a ChildProcess: a crashed test binary leaves no
+// server behind).
+
+#include "../support/child_process.hpp"
 
 #include <httplib.h>
-
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -27,22 +20,6 @@
 #include <vector>
 
 namespace asyncstate::test {
-
-// A port the kernel considers free now; the server may lose it to another process
-// before it binds, and the harness then tries another.
-inline int freeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("prometheus harness: socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(fd);
-  if (!ok) throw std::runtime_error("prometheus harness: no free loopback port");
-  return ntohs(addr.sin_port);
-}
 
 inline std::string fileText(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -61,9 +38,10 @@ class PrometheusServer {
     writeConfig(targets, ruleFiles);
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = freeLoopbackPort();
-      spawn({binary, "--config.file=" + (dir_ / "prometheus.yml").string(),
-             "--storage.tsdb.path=" + (dir_ / "data").string(),
-             "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"});
+      process_.start({binary, "--config.file=" + (dir_ / "prometheus.yml").string(),
+                      "--storage.tsdb.path=" + (dir_ / "data").string(),
+                      "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"},
+                     dir_ / "prometheus.log");
       if (waitUntilReady()) return;
       stop();
     }
@@ -127,62 +105,21 @@ class PrometheusServer {
     for (const std::string& target : targets) config << "          - '" << target << "'\n";
   }
 
-  void spawn(const std::vector<std::string>& args) {
-    // Built before fork: the child of a multithreaded process may only make
-    // async-signal-safe calls until exec.
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const std::string logPath = (dir_ / "prometheus.log").string();
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("prometheus harness: fork failed");
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      const int log = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (log >= 0) {
-        ::dup2(log, STDOUT_FILENO);
-        ::dup2(log, STDERR_FILENO);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-
   bool waitUntilReady() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
+      if (!process_.running()) return false;
       if (get("/-/ready")) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    pid_ = -1;
-  }
+  void stop() { process_.stop(std::chrono::seconds(10)); }
 
   std::filesystem::path dir_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess process_;
 };
 
 }  // namespace asyncstate::test

@@ -1,17 +1,15 @@
 #pragma once
 // Test harness: a private redis-server (or a three-node Redis Cluster) on free
 // loopback ports, in a temporary directory, stopped by the destructor -- also when a
-// test fails. The child gets PR_SET_PDEATHSIG, so even a crashed test binary (an
-// ASan abort) does not leave servers behind.
+// test fails (a ChildProcess: even a crashed test binary leaves no server behind).
+
+#include "child_process.hpp"
 
 #include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -146,7 +144,7 @@ class RedisServer {
       if (!adminPassword_.empty()) args.insert(args.end(), {"--requirepass", adminPassword_});
       args.insert(args.end(), extraArgs.begin(), extraArgs.end());
       args_ = args;
-      spawn(args);
+      process_.start(args);
       if (waitUntilReady()) return;
       lastError = readFileTail(dir_ / "redis.log");
       stopProcess();
@@ -175,7 +173,7 @@ class RedisServer {
   // persistence (the harness default) it comes back empty: a lost-data scenario.
   void restart() {
     stopProcess();
-    spawn(args_);
+    process_.start(args_);
     if (!waitUntilReady()) {
       throw std::runtime_error("redis harness: redis-server did not restart; log:\n" +
                                readFileTail(dir_ / "redis.log"));
@@ -183,31 +181,10 @@ class RedisServer {
   }
 
  private:
-  void spawn(const std::vector<std::string>& args) {
-    // Built before fork: the child of a multithreaded process may only make
-    // async-signal-safe calls until exec.
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("redis harness: fork failed");
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-
   bool waitUntilReady() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
+      if (!process_.running()) return false;
       try {
         if (redisQuery(port_, {"PING"}, std::chrono::milliseconds(200), adminAuth()) == "PONG") return true;
       } catch (const std::runtime_error&) {
@@ -218,21 +195,7 @@ class RedisServer {
     return false;
   }
 
-  void stopProcess() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    pid_ = -1;
-  }
+  void stopProcess() { process_.stop(std::chrono::seconds(5)); }
 
   std::vector<std::string> adminAuth() const {
     if (adminPassword_.empty()) return {};
@@ -243,7 +206,7 @@ class RedisServer {
   std::vector<std::string> args_;
   std::filesystem::path dir_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess process_;
 };
 
 // Three masters, no replicas, slots split evenly by redis-cli --cluster create.

@@ -5,12 +5,9 @@
 // library without TLS (Debian 12's hiredis 0.14) reaches a TLS-only Redis port.
 // SelfSignedCertificate makes the certificate with openssl for 127.0.0.1.
 
+#include "child_process.hpp"
 #include "redis_server.hpp"
 
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -66,7 +63,7 @@ class SelfSignedCertificate {
 
 // stunnel in client mode: plain on 127.0.0.1:port() -> TLS to 127.0.0.1:tlsPort, the
 // server's certificate verified against `ca` (chain and IP). Stopped by the destructor;
-// dies with the test process (PR_SET_PDEATHSIG).
+// dies with the test process (a ChildProcess).
 class StunnelClientTunnel {
  public:
   StunnelClientTunnel(const std::string& binary, int tlsPort, const std::filesystem::path& ca,
@@ -78,26 +75,8 @@ class StunnelClientTunnel {
                            << "\n[redis]\nclient = yes\naccept = 127.0.0.1:" << port_
                            << "\nconnect = 127.0.0.1:" << tlsPort << "\nCAfile = " << ca.string()
                            << "\nverifyChain = yes\ncheckIP = 127.0.0.1\n";
-    std::vector<std::string> args{binary, config_.string()};
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("tls harness: fork failed");
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    process_.start({binary, config_.string()});
     waitUntilListening();
-  }
-  ~StunnelClientTunnel() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
   }
   StunnelClientTunnel(const StunnelClientTunnel&) = delete;
   StunnelClientTunnel& operator=(const StunnelClientTunnel&) = delete;
@@ -109,9 +88,7 @@ class StunnelClientTunnel {
   void waitUntilListening() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
+      if (!process_.running()) {
         throw std::runtime_error("tls harness: stunnel exited; log:\n" + readFileTail(log_));
       }
       if (!portIsFree(port_)) return;  // bound by stunnel
@@ -121,7 +98,7 @@ class StunnelClientTunnel {
   }
 
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess process_;
   std::filesystem::path config_;
   std::filesystem::path log_;
 };
