@@ -1,6 +1,8 @@
-// Against the real thing: a job on the memory backend publishes its metrics, a real
-// Prometheus (Debian's) scrapes the /metrics endpoint every second, and its query API
-// agrees with what the job measured itself; the shipped alert rules load in it.
+// Against the real thing: a real Prometheus (Debian's) scrapes /metrics every second,
+// and its query API agrees with what the job measured itself -- for the example job
+// (examples/ecommerce, run as its own process with --metrics-port) and for a test job
+// with hostile label values; the shipped alert rules load in it.
+#include "../support/child_process.hpp"
 #include "click_job.hpp"
 #include "prometheus_server.hpp"
 
@@ -8,6 +10,11 @@
 #include <asyncstate/metrics_http.hpp>
 
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <regex>
+#include <thread>
 
 namespace asyncstate {
 namespace {
@@ -91,6 +98,79 @@ TEST(PrometheusScrape, SeriesAgreeWithWhatTheJobMeasured) {
   }
   EXPECT_EQ(rules->find("\"health\":\"err\""), std::string::npos) << *rules;
 }
+
+#ifdef ECOMMERCE_JOB_BINARY
+// What the example job printed about each run: "measured run=<run> name=value ...".
+std::map<std::string, std::map<std::string, double>> measuredRuns(const std::string& output) {
+  std::map<std::string, std::map<std::string, double>> runs;
+  static const std::regex line(R"(measured run=(\w+)((?: \w+=[^ \n]+)+))");
+  static const std::regex field(R"( (\w+)=([^ \n]+))");
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it) {
+    const std::string fields = (*it)[2].str();
+    auto& run = runs[(*it)[1].str()];
+    for (auto f = std::sregex_iterator(fields.begin(), fields.end(), field); f != std::sregex_iterator(); ++f) {
+      run[(*f)[1].str()] = std::stod((*f)[2].str());
+    }
+  }
+  return runs;
+}
+
+// Polls until the query's value is `expected` (a scrape during the run sees earlier
+// values); the last value seen, or nullopt, after `limit`.
+std::optional<double> awaitValue(const test::PrometheusServer& prometheus, const std::string& promql, double expected,
+                                 std::chrono::seconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::optional<double> value;
+  while (std::chrono::steady_clock::now() < deadline) {
+    value = prometheus.query(promql);
+    if (value && std::abs(*value - expected) <= 1e-12 * std::max(1.0, std::abs(expected))) return value;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return value;
+}
+
+TEST(PrometheusScrape, ExampleJobSeriesAgreeWithWhatItPrinted) {
+  const int port = test::freeLoopbackPort();
+  test::PrometheusServer prometheus(PROMETHEUS_BINARY, {"127.0.0.1:" + std::to_string(port)});
+  const auto output = std::filesystem::temp_directory_path() / ("asyncstate-example-" + std::to_string(::getpid()));
+  test::ChildProcess job;
+  job.start({ECOMMERCE_JOB_BINARY, "--events", "3000", "--remote-events", "600", "--latency-us", "200", "--cache-kib",
+             "16", "--metrics-port", std::to_string(port), "--serve-after-s", "300"},
+            output);
+  // The job prints what it measured, then keeps serving its final metrics.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (test::fileText(output).find("serving the final metrics") == std::string::npos) {
+    ASSERT_TRUE(job.running()) << "the example job exited (status " << job.exitStatus() << "):\n"
+                               << test::fileText(output);
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << test::fileText(output);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::string printed = test::fileText(output);
+  std::filesystem::remove(output);
+  const auto runs = measuredRuns(printed);
+  ASSERT_EQ(runs.size(), 6U) << printed;
+  for (const auto& [run, measured] : runs) {
+    SCOPED_TRACE(run);
+    const std::string labels = "{job=\"asyncstate\",run=\"" + run + "\"}";
+    EXPECT_EQ(awaitValue(prometheus, "asyncstate_records_in_total" + labels, measured.at("records_in")),
+              measured.at("records_in"))
+        << prometheus.log();
+    EXPECT_EQ(prometheus.query("asyncstate_records_processed_total" + labels), measured.at("records_processed"));
+    // The observer's events: one batch-size sample and one round trip per batch sent.
+    EXPECT_EQ(prometheus.query("asyncstate_batch_size_requests_count" + labels), measured.at("batches"));
+    EXPECT_EQ(prometheus.query("asyncstate_backend_request_duration_seconds_count" + labels), measured.at("batches"));
+    EXPECT_GT(prometheus.query("asyncstate_watermark_wait_duration_seconds_count" + labels).value_or(0), 0);
+    const auto hitRate = prometheus.query("asyncstate_cache_hits_total" + labels + " / (asyncstate_cache_hits_total" +
+                                          labels + " + asyncstate_cache_misses_total" + labels + ")");
+    ASSERT_TRUE(hitRate.has_value());
+    EXPECT_NEAR(*hitRate, measured.at("cache_hit_rate"), 1e-12);
+    EXPECT_GT(*hitRate, 0);
+    EXPECT_LT(*hitRate, 1);
+  }
+  EXPECT_EQ(prometheus.query("up{job=\"asyncstate\"}"), 1.0);
+  job.stop();
+}
+#endif
 
 }  // namespace
 }  // namespace asyncstate
