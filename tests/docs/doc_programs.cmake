@@ -1,0 +1,47 @@
+# doc_programs(<page>): one executable and one test per cpp program of docs/<page>.md,
+# compiled with the project's warnings and run in its build directory. A fence's tags
+# add what the program needs: "rocksdb" (```cpp rocksdb) links RocksDB, "http" the
+# /metrics endpoint; without that component the program is not built (said at configure).
+# Included by tests/docs (guide, migration, runtime) and tests/monitoring (operations).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(ASYNCSTATE_DOC_BLOCKS ${CMAKE_CURRENT_LIST_DIR}/doc_blocks.py)
+
+function(doc_programs page)
+  set(md ${PROJECT_SOURCE_DIR}/docs/${page}.md)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${md} ${ASYNCSTATE_DOC_BLOCKS})
+  execute_process(COMMAND ${Python3_EXECUTABLE} ${ASYNCSTATE_DOC_BLOCKS} cpp ${md} ${CMAKE_CURRENT_BINARY_DIR}/${page}
+                  OUTPUT_VARIABLE listing ERROR_VARIABLE error RESULT_VARIABLE failed)
+  if(failed)
+    message(FATAL_ERROR "extracting the code of ${md}: ${error}")
+  endif()
+  string(STRIP "${listing}" listing)
+  string(REPLACE "\n" ";" blocks "${listing}")
+  foreach(block IN LISTS blocks)
+    string(REGEX MATCH "^([^|]*)\\|(.*)$" _ "${block}")
+    set(source ${CMAKE_MATCH_1})
+    set(tags ${CMAKE_MATCH_2})
+    get_filename_component(name ${source} NAME_WE)
+    if(tags MATCHES "rocksdb" AND NOT ASYNCSTATE_WITH_ROCKSDB)
+      message(STATUS "docs/${page}.md: ${name} needs RocksDB; not built (ASYNCSTATE_WITH_ROCKSDB=OFF)")
+      continue()
+    endif()
+    if(tags MATCHES "http" AND NOT ASYNCSTATE_WITH_HTTP)
+      message(STATUS "docs/${page}.md: ${name} needs the /metrics endpoint; not built (ASYNCSTATE_WITH_HTTP=OFF)")
+      continue()
+    endif()
+    add_executable(doc_${name} ${source})
+    target_link_libraries(doc_${name} PRIVATE asyncstate::asyncstate)
+    target_include_directories(doc_${name} PRIVATE ${PROJECT_SOURCE_DIR}/examples)
+    asyncstate_strict(doc_${name})
+    if(tags MATCHES "rocksdb")
+      find_package(RocksDB CONFIG REQUIRED)
+      target_link_libraries(doc_${name} PRIVATE RocksDB::rocksdb-shared)
+    endif()
+    if(tags MATCHES "http")
+      target_link_libraries(doc_${name} PRIVATE asyncstate::metrics_http)
+    endif()
+    add_test(NAME doc_${name} COMMAND doc_${name} WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+    # A program may use fixed scratch paths; the page's commands may run it too.
+    set_tests_properties(doc_${name} PROPERTIES LABELS "docs" RESOURCE_LOCK doc_${name})
+  endforeach()
+endfunction()
