@@ -425,9 +425,10 @@ class AsyncExecutionController final {
       }
       start(record);
     } else {
-      // Only records that wait pay for the key's text: hot keys are what make records wait.
-      hotKeys_.recordWaiting(record->keyText(), keys_.recordsOf(record->keyBytes(), record->keyHash()), inFlight_,
-                             now());
+      // Only records that wait are counted (hot keys are what make records wait), by their
+      // key's bytes: the text is decoded only when a key is reported.
+      hotKeys_.recordWaiting(record->keyBytes(), describe, keys_.recordsOf(record->keyBytes(), record->keyHash()),
+                             inFlight_, now());
     }  // a waiting record is handed out by finished() when its key frees
     if (derived) return;
     pump();

@@ -9,6 +9,9 @@
 // HotKeyMonitor feeds two sketches (waiting records, blocked time) from the controller's
 // hot path and asks a HotKeyPolicy whether one key's share of the window deserves a
 // warning that names the key and the fix.
+//
+// Keys are tracked by their encoded bytes and decoded into text only when reported (top(),
+// hottestKey(), a warning): the controller pays no decoding for records that merely wait.
 
 #include <algorithm>
 #include <bit>
@@ -26,6 +29,64 @@
 
 namespace asyncstate {
 
+// Turns a key's encoded bytes into its text; null: the key given is its text already.
+using KeyText = std::string (*)(std::string_view keyBytes);
+
+namespace detail {
+
+// A key as the sketches keep it: its bytes, cut to a maximum ("..." marks a cut), and how
+// to read them as text when reported. A cut key cannot be decoded from what is kept, so
+// its text is made when it is kept (long keys only).
+class KeptKey {
+ public:
+  static constexpr std::string_view kCutMarker = "...";
+
+  void reserve(std::size_t maxBytes) { bytes_.reserve(maxBytes + kCutMarker.size()); }
+
+  void assign(std::string_view key, KeyText describe, std::size_t maxBytes) {
+    if (key.size() <= maxBytes) {
+      bytes_.assign(key);
+      describe_ = describe;
+      cut_ = false;
+      decodedCut_ = false;
+      return;
+    }
+    bytes_.assign(key.substr(0, maxBytes));
+    bytes_.append(kCutMarker);
+    describe_ = nullptr;
+    cut_ = true;
+    decodedCut_ = describe != nullptr;
+    if (decodedCut_) cutText_ = cutTo(describe(key), maxBytes);
+  }
+
+  // Whether `key` is the key kept here (a cut key: by its kept prefix).
+  bool holds(std::string_view key, std::size_t maxBytes) const noexcept {
+    if (key.size() <= maxBytes) return !cut_ && bytes_ == key;
+    return cut_ && std::string_view(bytes_).starts_with(key.substr(0, maxBytes));
+  }
+
+  std::string text() const {
+    if (decodedCut_) return cutText_;
+    return describe_ == nullptr ? bytes_ : describe_(bytes_);
+  }
+
+ private:
+  static std::string cutTo(std::string text, std::size_t maxBytes) {
+    if (text.size() <= maxBytes) return text;
+    text.resize(maxBytes);
+    text.append(kCutMarker);
+    return text;
+  }
+
+  std::string bytes_;
+  KeyText describe_ = nullptr;
+  bool cut_ = false;
+  bool decodedCut_ = false;  // a cut key's text, decoded when it was kept, is in cutText_
+  std::string cutText_;
+};
+
+}  // namespace detail
+
 struct HotKey {
   std::string key;          // the key's text, cut to the sketch's maxKeyBytes ("..." marks a cut)
   std::uint64_t count = 0;  // estimated weight: true weight <= count <= true weight + error
@@ -40,7 +101,7 @@ class HotKeySketch {
         heap_(capacity),
         index_(indexSize(capacity), kNone) {
     for (std::size_t i = 0; i < counters_.size(); ++i) {
-      counters_[i].text.reserve(maxKeyBytes_ + kCutMarker.size());
+      counters_[i].key.reserve(maxKeyBytes_);
       counters_[i].heapPos = static_cast<std::uint32_t>(i);
       heap_[i] = static_cast<std::uint32_t>(i);
     }
@@ -49,10 +110,11 @@ class HotKeySketch {
   std::size_t capacity() const noexcept { return counters_.size(); }
   std::uint64_t totalWeight() const noexcept { return total_; }
 
-  // Adds `weight` to `key`. Constant work for a fixed capacity: one hash, an index probe
-  // and a heap sift of depth log2(capacity); never an allocation (the key buffers are
-  // reserved at construction, and keys are cut to maxKeyBytes).
-  void add(std::string_view key, std::uint64_t weight = 1) {
+  // Adds `weight` to `key` (its encoded bytes, read as text by `describe` when reported;
+  // null: `key` is text). Constant work for a fixed capacity: one hash, an index probe and
+  // a heap sift of depth log2(capacity); never an allocation nor a decoding for a key of
+  // at most maxKeyBytes (the key buffers are reserved at construction).
+  void add(std::string_view key, std::uint64_t weight = 1, KeyText describe = nullptr) {
     if (weight == 0) return;
     total_ += weight;
     const std::uint64_t hash = hashOf(key);
@@ -74,7 +136,7 @@ class HotKeySketch {
       c.count = weight;
     }
     c.hash = hash;
-    assignText(c, key);
+    c.key.assign(key, describe, maxKeyBytes_);
     index(hash, slot);
     siftDown(0);
   }
@@ -83,7 +145,7 @@ class HotKeySketch {
   std::vector<HotKey> top(std::size_t n = static_cast<std::size_t>(-1)) const {
     std::vector<HotKey> keys;
     for (const Counter& c : counters_) {
-      if (c.used) keys.push_back(HotKey{c.text, c.count, c.error});
+      if (c.used) keys.push_back(HotKey{c.key.text(), c.count, c.error});
     }
     std::sort(keys.begin(), keys.end(), [](const HotKey& a, const HotKey& b) { return a.count > b.count; });
     if (keys.size() > n) keys.resize(n);
@@ -102,13 +164,12 @@ class HotKeySketch {
 
  private:
   static constexpr std::uint32_t kNone = 0xffffffffU;
-  static constexpr std::string_view kCutMarker = "...";
 
   struct Counter {
     std::uint64_t hash = 0;
     std::uint64_t count = 0;
     std::uint64_t error = 0;
-    std::string text;
+    detail::KeptKey key;
     std::uint32_t heapPos = 0;
     bool used = false;
   };
@@ -134,21 +195,9 @@ class HotKeySketch {
     return h;
   }
 
+  // A cut key is identified by its hash and its kept prefix.
   bool sameKey(const Counter& c, std::uint64_t hash, std::string_view key) const noexcept {
-    if (c.hash != hash) return false;
-    if (key.size() <= maxKeyBytes_) return c.text == key;
-    // A cut key is identified by its hash and its kept prefix.
-    return c.text.size() == maxKeyBytes_ + kCutMarker.size() &&
-           std::string_view(c.text).starts_with(key.substr(0, maxKeyBytes_));
-  }
-
-  void assignText(Counter& c, std::string_view key) const {
-    if (key.size() <= maxKeyBytes_) {
-      c.text.assign(key);
-    } else {
-      c.text.assign(key.substr(0, maxKeyBytes_));
-      c.text.append(kCutMarker);
-    }
+    return c.hash == hash && c.key.holds(key, maxKeyBytes_);
   }
 
   std::uint32_t lookup(std::uint64_t hash, std::string_view key) const noexcept {
@@ -235,8 +284,10 @@ class HotKeyPolicy {
            static_cast<double>(recordsOfKey) > options_.maxWindowShare * static_cast<double>(inFlight);
   }
 
-  // Returns whether it warned (to the log, when one is set).
-  bool check(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight, Clock::time_point now) {
+  // Returns whether it warned (to the log, when one is set). `key` is read as text by
+  // `describe` (null: it is text) only to word a warning.
+  bool check(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight, Clock::time_point now,
+             KeyText describe = nullptr) {
     if (!exceeds(recordsOfKey, inFlight)) return false;
     const std::size_t keyHash = std::hash<std::string_view>{}(key);
     if (warnedBefore_ && keyHash == lastWarnedHash_ && now - lastWarnedAt_ < options_.repeatEvery) return false;
@@ -244,7 +295,9 @@ class HotKeyPolicy {
     lastWarnedHash_ = keyHash;
     lastWarnedAt_ = now;
     ++warnings_;
-    if (log_ != nullptr) *log_ << warning(key, recordsOfKey, inFlight) << '\n';
+    if (log_ != nullptr) {
+      *log_ << warning(describe == nullptr ? std::string(key) : describe(key), recordsOfKey, inFlight) << '\n';
+    }
     return true;
   }
 
@@ -282,31 +335,39 @@ class HotKeyMonitor {
         blocked_(capacity, maxKeyBytes),
         policy_(options, log),
         maxKeyBytes_(maxKeyBytes) {
-    hottestKey_.reserve(maxKeyBytes);
+    hottest_.reserve(maxKeyBytes);
   }
 
   // A record of `key` was admitted to wait behind the key's running record; the key now
   // has `recordsOfKey` records in the window of `inFlight`. Returns whether it warned.
   bool recordWaiting(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight,
                      Clock::time_point now = Clock::now()) {
-    waiting_.add(key);
-    noteShare(key, recordsOfKey, inFlight);
-    return policy_.check(key, recordsOfKey, inFlight, now);
+    return recordWaiting(key, nullptr, recordsOfKey, inFlight, now);
+  }
+
+  // As above, for a key's encoded bytes: `describe` reads them as text only when the key
+  // is reported or warned about.
+  bool recordWaiting(std::string_view keyBytes, KeyText describe, std::size_t recordsOfKey, std::size_t inFlight,
+                     Clock::time_point now) {
+    waiting_.add(keyBytes, 1, describe);
+    noteShare(keyBytes, describe, recordsOfKey, inFlight);
+    return policy_.check(keyBytes, recordsOfKey, inFlight, now, describe);
   }
 
   // A record of `key` that waited `blockedFor` started; the key keeps `recordsOfKey` records.
   void recordUnblocked(std::string_view key, std::chrono::nanoseconds blockedFor, std::size_t recordsOfKey,
-                       std::size_t inFlight) {
-    blocked_.add(key, static_cast<std::uint64_t>(std::max<std::int64_t>(blockedFor.count() / 1000, 0)));
-    noteShare(key, recordsOfKey, inFlight);
+                       std::size_t inFlight, KeyText describe = nullptr) {
+    blocked_.add(key, static_cast<std::uint64_t>(std::max<std::int64_t>(blockedFor.count() / 1000, 0)), describe);
+    noteShare(key, describe, recordsOfKey, inFlight);
   }
 
   const HotKeySketch& waitingRecords() const noexcept { return waiting_; }
   const HotKeySketch& blockedMicros() const noexcept { return blocked_; }
   const HotKeyPolicy& policy() const noexcept { return policy_; }
 
-  // The key that last held the largest share of the window, and that share (0 when none).
-  const std::string& hottestKey() const noexcept { return hottestKey_; }
+  // The key that last held the largest share of the window (its text, cut to
+  // maxKeyBytes; empty when none), and that share (0 when none).
+  std::string hottestKey() const { return hottest_.text(); }
   double hottestShare() const noexcept {
     return hottestInFlight_ == 0 ? 0.0 : static_cast<double>(hottestRecords_) / static_cast<double>(hottestInFlight_);
   }
@@ -317,13 +378,12 @@ class HotKeyMonitor {
   }
 
  private:
-  void noteShare(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight) {
-    const std::string_view kept = key.substr(0, std::min(key.size(), maxKeyBytes_));
-    const bool same = std::string_view(hottestKey_) == kept;
+  void noteShare(std::string_view key, KeyText describe, std::size_t recordsOfKey, std::size_t inFlight) {
+    const bool same = hottestInFlight_ != 0 && hottest_.holds(key, maxKeyBytes_);
     // Compares recordsOfKey / inFlight with the hottest share without dividing.
     if (same || recordsOfKey * std::max<std::size_t>(hottestInFlight_, 1) >
                     hottestRecords_ * std::max<std::size_t>(inFlight, 1)) {
-      if (!same) hottestKey_.assign(kept);
+      if (!same) hottest_.assign(key, describe, maxKeyBytes_);
       hottestRecords_ = recordsOfKey;
       hottestInFlight_ = inFlight;
     }
@@ -333,7 +393,7 @@ class HotKeyMonitor {
   HotKeySketch blocked_;
   HotKeyPolicy policy_;
   std::size_t maxKeyBytes_;
-  std::string hottestKey_;  // cut to maxKeyBytes_, so assigning it never allocates
+  detail::KeptKey hottest_;  // reserved for maxKeyBytes_, so keeping a key never allocates
   std::size_t hottestRecords_ = 0;
   std::size_t hottestInFlight_ = 0;
 };

@@ -1,5 +1,6 @@
 // HotKeySketch finds the hot key in adversarial streams with bounded memory and no
 // allocation in steady state; HotKeyPolicy names the key and the fix, rate-limited.
+#include <asyncstate/asyncstate.hpp>
 #include <asyncstate/hot_keys.hpp>
 
 #include <gtest/gtest.h>
@@ -14,7 +15,18 @@
 
 namespace {
 std::atomic<std::size_t> allocations{0};
+std::atomic<int> skuTexts{0};
 }  // namespace
+
+// A key whose text is counted: the controller should decode it only when reporting it.
+struct Sku {
+  int id = 0;
+};
+ASYNCSTATE_SERIALIZABLE(Sku, id);
+std::string to_string(const Sku& sku) {
+  ++skuTexts;
+  return "sku-" + std::to_string(sku.id);
+}
 
 // Counts every allocation of this test binary, to prove the hot path allocates nothing.
 // Not inlined, so that the compiler pairs new-expressions with these, not with malloc/free.
@@ -188,3 +200,36 @@ TEST(HotKeyMonitor, TracksTheHottestShareAndWarns) {
 
 }  // namespace
 }  // namespace asyncstate
+
+namespace {
+
+TEST(HotKeyMonitor, TheControllerDecodesAKeyOnlyWhenItIsReported) {
+  asyncstate::MemoryBackend memory;
+  asyncstate::ControllerOptions options;
+  options.log = nullptr;
+  options.bufferTimeout = std::chrono::hours(1);  // the first record stays in flight: the others wait behind it
+  options.hotKeys.minInFlight = 1000;             // no warning either
+  asyncstate::AsyncExecutionController controller(memory, options);
+  asyncstate::ValueState<int> value(controller, asyncstate::ValueStateDescriptor<int>("v"));
+  for (int i = 0; i < 50; ++i) controller.processRecord(Sku{7}, [&] { (void)value.asyncValue(); });
+  EXPECT_EQ(controller.metrics().blockedRecords, 49U);
+  EXPECT_EQ(skuTexts, 0) << "waiting records decode no key";
+  EXPECT_EQ(controller.hotKeys().hottestKey(), "sku-7");
+  EXPECT_EQ(controller.hotKeys().waitingRecords().top(1).at(0).key, "sku-7");
+  EXPECT_EQ(skuTexts, 2) << "one decoding per report";
+  controller.drain();
+}
+
+TEST(HotKeyMonitor, ACutKeyKeepsItsTextFromWhenItWasKept) {
+  auto describe = [](std::string_view bytes) { return "text:" + std::string(bytes); };
+  asyncstate::HotKeyMonitor monitor({}, nullptr, 4, 8);
+  monitor.recordWaiting("a-very-long-key", describe, 3, 10, asyncstate::HotKeyMonitor::Clock::now());
+  monitor.recordWaiting("a-very-long-key", describe, 4, 10, asyncstate::HotKeyMonitor::Clock::now());
+  const auto top = monitor.waitingRecords().top();
+  ASSERT_EQ(top.size(), 1U) << "a cut key is one key";
+  EXPECT_EQ(top[0].key, "text:a-v...");
+  EXPECT_EQ(top[0].count, 2U);
+  EXPECT_EQ(monitor.hottestKey(), "text:a-v...");
+}
+
+}  // namespace
