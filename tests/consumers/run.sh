@@ -63,9 +63,9 @@ mkdir -p "$work/components"
 cat >"$work/components/CMakeLists.txt" <<'CMAKE'
 cmake_minimum_required(VERSION 3.25)
 project(components LANGUAGES CXX)
-find_package(asyncstate CONFIG REQUIRED OPTIONAL_COMPONENTS RocksDB Redis Analyzer)
-set(components RocksDB Redis Analyzer)
-set(targets rocksdb redis tidy-plugin)
+find_package(asyncstate CONFIG REQUIRED OPTIONAL_COMPONENTS RocksDB Redis HTTP Analyzer)
+set(components RocksDB Redis HTTP Analyzer)
+set(targets rocksdb redis metrics_http tidy-plugin)
 foreach(component target IN ZIP_LISTS components targets)
   if(asyncstate_${component}_FOUND AND NOT TARGET asyncstate::${target})
     message(FATAL_ERROR "${component} is found but asyncstate::${target} is missing")
@@ -73,8 +73,8 @@ foreach(component target IN ZIP_LISTS components targets)
   message(STATUS "component ${component}: ${asyncstate_${component}_FOUND}")
 endforeach()
 find_package(asyncstate CONFIG REQUIRED COMPONENTS ${EXTRA_COMPONENT})
-# A found backend component's target must be enough to compile and link its backend.
-foreach(backend IN ITEMS rocksdb redis)
+# A found component's target must be enough to compile and link what it is for.
+foreach(backend IN ITEMS rocksdb redis metrics_http)
   if(TARGET asyncstate::${backend})
     add_executable(${backend}_probe ${backend}_probe.cpp)
     target_link_libraries(${backend}_probe PRIVATE asyncstate::${backend})
@@ -93,6 +93,17 @@ int main(int argc, char**) {
   if (argc > 1) asyncstate::RedisBackend backend(asyncstate::RedisOptions{});
 }
 CPP
+cat >"$work/components/metrics_http_probe.cpp" <<'CPP'
+#include <asyncstate/metrics_http.hpp>
+int main() {
+  asyncstate::MetricsRegistry registry;
+  registry.counter("probe_scrapes_total", "Scrapes of the probe.").inc();
+  asyncstate::MetricsHttpServer endpoint(registry);  // a free loopback port
+  httplib::Client client(endpoint.host(), endpoint.port());
+  const auto response = client.Get("/metrics");
+  return response && response->status == 200 && response->body.find("probe_scrapes_total 1") != std::string::npos ? 0 : 1;
+}
+CPP
 components() {
   cmake -S "$work/components" -B "$work/components/build-$1" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_PREFIX_PATH="$prefix" -DEXTRA_COMPONENT="$1" >"$work/components-$1.log" 2>&1
@@ -100,12 +111,16 @@ components() {
 components Redis || { cat "$work/components-Redis.log"; fail "the optional components probe"; }
 cmake --build "$work/components/build-Redis" >"$work/components-build.log" 2>&1 \
   || { cat "$work/components-build.log"; fail "building the backends with the components' targets"; }
-for c in RocksDB Redis Analyzer; do
+for c in RocksDB Redis HTTP Analyzer; do
   grep -q -e "component $c: TRUE" -e "optional component $c not found: " "$work/components-Redis.log" \
     || { cat "$work/components-Redis.log"; fail "component $c was neither found nor reported missing"; }
 done
 if [ "$analyzer" = ON ]; then
   grep -q "component Analyzer: TRUE" "$work/components-Redis.log" || fail "the Analyzer component was not found"
+fi
+if pkg-config --exists cpp-httplib; then
+  grep -q "component HTTP: TRUE" "$work/components-Redis.log" || fail "cpp-httplib is installed but the HTTP component was not found"
+  "$work/components/build-Redis/metrics_http_probe" || fail "the HTTP component's consumer did not serve /metrics"
 fi
 ! components NoSuchPart || fail "a required unknown component did not fail find_package"
 grep -q "component NoSuchPart not found: no such component" "$work/components-NoSuchPart.log" \
