@@ -121,5 +121,31 @@ TEST(SavepointTest, AnUnwritableLocationIsAClearError) {
   }
 }
 
+// A bare file name has no directory part: the file and its rename are synced in the
+// working directory.
+TEST(SavepointTest, ABareFileNameIsWrittenAndReadInTheWorkingDirectory) {
+  TempDirectory dir;
+  const std::filesystem::path previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  Savepoint sp;
+  sp.add("s", StateKind::Value, "k", "", "v");
+  sp.writeFile("bare.asp");
+  const Savepoint back = Savepoint::readFile("bare.asp");
+  std::filesystem::current_path(previous);
+  EXPECT_EQ(back, sp);
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "bare.asp"));
+}
+
+TEST(SavepointTest, AMissingFileIsAClearErrorNamingIt) {
+  TempDirectory dir;
+  const std::filesystem::path missing = dir.path() / "none.asp";
+  try {
+    (void)Savepoint::readFile(missing);
+    FAIL() << "expected CorruptSavepointError";
+  } catch (const CorruptSavepointError& e) {
+    EXPECT_NE(std::string(e.what()).find(missing.string()), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace asyncstate

@@ -1,11 +1,12 @@
 #pragma once
 // Everything a UDF author needs, from one include, with the backends and wrappers that
 // need no extra library. RocksDB and Redis have their own headers because they need
-// their client libraries.
+// their client libraries; so does the latency and fault injector
+// (<asyncstate/backend/latency.hpp>), a test and benchmark tool whose random
+// distributions would otherwise make every UDF translation unit parse <random>.
 
 #include <asyncstate/backend/cache.hpp>
 #include <asyncstate/backend/errors.hpp>
-#include <asyncstate/backend/latency.hpp>
 #include <asyncstate/backend/memory.hpp>
 #include <asyncstate/backend/retry.hpp>
 #include <asyncstate/completion_mailbox.hpp>

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -304,7 +303,7 @@ class HotKeyPolicy {
   std::uint64_t warnings() const noexcept { return warnings_; }
 
   std::string warning(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight) const {
-    const auto percent = [](double share) { return std::to_string(std::lround(share * 100)) + "%"; };
+    const auto percent = [](double share) { return std::to_string(static_cast<long long>(share * 100 + 0.5)) + "%"; };
     return "asyncstate: WARNING: hot key '" + std::string(key) + "' holds " + std::to_string(recordsOfKey) + " of " +
            std::to_string(inFlight) + " in-flight records (" +
            percent(static_cast<double>(recordsOfKey) / static_cast<double>(inFlight)) + ", limit " +

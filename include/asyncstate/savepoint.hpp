@@ -9,26 +9,18 @@
 //   | u32 CRC-32 of every preceding byte
 // where str = u32 length + bytes.
 
+#include <asyncstate/detail/private_file.hpp>
 #include <asyncstate/serializer.hpp>
 #include <asyncstate/state_backend.hpp>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 namespace asyncstate {
@@ -54,46 +46,6 @@ inline std::uint32_t crc32(std::string_view bytes) {
   for (unsigned char b : bytes) crc = table[(crc ^ b) & 0xFFu] ^ (crc >> 8);
   return crc ^ 0xFFFFFFFFu;
 }
-}  // namespace detail
-
-namespace detail {
-
-[[noreturn]] inline void throwSystemError(const std::string& what, const std::filesystem::path& path) {
-  throw std::system_error(errno, std::generic_category(), what + " " + path.string());
-}
-
-// Creates every missing directory of `dir` with mode 0700; existing ones are left as they are.
-inline void createPrivateDirectories(const std::filesystem::path& dir) {
-  std::filesystem::path partial;
-  for (const std::filesystem::path& part : dir) {
-    partial /= part;
-    if (::mkdir(partial.c_str(), 0700) == 0) continue;
-    const int error = errno;
-    if (error == EEXIST || std::filesystem::is_directory(partial)) continue;
-    errno = error;
-    throwSystemError("cannot create directory", partial);
-  }
-}
-
-// Writes `bytes` to `path` (replacing it) with mode 0600, and syncs it to disk.
-inline void writePrivateFile(const std::filesystem::path& path, std::string_view bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throwSystemError("cannot create", path);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  // A file left by an earlier run keeps its mode through O_TRUNC: narrow it too.
-  if (::fchmod(fd, 0600) != 0) throwSystemError("cannot restrict the permissions of", path);
-  while (!bytes.empty()) {
-    const ::ssize_t written = ::write(fd, bytes.data(), bytes.size());
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) throwSystemError("cannot write", path);
-    bytes.remove_prefix(static_cast<std::size_t>(written));
-  }
-  if (::fsync(fd) != 0) throwSystemError("cannot sync", path);
-}
-
 }  // namespace detail
 
 struct SavepointEntry {
@@ -222,27 +174,19 @@ class Savepoint {
     }
   }
 
-  // Writes through a temporary file and renames it into place: a crash or a full disk
-  // never leaves a half-written savepoint under `path`. State is private data: the file
-  // is readable by its owner only (0600), and missing parent directories are created
-  // the same way (0700).
-  void writeFile(const std::filesystem::path& path) const {
-    const std::string bytes = serialize();
-    if (path.has_parent_path()) detail::createPrivateDirectories(path.parent_path());
-    const std::filesystem::path tmp = path.string() + ".tmp";
-    detail::writePrivateFile(tmp, bytes);
-    std::filesystem::rename(tmp, path);
-  }
+  // Writes through a synced temporary file renamed into place (the rename synced too):
+  // a crash or a full disk never leaves a half-written savepoint under `path`. State is
+  // private data: the file is readable by its owner only (0600), and missing parent
+  // directories are created the same way (0700). A std::filesystem::path converts.
+  void writeFile(const std::string& path) const { detail::replaceFileDurably(path, serialize()); }
 
-  static Savepoint readFile(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw CorruptSavepointError("cannot open savepoint " + path.string());
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
+  static Savepoint readFile(const std::string& path) {
+    std::string bytes;
+    if (!detail::readWholeFile(path, bytes)) throw CorruptSavepointError("cannot open savepoint " + path);
     try {
-      return parse(buffer.str());
+      return parse(bytes);
     } catch (const CorruptSavepointError& e) {
-      throw CorruptSavepointError(path.string() + ": " + e.what());
+      throw CorruptSavepointError(path + ": " + e.what());
     }
   }
 

@@ -8,6 +8,7 @@
 #include "ecommerce/async_job.hpp"
 
 #include <asyncstate/asyncstate.hpp>
+#include <asyncstate/backend/latency.hpp>
 
 #include <gtest/gtest.h>
 

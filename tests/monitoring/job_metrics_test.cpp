@@ -2,6 +2,7 @@
 // a cache, published through the runner's callbacks, agrees with the job's own numbers.
 #include "click_job.hpp"
 
+#include <asyncstate/backend/latency.hpp>
 #include <asyncstate/job_metrics.hpp>
 #include <asyncstate/prometheus.hpp>
 

@@ -20,6 +20,7 @@
 // other's files.
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/detail/private_file.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -92,23 +93,14 @@ inline std::uint32_t crc32c(std::uint32_t crc, std::string_view bytes) {
   throw BackendError(what + " " + path.string() + ": " + std::error_code(error, std::generic_category()).message());
 }
 
-class FileDescriptor {
- public:
-  FileDescriptor(const std::filesystem::path& path, int flags, const char* what)
-      : fd_(::open(path.c_str(), flags, 0600)) {
-    if (fd_ < 0) throwFileError(what, path, errno);
-  }
-  ~FileDescriptor() { ::close(fd_); }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+inline FileDescriptor openFile(const std::filesystem::path& path, int flags, const char* what) {
+  FileDescriptor fd(::open(path.c_str(), flags, 0600));
+  if (fd.get() < 0) throwFileError(what, path, errno);
+  return fd;
+}
 
 inline void syncPath(const std::filesystem::path& path) {
-  FileDescriptor fd(path, O_RDONLY | O_CLOEXEC, "opening for fsync");
+  const FileDescriptor fd = openFile(path, O_RDONLY | O_CLOEXEC, "opening for fsync");
   if (::fsync(fd.get()) != 0) throwFileError("fsync of", path, errno);
 }
 
@@ -119,17 +111,12 @@ inline void createPrivateDirectory(const std::filesystem::path& path) {
 }
 
 inline void writeAll(int fd, std::string_view bytes, const std::filesystem::path& path) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throwFileError("writing", path, errno);
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
+  if (!writeFully(fd, bytes)) throwFileError("writing", path, errno);
 }
 
 // Writes `contents` to a new owner-only file and syncs it.
 inline std::uint32_t writeNewFile(const std::filesystem::path& path, std::string_view contents) {
-  FileDescriptor out(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, "creating");
+  const FileDescriptor out = openFile(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, "creating");
   writeAll(out.get(), contents, path);
   if (::fsync(out.get()) != 0) throwFileError("fsync of", path, errno);
   return crc32c(0, contents);
@@ -139,8 +126,8 @@ inline std::uint32_t writeNewFile(const std::filesystem::path& path, std::string
 // it and returns their CRC-32C. A source shorter than `size` is an error.
 inline std::uint32_t copyFilePrefix(const std::filesystem::path& from, const std::filesystem::path& to,
                                     std::uint64_t size) {
-  FileDescriptor in(from, O_RDONLY | O_CLOEXEC, "opening");
-  FileDescriptor out(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, "creating");
+  const FileDescriptor in = openFile(from, O_RDONLY | O_CLOEXEC, "opening");
+  const FileDescriptor out = openFile(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, "creating");
   std::uint32_t crc = 0;
   std::vector<char> buffer(1u << 20);
   std::uint64_t left = size;
@@ -273,7 +260,7 @@ class RocksDbCheckpointStore {
         throw BackendError(where(id) + "no manifest " + path.string() + " (" + error.message() +
                            "): the checkpoint does not exist or was not completed");
       }
-      detail::FileDescriptor in(path, O_RDONLY | O_CLOEXEC, "opening manifest");
+      const detail::FileDescriptor in = detail::openFile(path, O_RDONLY | O_CLOEXEC, "opening manifest");
       text.resize(size);
       std::size_t done = 0;
       while (done < text.size()) {
