@@ -5,8 +5,10 @@
 //   request_buffer.hpp      batching by size and by buffer timeout
 //   ticket_table.hpp        requests sent and not yet answered, and their futures
 //   completion_mailbox.hpp  answers from backend threads, outliving the controller
+//   error_policy.hpp        what happens to a record whose attempt failed (skip, retry, dead letter)
 // and owns what ties them together: the in-flight limit with overdraft, waiting and
-// stall detection, the error policy, metrics, and the Runtime futures report to.
+// stall detection, routing failures to the error handler or the record's error policy,
+// metrics, and the Runtime futures report to.
 //
 // One record from source to sink: processRecord() admits it (admit), it holds its key
 // or queues behind it (KeyAccounting::acquire), runs (start), its state requests are
@@ -18,6 +20,7 @@
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/detail/runtime.hpp>
 #include <asyncstate/error.hpp>
+#include <asyncstate/error_policy.hpp>
 #include <asyncstate/future.hpp>
 #include <asyncstate/hot_keys.hpp>
 #include <asyncstate/key_accounting.hpp>
@@ -38,6 +41,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -54,6 +59,9 @@ struct ControllerOptions {
   std::chrono::milliseconds bufferTimeout{1000};  // a partial batch waits at most this long
   std::size_t inFlightLimit = 6000;               // records admitted and not yet finished (overdraft aside)
   ErrorHandler errorHandler;                      // empty: failTask()
+  // Set: the failures of a record are decided per record (skip, retry, dead letter; see
+  // error_policy.hpp); only failures outside any record reach errorHandler.
+  RecordErrorPolicy recordErrors;
   AllocationPolicy allocationPolicy = AllocationPolicy::Pooled;
   std::uint32_t iteratorChunkSize = 100;          // map entries per lazily loaded chunk
   std::chrono::milliseconds stallTimeout{60000};  // no progress this long while waiting is an error
@@ -82,6 +90,8 @@ struct ControllerMetrics {
   std::uint64_t timeoutFlushes = 0;     // batches sent because the buffer timeout expired
   std::uint64_t drainFlushes = 0;       // batches sent because someone waited (drain, sync access, limit)
   std::uint64_t unhandledFailures = 0;  // failures that reached the error handler
+  RecordErrorMetrics recordErrors;      // failures decided by the record error policy
+  std::size_t retryingRecords = 0;      // failed records waiting for their retry (holding their key)
 };
 
 class AsyncExecutionController;
@@ -118,13 +128,40 @@ class TaskThreadScope {
   Runtime* saved_;
 };
 
+// A record of this controller: what the error policy needs besides the key. Failures
+// of the current attempt are collected here until its last continuation ran.
+class ControllerRecord : public RecordContext {
+ public:
+  using RecordContext::RecordContext;
+
+  // The record's input and its type, if its callable exposes one (input()).
+  virtual std::pair<const void*, const std::type_info*> input() const noexcept = 0;
+
+  void addFailure(AsyncError error) { failures_.push_back(std::move(error)); }
+  bool failed() const noexcept { return !failures_.empty(); }
+  std::vector<AsyncError> takeFailures() noexcept { return std::exchange(failures_, {}); }
+  std::uint32_t attempts() const noexcept { return attempts_; }
+  void nextAttempt() noexcept { ++attempts_; }
+
+ private:
+  std::vector<AsyncError> failures_;
+  std::uint32_t attempts_ = 1;
+};
+
 // A record together with its processing callable.
 template <class F>
-class RecordOf final : public RecordContext {
+class RecordOf final : public ControllerRecord {
  public:
   RecordOf(Runtime* runtime, std::string keyBytes, std::uint32_t keyGroup, KeyDescriber describe, F&& fn)
-      : RecordContext(runtime, std::move(keyBytes), keyGroup, describe, sizeof(RecordOf)), fn_(std::move(fn)) {}
+      : ControllerRecord(runtime, std::move(keyBytes), keyGroup, describe, sizeof(RecordOf)), fn_(std::move(fn)) {}
   void run() override { fn_(); }
+  std::pair<const void*, const std::type_info*> input() const noexcept override {
+    if constexpr (requires(const F& f) { f.input(); }) {
+      return {&fn_.input(), &typeid(std::decay_t<decltype(fn_.input())>)};
+    } else {
+      return {nullptr, nullptr};
+    }
+  }
 
  private:
   F fn_;
@@ -284,6 +321,7 @@ class AsyncExecutionController final {
     m.blockedKeys = keys_.blockedKeys();
     m.bufferedRequests = buffer_.size();
     m.pendingRequests = tickets_.outstanding();
+    m.retryingRecords = retries_.size();
     return m;
   }
   const PoolStats& poolStats() const noexcept { return runtime_->poolStats(); }
@@ -440,15 +478,26 @@ class AsyncExecutionController final {
       try {
         record->run();
       } catch (...) {
-        reportUnhandled(AsyncError(std::current_exception(), "", record->keyText(), "processElement"));
+        reportFailure(AsyncError(std::current_exception(), "", record->keyText(), "processElement"), record);
       }
     }
-    ++metrics_.recordsProcessed;
+    if (asRecord(record).attempts() == 1) ++metrics_.recordsProcessed;
     record->release();
   }
 
-  // The record's last reference is gone: the one place that decides a record is done.
+  static detail::ControllerRecord& asRecord(detail::RecordContext* record) noexcept {
+    return *static_cast<detail::ControllerRecord*>(record);  // admit() creates every record
+  }
+
+  // The record's last reference is gone: the one place that decides a record is done --
+  // or, when its attempt failed and the error policy retries it, that it runs again.
   void finished(detail::RecordContext* record) {
+    detail::ControllerRecord& attempt = asRecord(record);
+    if (attempt.failed()) {
+      if (!concludeFailedAttempt(attempt)) return;
+    } else if (attempt.attempts() > 1) {
+      ++metrics_.recordErrors.retriedToSuccess;
+    }
     --inFlight_;
     if (const auto admitted = record->admitted()) latency_.add(now() - *admitted);
     // The key's next record starts from the pump loop, not nested here.
@@ -472,6 +521,71 @@ class AsyncExecutionController final {
     const std::size_t size = record->allocationSize();
     record->~RecordContext();
     runtime_->deallocate(record, size);
+  }
+
+  // A failure nobody downstream will see. With a record error policy, a failure of a
+  // record joins its current attempt's failures (decided when the attempt ends);
+  // otherwise, and outside records, it goes to the error handler now.
+  void reportFailure(AsyncError error, detail::RecordContext* record) noexcept {
+    if (options_.recordErrors && record != nullptr) {
+      try {
+        asRecord(record).addFailure(std::move(error));
+        ++metrics_.recordErrors.failures;
+        return;
+      } catch (...) {
+        logLine("out of memory while keeping a record's failure; it goes to the error handler");
+      }
+    }
+    reportUnhandled(std::move(error));
+  }
+
+  // The failed attempt of `record` ended: the policy decides its fate, exactly once.
+  // Returns false when the record runs again (it keeps its key and its in-flight slot).
+  bool concludeFailedAttempt(detail::ControllerRecord& record) {
+    RecordErrorMetrics& counts = metrics_.recordErrors;
+    const RecordErrorPolicy& policy = options_.recordErrors;
+    ++counts.failedAttempts;
+    std::vector<AsyncError> errors = record.takeFailures();
+    const auto [input, inputType] = record.input();
+    const FailedRecord failed(errors, record.attempts(), record.keyText(), record.timestamp(), input, inputType);
+    RecordFailureAction action = RecordFailureAction::FailTask;
+    try {
+      action = policy.decide(failed);
+    } catch (...) {
+      errors.emplace_back(std::current_exception(), "", failed.keyText(), "record error policy");
+    }
+    if (action == RecordFailureAction::Retry && (closing_ || record.attempts() >= policy.retry.maxAttempts)) {
+      action = policy.whenRetriesExhausted == RecordFailureAction::Retry ? RecordFailureAction::FailTask
+                                                                         : policy.whenRetriesExhausted;
+    }
+    switch (action) {
+      case RecordFailureAction::Retry:
+        ++counts.retries;
+        retries_.push(now() + policy.retry.backoffBefore(record.attempts()), &record);
+        record.nextAttempt();
+        record.retain();  // the new attempt's own reference, as admit() gives the first
+        return false;
+      case RecordFailureAction::Skip: ++counts.skipped; return true;
+      case RecordFailureAction::DeadLetter:
+        if (!policy.deadLetter) {
+          errors.emplace_back(std::make_exception_ptr(std::logic_error(
+                                  "the record error policy chose a dead letter but has no deadLetter output")),
+                              "", failed.keyText(), "record error policy");
+          break;
+        }
+        try {
+          policy.deadLetter(failed);
+          ++counts.deadLettered;
+          return true;
+        } catch (...) {
+          errors.emplace_back(std::current_exception(), "", failed.keyText(), "dead-letter output");
+        }
+        break;
+      case RecordFailureAction::FailTask: break;
+    }
+    ++counts.failedTask;
+    for (AsyncError& error : errors) failures_.push_back(std::move(error));
+    return true;
   }
 
   void reportUnhandled(AsyncError error) noexcept {
@@ -530,6 +644,7 @@ class AsyncExecutionController final {
     for (;;) {
       std::vector<detail::Completion> batch = std::exchange(spare_, {});
       mailbox_->takeAll(batch);
+      queueDueRetries();
       if (batch.empty() && ready_.empty()) {
         spare_ = std::move(batch);
         return progressed;
@@ -547,10 +662,18 @@ class AsyncExecutionController final {
     }
   }
 
-  // Blocks until a completion arrives, the buffer deadline passes, or `until`. Real
-  // waits are short, so that an injected clock is consulted again soon.
+  // Failed records whose backoff is over run from the pump loop, in due order.
+  void queueDueRetries() {
+    if (retries_.empty()) return;
+    const TimePoint at = now();
+    while (detail::ControllerRecord* record = retries_.popDue(at)) ready_.push(record);
+  }
+
+  // Blocks until a completion arrives, the buffer deadline or a retry is due, or
+  // `until`. Real waits are short, so that an injected clock is consulted again soon.
   void waitForCompletions(TimePoint until) {
     if (!buffer_.empty()) until = std::min(until, bufferDeadline());
+    if (!retries_.empty()) until = std::min(until, retries_.nextDue());
     const auto remaining = until - now();
     if (remaining <= TimePoint::duration::zero()) return;
     mailbox_->waitFor(std::min<std::chrono::nanoseconds>(remaining, kLongestWait));
@@ -567,6 +690,10 @@ class AsyncExecutionController final {
     }
     backend_.poll();
     if (pump()) return;
+    if (tickets_.outstanding() == 0 && !retries_.empty()) {
+      waitForCompletions(retries_.nextDue());  // only a backoff to sit out
+      return;
+    }
     if (tickets_.outstanding() == 0) {
       throw AsyncStateException(
           {AsyncError(std::make_exception_ptr(std::logic_error(
@@ -619,6 +746,12 @@ class AsyncExecutionController final {
       ++dropped;
       discard(record);
     }
+    // Failed records waiting for a retry hold their key; nobody waits behind them any more.
+    retries_.dropAll([&](detail::ControllerRecord* record) {
+      ++dropped;
+      (void)keys_.release(record);
+      discard(record);
+    });
     if (dropped > 0) logLine(std::to_string(dropped) + " records never ran: the controller was destroyed first");
   }
 
@@ -635,6 +768,7 @@ class AsyncExecutionController final {
   detail::KeyAccounting keys_;
   HotKeyMonitor hotKeys_;
   detail::ReadyQueue ready_;
+  detail::RetryQueue<detail::ControllerRecord, TimePoint> retries_;
   std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
 
   std::size_t inFlight_ = 0;
@@ -648,7 +782,7 @@ class AsyncExecutionController final {
 
 void detail::ControllerRuntime::reportUnhandled(AsyncError error) {
   if (owner_ != nullptr) {
-    owner_->reportUnhandled(std::move(error));
+    owner_->reportFailure(std::move(error), currentRecord());
   } else {
     std::cerr << "asyncstate: failure after its controller was destroyed: " << error.message() << '\n';
   }

@@ -189,10 +189,7 @@ class EmbeddedRunner {
       const std::int64_t timestamp = timestampOf_(*element);
       maxTimestamp_ = std::max(maxTimestamp_, timestamp);
       K key = keyOf_(*element);
-      controller_.processRecord(
-          key,
-          [this, &collector, value = std::move(*element)] { function_.processElement(value, context_, collector); },
-          timestamp);
+      controller_.processRecord(key, ElementTask{this, &collector, std::move(*element)}, timestamp);
       ++records_;
       ++thisRun;
       if (options_.watermarkEvery > 0 && ++sinceWatermark_ >= options_.watermarkEvery) {
@@ -254,6 +251,16 @@ class EmbeddedRunner {
    private:
     Collector<Out>* sink_ = nullptr;
     std::uint64_t& count_;
+  };
+
+  // One element's processing. Its input is visible to a dead-letter output
+  // (FailedRecord::input<In>()), and a retry processes the same element again.
+  struct ElementTask {
+    EmbeddedRunner* runner;
+    Collector<Out>* collector;
+    In element;
+    void operator()() const { runner->function_.processElement(element, runner->context_, *collector); }
+    const In& input() const noexcept { return element; }
   };
 
   void logFailure(const std::string& text) const {
