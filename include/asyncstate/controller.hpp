@@ -6,6 +6,7 @@
 //   ticket_table.hpp        requests sent and not yet answered, and their futures
 //   completion_mailbox.hpp  answers from backend threads, outliving the controller
 //   error_policy.hpp        what happens to a record whose attempt failed (skip, retry, dead letter)
+//   epoch_manager.hpp       non-records (watermarks) and the epochs of records they close
 // and owns what ties them together: the in-flight limit with overdraft, waiting and
 // stall detection, routing failures to the error handler or the record's error policy,
 // metrics, and the Runtime futures report to.
@@ -19,6 +20,7 @@
 #include <asyncstate/completion_mailbox.hpp>
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/detail/runtime.hpp>
+#include <asyncstate/epoch_manager.hpp>
 #include <asyncstate/error.hpp>
 #include <asyncstate/error_policy.hpp>
 #include <asyncstate/future.hpp>
@@ -92,6 +94,7 @@ struct ControllerMetrics {
   std::uint64_t unhandledFailures = 0;  // failures that reached the error handler
   RecordErrorMetrics recordErrors;      // failures decided by the record error policy
   std::size_t retryingRecords = 0;      // failed records waiting for their retry (holding their key)
+  std::size_t pendingEpochs = 0;        // closed epochs whose non-record's final action has not run
 };
 
 class AsyncExecutionController;
@@ -143,8 +146,12 @@ class ControllerRecord : public RecordContext {
   std::uint32_t attempts() const noexcept { return attempts_; }
   void nextAttempt() noexcept { ++attempts_; }
 
+  EpochManager::Epoch* epoch() const noexcept { return epoch_; }
+  void setEpoch(EpochManager::Epoch* epoch) noexcept { epoch_ = epoch; }
+
  private:
   std::vector<AsyncError> failures_;
+  EpochManager::Epoch* epoch_ = nullptr;
   std::uint32_t attempts_ = 1;
 };
 
@@ -240,6 +247,10 @@ class AsyncExecutionController final {
       logLine(std::string("controller destroyed while draining failed: ") + e.what());
     }
     abandonUnfinished();
+    if (epochs_.hasPending()) {
+      logLine(std::to_string(epochs_.pendingEpochs()) +
+              " non-records (watermarks) never finished: the controller was destroyed first");
+    }
     for (const AsyncError& error : failures_) {
       logLine("failure not rethrown before the controller was destroyed: " + error.message());
     }
@@ -276,6 +287,24 @@ class AsyncExecutionController final {
     detail::TaskThreadScope scope(runtime_.get());
     throwIfFailed();
     admit(std::move(keyBytes), &describeKey<K>, std::forward<F>(fn), timestamp);
+  }
+
+  // A non-record (a watermark, a watermark status change): closes the current epoch.
+  // `trigger` runs once every record admitted before it finished (records it starts join
+  // the epoch; it returns whether to run again once those finished), `final` once
+  // everything `trigger` started finished -- each exactly once, epochs in order, from the
+  // task thread's pump loop. Serial: returns after the epoch finished (the next record
+  // sees its effects). Parallel: returns at once; later records may run meanwhile.
+  void processNonRecord(EpochTriggerAction trigger, EpochFinalAction final, EpochMode mode = EpochMode::Serial) {
+    detail::TaskThreadScope scope(runtime_.get());
+    throwIfFailed();
+    epochs_.onNonRecord(std::move(trigger), std::move(final));
+    if (mode == EpochMode::Serial) {
+      drainAll();
+      throwIfFailed();
+    } else {
+      pump();  // its records may all have finished already
+    }
   }
 
   // Processes whatever completed and flushes a partial batch whose timeout expired.
@@ -322,6 +351,7 @@ class AsyncExecutionController final {
     m.bufferedRequests = buffer_.size();
     m.pendingRequests = tickets_.outstanding();
     m.retryingRecords = retries_.size();
+    m.pendingEpochs = epochs_.pendingEpochs();
     return m;
   }
   const PoolStats& poolStats() const noexcept { return runtime_->poolStats(); }
@@ -447,6 +477,7 @@ class AsyncExecutionController final {
     }
     if (inFlight_ >= options_.inFlightLimit) ++metrics_.overdraftRecords;
     if (++inFlight_ > metrics_.peakInFlightRecords) metrics_.peakInFlightRecords = inFlight_;
+    record->setEpoch(derived ? EpochManager::join(asRecord(runtime_->currentRecord()).epoch()) : epochs_.onRecord());
     if (options_.latencySampleEvery != 0 && ++sinceLatencySample_ >= options_.latencySampleEvery) {
       sinceLatencySample_ = 0;
       record->setAdmitted(now());
@@ -498,6 +529,7 @@ class AsyncExecutionController final {
     } else if (attempt.attempts() > 1) {
       ++metrics_.recordErrors.retriedToSuccess;
     }
+    EpochManager::completeOneRecord(attempt.epoch());
     --inFlight_;
     if (const auto admitted = record->admitted()) latency_.add(now() - *admitted);
     // The key's next record starts from the pump loop, not nested here.
@@ -513,6 +545,7 @@ class AsyncExecutionController final {
 
   // A record that never started and never will (the controller goes away).
   void discard(detail::RecordContext* record) {
+    EpochManager::completeOneRecord(asRecord(record).epoch());
     --inFlight_;
     destroy(record);
   }
@@ -647,6 +680,10 @@ class AsyncExecutionController final {
       queueDueRetries();
       if (batch.empty() && ready_.empty()) {
         spare_ = std::move(batch);
+        if (runEpochActions()) {
+          progressed = true;
+          continue;  // the actions may have started records
+        }
         return progressed;
       }
       progressed = true;
@@ -660,6 +697,28 @@ class AsyncExecutionController final {
       spare_ = std::move(batch);
       while (detail::RecordContext* next = ready_.pop()) start(next);
     }
+  }
+
+  // Runs the non-records' actions that are due -- from the top of the task thread only:
+  // not inside a record (sync access waits from there) nor inside another action.
+  bool runEpochActions() {
+    if (!epochs_.hasPending() || inEpochAction_ || runtime_->currentRecord() != nullptr) return false;
+    inEpochAction_ = true;
+    bool ran = false;
+    for (bool done = false; !done;) {
+      try {
+        ran = epochs_.advance() || ran;
+        done = true;
+      } catch (AsyncStateException& e) {
+        ran = true;  // the action ran into the task's earlier failures: they stay kept
+        for (const AsyncError& error : e.errors()) failures_.push_back(error);
+      } catch (...) {
+        ran = true;
+        reportUnhandled(AsyncError(std::current_exception(), "", "", "non-record action"));
+      }
+    }
+    inEpochAction_ = false;
+    return ran;
   }
 
   // Failed records whose backoff is over run from the pump loop, in due order.
@@ -716,11 +775,14 @@ class AsyncExecutionController final {
     }
   }
 
+  // Waits for every record and every non-record's actions that can run here (all but
+  // when called from inside a record or an action).
   void drainAll() {
     for (;;) {
       flushBuffer(FlushReason::Wait);
       pump();
-      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty()) return;
+      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty() && !runEpochActions()) return;
+      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty()) continue;
       waitForProgress();
     }
   }
@@ -769,6 +831,8 @@ class AsyncExecutionController final {
   HotKeyMonitor hotKeys_;
   detail::ReadyQueue ready_;
   detail::RetryQueue<detail::ControllerRecord, TimePoint> retries_;
+  EpochManager epochs_;
+  bool inEpochAction_ = false;
   std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
 
   std::size_t inFlight_ = 0;
