@@ -88,7 +88,7 @@ struct RecordRetryOptions {
   std::chrono::milliseconds maxBackoff{1000};
 
   std::chrono::milliseconds backoffBefore(std::uint32_t retry) const {
-    double wait = static_cast<double>(initialBackoff.count());
+    auto wait = static_cast<double>(initialBackoff.count());
     for (std::uint32_t i = 1; i < retry && wait < static_cast<double>(maxBackoff.count()); ++i) wait *= multiplier;
     return std::min(maxBackoff, std::chrono::milliseconds(static_cast<std::int64_t>(wait)));
   }
