@@ -325,6 +325,64 @@ TEST(RecordErrorPolicyTest, RunnerElementsReachTheDeadLetterOutputAsTheirInput) 
   EXPECT_EQ(deadLetters, std::vector<std::string>{"ann:-3:negative amount"});
 }
 
+// A watermark follows every earlier record's last attempt: a retrying record holds its
+// epoch open, so the watermark behind it waits (and per-key order holds across it).
+TEST(RecordErrorPolicyTest, AWatermarkWaitsForTheRetriesOfEveryEarlierRecord) {
+  struct Tick {
+    int key;
+    std::int64_t time;
+  };
+  class FlakyFirstAttempts final : public KeyedProcessFunction<int, Tick, std::string> {
+   public:
+    void open(RuntimeContext& ctx) override { seen_ = &ctx.getState(ValueStateDescriptor<int>("seen")); }
+    void processElement(const Tick& tick, Context&, Collector<std::string>& out) override {
+      const bool fail = ++attempts_[tick.time] == 1 && tick.time % 3 == 0;
+      (void)seen_->asyncValue().thenAccept([this, &out, tick, fail](std::optional<int>) {
+        if (fail) throw InjectedFailure("first attempt of " + std::to_string(tick.time));
+        finished.insert(tick.time);
+        out.collect(std::to_string(tick.time));
+      });
+    }
+    std::set<std::int64_t> finished;
+
+   private:
+    ValueState<int>* seen_ = nullptr;
+    std::map<std::int64_t, int> attempts_;
+  };
+  for (const EpochMode mode : {EpochMode::Serial, EpochMode::Parallel}) {
+    RecordRetryOptions retry;
+    retry.initialBackoff = 1ms;
+    RunnerOptions options;
+    options.controller.log = nullptr;
+    options.controller.batchSize = 4;
+    options.controller.recordErrors = retryFailedRecords(retry);
+    options.watermarkEvery = 1;
+    options.epochMode = mode;
+    FlakyFirstAttempts function;
+    std::vector<std::int64_t> watermarks;
+    options.onWatermark = [&](std::int64_t w) {
+      watermarks.push_back(w);
+      // Every record at or before the watermark has finished its last attempt.
+      for (std::int64_t t = 1; t <= std::min<std::int64_t>(w, 30); ++t) {
+        EXPECT_TRUE(function.finished.contains(t)) << "watermark " << w << " before record " << t << " finished";
+      }
+    };
+    MemoryBackend backend;
+    EmbeddedRunner<int, Tick, std::string> runner(
+        backend, function, [](const Tick& t) { return t.key; }, [](const Tick& t) { return t.time; }, options);
+    std::vector<Tick> ticks;
+    for (int i = 1; i <= 30; ++i) ticks.push_back({i % 4, i});
+    VectorSource<Tick> source(ticks);
+    VectorCollector<std::string> sink;
+    const RunStats stats = runner.run(source, sink);
+    ASSERT_EQ(watermarks.size(), 31u);  // one per record, and the final one
+    EXPECT_TRUE(std::is_sorted(watermarks.begin(), watermarks.end()));
+    EXPECT_EQ(sink.values.size(), 30u);
+    EXPECT_EQ(stats.controller.recordErrors.retries, 10u);
+    EXPECT_EQ(stats.controller.recordErrors.retriedToSuccess, 10u);
+  }
+}
+
 // Randomized accounting: records fail at random points of random attempts, under
 // shuffled completion order; the policy picks skip, retry or dead letter per record.
 // Every record must end exactly once as succeeded (first try or after retries),
