@@ -66,3 +66,26 @@ endif()
 configure_file("${PROJECT_SOURCE_DIR}/asyncstate.pc.in" "${PROJECT_BINARY_DIR}/asyncstate.pc.gen" @ONLY)
 file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/asyncstate.pc" INPUT "${PROJECT_BINARY_DIR}/asyncstate.pc.gen")
 install(FILES "${PROJECT_BINARY_DIR}/asyncstate.pc" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+
+# One .pc file per backend component, as find_package's components: each requires the
+# library and the pkg-config modules of the Debian packages its headers need. They are
+# installed whether or not this build found those packages; a consumer without them gets
+# pkg-config's "Package <module> was not found".
+#   component  CMake component  target        requires     Debian package      header
+set(ASYNCSTATE_PC_COMPONENTS
+    "rocksdb|RocksDB|rocksdb|rocksdb|librocksdb-dev|the RocksDB backend|asyncstate/backend/rocksdb.hpp"
+    "redis|Redis|redis|hiredis|libhiredis-dev|the Redis backend|asyncstate/backend/redis.hpp"
+    "http|HTTP|metrics_http|cpp-httplib|libcpp-httplib-dev|the Prometheus /metrics endpoint|asyncstate/metrics_http.hpp")
+foreach(component_line IN LISTS ASYNCSTATE_PC_COMPONENTS)
+  string(REPLACE "|" ";" fields "${component_line}")
+  list(GET fields 0 ASYNCSTATE_PC_COMPONENT)
+  list(GET fields 1 ASYNCSTATE_PC_COMPONENT_CMAKE)
+  list(GET fields 2 ASYNCSTATE_PC_COMPONENT_TARGET)
+  list(GET fields 3 ASYNCSTATE_PC_COMPONENT_REQUIRES)
+  list(GET fields 4 ASYNCSTATE_PC_COMPONENT_DEBIAN)
+  list(GET fields 5 ASYNCSTATE_PC_COMPONENT_WHAT)
+  list(GET fields 6 ASYNCSTATE_PC_COMPONENT_HEADER)
+  set(pc "${PROJECT_BINARY_DIR}/asyncstate-${ASYNCSTATE_PC_COMPONENT}.pc")
+  configure_file("${PROJECT_SOURCE_DIR}/asyncstate-component.pc.in" "${pc}" @ONLY)
+  install(FILES "${pc}" DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+endforeach()

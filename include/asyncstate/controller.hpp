@@ -5,8 +5,11 @@
 //   request_buffer.hpp      batching by size and by buffer timeout
 //   ticket_table.hpp        requests sent and not yet answered, and their futures
 //   completion_mailbox.hpp  answers from backend threads, outliving the controller
+//   error_policy.hpp        what happens to a record whose attempt failed (skip, retry, dead letter)
+//   epoch_manager.hpp       non-records (watermarks) and the epochs of records they close
 // and owns what ties them together: the in-flight limit with overdraft, waiting and
-// stall detection, the error policy, metrics, and the Runtime futures report to.
+// stall detection, routing failures to the error handler or the record's error policy,
+// metrics, and the Runtime futures report to.
 //
 // One record from source to sink: processRecord() admits it (admit), it holds its key
 // or queues behind it (KeyAccounting::acquire), runs (start), its state requests are
@@ -17,7 +20,9 @@
 #include <asyncstate/completion_mailbox.hpp>
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/detail/runtime.hpp>
+#include <asyncstate/epoch_manager.hpp>
 #include <asyncstate/error.hpp>
+#include <asyncstate/error_policy.hpp>
 #include <asyncstate/execution_observer.hpp>
 #include <asyncstate/future.hpp>
 #include <asyncstate/hot_keys.hpp>
@@ -39,6 +44,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -55,6 +62,9 @@ struct ControllerOptions {
   std::chrono::milliseconds bufferTimeout{1000};  // a partial batch waits at most this long
   std::size_t inFlightLimit = 6000;               // records admitted and not yet finished (overdraft aside)
   ErrorHandler errorHandler;                      // empty: failTask()
+  // Set: the failures of a record are decided per record (skip, retry, dead letter; see
+  // error_policy.hpp); only failures outside any record reach errorHandler.
+  RecordErrorPolicy recordErrors;
   AllocationPolicy allocationPolicy = AllocationPolicy::Pooled;
   std::uint32_t iteratorChunkSize = 100;          // map entries per lazily loaded chunk
   std::chrono::milliseconds stallTimeout{60000};  // no progress this long while waiting is an error
@@ -86,6 +96,9 @@ struct ControllerMetrics {
   std::uint64_t timeoutFlushes = 0;     // batches sent because the buffer timeout expired
   std::uint64_t drainFlushes = 0;       // batches sent because someone waited (drain, sync access, limit)
   std::uint64_t unhandledFailures = 0;  // failures that reached the error handler
+  RecordErrorMetrics recordErrors;      // failures decided by the record error policy
+  std::size_t retryingRecords = 0;      // failed records waiting for their retry (holding their key)
+  std::size_t pendingEpochs = 0;        // closed epochs whose non-record's final action has not run
 };
 
 class AsyncExecutionController;
@@ -122,13 +135,44 @@ class TaskThreadScope {
   Runtime* saved_;
 };
 
+// A record of this controller: what the error policy needs besides the key. Failures
+// of the current attempt are collected here until its last continuation ran.
+class ControllerRecord : public RecordContext {
+ public:
+  using RecordContext::RecordContext;
+
+  // The record's input and its type, if its callable exposes one (input()).
+  virtual std::pair<const void*, const std::type_info*> input() const noexcept = 0;
+
+  void addFailure(AsyncError error) { failures_.push_back(std::move(error)); }
+  bool failed() const noexcept { return !failures_.empty(); }
+  std::vector<AsyncError> takeFailures() noexcept { return std::exchange(failures_, {}); }
+  std::uint32_t attempts() const noexcept { return attempts_; }
+  void nextAttempt() noexcept { ++attempts_; }
+
+  EpochManager::Epoch* epoch() const noexcept { return epoch_; }
+  void setEpoch(EpochManager::Epoch* epoch) noexcept { epoch_ = epoch; }
+
+ private:
+  std::vector<AsyncError> failures_;
+  EpochManager::Epoch* epoch_ = nullptr;
+  std::uint32_t attempts_ = 1;
+};
+
 // A record together with its processing callable.
 template <class F>
-class RecordOf final : public RecordContext {
+class RecordOf final : public ControllerRecord {
  public:
   RecordOf(Runtime* runtime, std::string keyBytes, std::uint32_t keyGroup, KeyDescriber describe, F&& fn)
-      : RecordContext(runtime, std::move(keyBytes), keyGroup, describe, sizeof(RecordOf)), fn_(std::move(fn)) {}
+      : ControllerRecord(runtime, std::move(keyBytes), keyGroup, describe, sizeof(RecordOf)), fn_(std::move(fn)) {}
   void run() override { fn_(); }
+  std::pair<const void*, const std::type_info*> input() const noexcept override {
+    if constexpr (requires(const F& f) { f.input(); }) {
+      return {&fn_.input(), &typeid(std::decay_t<decltype(fn_.input())>)};
+    } else {
+      return {nullptr, nullptr};
+    }
+  }
 
  private:
   F fn_;
@@ -208,6 +252,10 @@ class AsyncExecutionController final {
       logLine(std::string("controller destroyed while draining failed: ") + e.what());
     }
     abandonUnfinished();
+    if (epochs_.hasPending()) {
+      logLine(std::to_string(epochs_.pendingEpochs()) +
+              " non-records (watermarks) never finished: the controller was destroyed first");
+    }
     for (const AsyncError& error : failures_) {
       logLine("failure not rethrown before the controller was destroyed: " + error.message());
     }
@@ -244,6 +292,24 @@ class AsyncExecutionController final {
     detail::TaskThreadScope scope(runtime_.get());
     throwIfFailed();
     admit(std::move(keyBytes), &describeKey<K>, std::forward<F>(fn), timestamp);
+  }
+
+  // A non-record (a watermark, a watermark status change): closes the current epoch.
+  // `trigger` runs once every record admitted before it finished (records it starts join
+  // the epoch; it returns whether to run again once those finished), `final` once
+  // everything `trigger` started finished -- each exactly once, epochs in order, from the
+  // task thread's pump loop. Serial: returns after the epoch finished (the next record
+  // sees its effects). Parallel: returns at once; later records may run meanwhile.
+  void processNonRecord(EpochTriggerAction trigger, EpochFinalAction final, EpochMode mode = EpochMode::Serial) {
+    detail::TaskThreadScope scope(runtime_.get());
+    throwIfFailed();
+    epochs_.onNonRecord(std::move(trigger), std::move(final));
+    if (mode == EpochMode::Serial) {
+      drainAll();
+      throwIfFailed();
+    } else {
+      pump();  // its records may all have finished already
+    }
   }
 
   // Processes whatever completed and flushes a partial batch whose timeout expired.
@@ -289,6 +355,8 @@ class AsyncExecutionController final {
     m.blockedKeys = keys_.blockedKeys();
     m.bufferedRequests = buffer_.size();
     m.pendingRequests = tickets_.outstanding();
+    m.retryingRecords = retries_.size();
+    m.pendingEpochs = epochs_.pendingEpochs();
     return m;
   }
   const PoolStats& poolStats() const noexcept { return runtime_->poolStats(); }
@@ -414,6 +482,7 @@ class AsyncExecutionController final {
     }
     if (inFlight_ >= options_.inFlightLimit) ++metrics_.overdraftRecords;
     if (++inFlight_ > metrics_.peakInFlightRecords) metrics_.peakInFlightRecords = inFlight_;
+    record->setEpoch(derived ? EpochManager::join(asRecord(runtime_->currentRecord()).epoch()) : epochs_.onRecord());
     if (options_.latencySampleEvery != 0 && ++sinceLatencySample_ >= options_.latencySampleEvery) {
       sinceLatencySample_ = 0;
       record->setAdmitted(now());
@@ -446,15 +515,27 @@ class AsyncExecutionController final {
       try {
         record->run();
       } catch (...) {
-        reportUnhandled(AsyncError(std::current_exception(), "", record->keyText(), "processElement"));
+        reportFailure(AsyncError(std::current_exception(), "", record->keyText(), "processElement"), record);
       }
     }
-    ++metrics_.recordsProcessed;
+    if (asRecord(record).attempts() == 1) ++metrics_.recordsProcessed;
     record->release();
   }
 
-  // The record's last reference is gone: the one place that decides a record is done.
+  static detail::ControllerRecord& asRecord(detail::RecordContext* record) noexcept {
+    return *static_cast<detail::ControllerRecord*>(record);  // admit() creates every record
+  }
+
+  // The record's last reference is gone: the one place that decides a record is done --
+  // or, when its attempt failed and the error policy retries it, that it runs again.
   void finished(detail::RecordContext* record) {
+    detail::ControllerRecord& attempt = asRecord(record);
+    if (attempt.failed()) {
+      if (!concludeFailedAttempt(attempt)) return;
+    } else if (attempt.attempts() > 1) {
+      ++metrics_.recordErrors.retriedToSuccess;
+    }
+    EpochManager::completeOneRecord(attempt.epoch());
     --inFlight_;
     if (const auto admitted = record->admitted()) latency_.add(now() - *admitted);
     // The key's next record starts from the pump loop, not nested here.
@@ -470,6 +551,7 @@ class AsyncExecutionController final {
 
   // A record that never started and never will (the controller goes away).
   void discard(detail::RecordContext* record) {
+    EpochManager::completeOneRecord(asRecord(record).epoch());
     --inFlight_;
     destroy(record);
   }
@@ -478,6 +560,71 @@ class AsyncExecutionController final {
     const std::size_t size = record->allocationSize();
     record->~RecordContext();
     runtime_->deallocate(record, size);
+  }
+
+  // A failure nobody downstream will see. With a record error policy, a failure of a
+  // record joins its current attempt's failures (decided when the attempt ends);
+  // otherwise, and outside records, it goes to the error handler now.
+  void reportFailure(AsyncError error, detail::RecordContext* record) noexcept {
+    if (options_.recordErrors && record != nullptr) {
+      try {
+        asRecord(record).addFailure(std::move(error));
+        ++metrics_.recordErrors.failures;
+        return;
+      } catch (...) {
+        logLine("out of memory while keeping a record's failure; it goes to the error handler");
+      }
+    }
+    reportUnhandled(std::move(error));
+  }
+
+  // The failed attempt of `record` ended: the policy decides its fate, exactly once.
+  // Returns false when the record runs again (it keeps its key and its in-flight slot).
+  bool concludeFailedAttempt(detail::ControllerRecord& record) {
+    RecordErrorMetrics& counts = metrics_.recordErrors;
+    const RecordErrorPolicy& policy = options_.recordErrors;
+    ++counts.failedAttempts;
+    std::vector<AsyncError> errors = record.takeFailures();
+    const auto [input, inputType] = record.input();
+    const FailedRecord failed(errors, record.attempts(), record.keyText(), record.timestamp(), input, inputType);
+    RecordFailureAction action = RecordFailureAction::FailTask;
+    try {
+      action = policy.decide(failed);
+    } catch (...) {
+      errors.emplace_back(std::current_exception(), "", failed.keyText(), "record error policy");
+    }
+    if (action == RecordFailureAction::Retry && (closing_ || record.attempts() >= policy.retry.maxAttempts)) {
+      action = policy.whenRetriesExhausted == RecordFailureAction::Retry ? RecordFailureAction::FailTask
+                                                                         : policy.whenRetriesExhausted;
+    }
+    switch (action) {
+      case RecordFailureAction::Retry:
+        ++counts.retries;
+        retries_.push(now() + policy.retry.backoffBefore(record.attempts()), &record);
+        record.nextAttempt();
+        record.retain();  // the new attempt's own reference, as admit() gives the first
+        return false;
+      case RecordFailureAction::Skip: ++counts.skipped; return true;
+      case RecordFailureAction::DeadLetter:
+        if (!policy.deadLetter) {
+          errors.emplace_back(std::make_exception_ptr(std::logic_error(
+                                  "the record error policy chose a dead letter but has no deadLetter output")),
+                              "", failed.keyText(), "record error policy");
+          break;
+        }
+        try {
+          policy.deadLetter(failed);
+          ++counts.deadLettered;
+          return true;
+        } catch (...) {
+          errors.emplace_back(std::current_exception(), "", failed.keyText(), "dead-letter output");
+        }
+        break;
+      case RecordFailureAction::FailTask: break;
+    }
+    ++counts.failedTask;
+    for (AsyncError& error : errors) failures_.push_back(std::move(error));
+    return true;
   }
 
   void reportUnhandled(AsyncError error) noexcept {
@@ -554,8 +701,13 @@ class AsyncExecutionController final {
     for (;;) {
       std::vector<detail::Completion> batch = std::exchange(spare_, {});
       mailbox_->takeAll(batch);
+      queueDueRetries();
       if (batch.empty() && ready_.empty()) {
         spare_ = std::move(batch);
+        if (runEpochActions()) {
+          progressed = true;
+          continue;  // the actions may have started records
+        }
         return progressed;
       }
       progressed = true;
@@ -572,10 +724,40 @@ class AsyncExecutionController final {
     }
   }
 
-  // Blocks until a completion arrives, the buffer deadline passes, or `until`. Real
-  // waits are short, so that an injected clock is consulted again soon.
+  // Runs the non-records' actions that are due -- from the top of the task thread only:
+  // not inside a record (sync access waits from there) nor inside another action.
+  bool runEpochActions() {
+    if (!epochs_.hasPending() || inEpochAction_ || runtime_->currentRecord() != nullptr) return false;
+    inEpochAction_ = true;
+    bool ran = false;
+    for (bool done = false; !done;) {
+      try {
+        ran = epochs_.advance() || ran;
+        done = true;
+      } catch (AsyncStateException& e) {
+        ran = true;  // the action ran into the task's earlier failures: they stay kept
+        for (const AsyncError& error : e.errors()) failures_.push_back(error);
+      } catch (...) {
+        ran = true;
+        reportUnhandled(AsyncError(std::current_exception(), "", "", "non-record action"));
+      }
+    }
+    inEpochAction_ = false;
+    return ran;
+  }
+
+  // Failed records whose backoff is over run from the pump loop, in due order.
+  void queueDueRetries() {
+    if (retries_.empty()) return;
+    const TimePoint at = now();
+    while (detail::ControllerRecord* record = retries_.popDue(at)) ready_.push(record);
+  }
+
+  // Blocks until a completion arrives, the buffer deadline or a retry is due, or
+  // `until`. Real waits are short, so that an injected clock is consulted again soon.
   void waitForCompletions(TimePoint until) {
     if (!buffer_.empty()) until = std::min(until, bufferDeadline());
+    if (!retries_.empty()) until = std::min(until, retries_.nextDue());
     const auto remaining = until - now();
     if (remaining <= TimePoint::duration::zero()) return;
     mailbox_->waitFor(std::min<std::chrono::nanoseconds>(remaining, kLongestWait));
@@ -592,6 +774,10 @@ class AsyncExecutionController final {
     }
     backend_.poll();
     if (pump()) return;
+    if (tickets_.outstanding() == 0 && !retries_.empty()) {
+      waitForCompletions(retries_.nextDue());  // only a backoff to sit out
+      return;
+    }
     if (tickets_.outstanding() == 0) {
       throw AsyncStateException(
           {AsyncError(std::make_exception_ptr(std::logic_error(
@@ -614,11 +800,14 @@ class AsyncExecutionController final {
     }
   }
 
+  // Waits for every record and every non-record's actions that can run here (all but
+  // when called from inside a record or an action).
   void drainAll() {
     for (;;) {
       flushBuffer(FlushReason::Wait);
       pump();
-      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty()) return;
+      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty() && !runEpochActions()) return;
+      if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty()) continue;
       waitForProgress();
     }
   }
@@ -644,6 +833,12 @@ class AsyncExecutionController final {
       ++dropped;
       discard(record);
     }
+    // Failed records waiting for a retry hold their key; nobody waits behind them any more.
+    retries_.dropAll([&](detail::ControllerRecord* record) {
+      ++dropped;
+      (void)keys_.release(record);
+      discard(record);
+    });
     if (dropped > 0) logLine(std::to_string(dropped) + " records never ran: the controller was destroyed first");
   }
 
@@ -661,6 +856,9 @@ class AsyncExecutionController final {
   HotKeyMonitor hotKeys_;
   std::optional<detail::RoundTripTimer> roundTrips_;  // only when the observer measures round trips
   detail::ReadyQueue ready_;
+  detail::RetryQueue<detail::ControllerRecord, TimePoint> retries_;
+  EpochManager epochs_;
+  bool inEpochAction_ = false;
   std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
 
   std::size_t inFlight_ = 0;
@@ -674,7 +872,7 @@ class AsyncExecutionController final {
 
 void detail::ControllerRuntime::reportUnhandled(AsyncError error) {
   if (owner_ != nullptr) {
-    owner_->reportUnhandled(std::move(error));
+    owner_->reportFailure(std::move(error), currentRecord());
   } else {
     std::cerr << "asyncstate: failure after its controller was destroyed: " << error.message() << '\n';
   }

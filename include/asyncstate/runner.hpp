@@ -1,8 +1,9 @@
 #pragma once
 // EmbeddedRunner: source -> key-by -> KeyedProcessFunction -> sink on one machine,
-// with periodic watermarks (which fire event-time timers) and checkpoints. Both
-// drain the controller first, so a watermark follows every earlier record's last
-// continuation and a snapshot never holds half of a record's updates.
+// with periodic watermarks (which fire event-time timers) and checkpoints. Watermarks
+// and watermark status changes are non-records (epoch_manager.hpp): their actions follow
+// every earlier record's last continuation. A checkpoint drains the controller first, so
+// a snapshot never holds half of a record's updates.
 
 #include <asyncstate/controller.hpp>
 #include <asyncstate/function.hpp>
@@ -74,6 +75,9 @@ struct RunnerOptions {
   // (before its next record runs); called once per change.
   std::function<void(WatermarkStatus)> onWatermarkStatus;
   std::function<void(const struct RunStats&)> onProgress;
+  // Whether records after a watermark wait until it took effect (Serial, deterministic)
+  // or may run while its timers fire (Parallel); see docs/runtime.md#epochs.
+  EpochMode epochMode = EpochMode::Serial;
 };
 
 struct RunStats {
@@ -153,6 +157,7 @@ class EmbeddedRunner {
     backend_.restore(checkpoint);  // validated above: nothing is touched if a field is missing or corrupt
     timers.setWatermark(watermark);
     timers_ = std::move(timers);
+    announcedWatermark_ = watermark;
     source.seek(position);
     maxTimestamp_ = maxTimestamp;
     outputs_ = outputs;
@@ -180,10 +185,7 @@ class EmbeddedRunner {
           sinceWatermark_ = 0;
           idleWatermarkDone_ = true;
         }
-        if (status_ == WatermarkStatus::Active) {
-          controller_.drain();  // a status change is a non-record: it follows every earlier record
-          changeStatus(WatermarkStatus::Idle);
-        }
+        if (status_ == WatermarkStatus::Active) changeStatus(WatermarkStatus::Idle);
         continue;
       }
       idleWatermarkDone_ = false;
@@ -191,10 +193,7 @@ class EmbeddedRunner {
       const std::int64_t timestamp = timestampOf_(*element);
       maxTimestamp_ = std::max(maxTimestamp_, timestamp);
       K key = keyOf_(*element);
-      controller_.processRecord(
-          key,
-          [this, &collector, value = std::move(*element)] { function_.processElement(value, context_, collector); },
-          timestamp);
+      controller_.processRecord(key, ElementTask{this, &collector, std::move(*element)}, timestamp);
       ++records_;
       ++thisRun;
       if (options_.watermarkEvery > 0 && ++sinceWatermark_ >= options_.watermarkEvery) {
@@ -260,30 +259,50 @@ class EmbeddedRunner {
     std::uint64_t& count_;
   };
 
+  // One element's processing. Its input is visible to a dead-letter output
+  // (FailedRecord::input<In>()), and a retry processes the same element again.
+  struct ElementTask {
+    EmbeddedRunner* runner;
+    Collector<Out>* collector;
+    In element;
+    void operator()() const { runner->function_.processElement(element, runner->context_, *collector); }
+    const In& input() const noexcept { return element; }
+  };
+
   void logFailure(const std::string& text) const {
     if (options_.controller.log != nullptr)
       *options_.controller.log << "asyncstate: runner shut down with: " << text << '\n';
   }
 
-  // Drains, fires due timers (each as a record of its key, so per-key order holds),
-  // drains again, then emits the watermark: exactly once per call that advances it.
+  // A watermark is a non-record. Its trigger action, once every earlier record finished,
+  // makes it current and fires the due timers (each as a record of its key, so per-key
+  // order holds), again while those register more due timers; its final action emits
+  // it: exactly once per call that advances it.
   void advanceWatermark(std::int64_t watermark, Collector<Out>& collector) {
-    if (watermark <= timers_.currentWatermark()) return;
-    const auto started = observedStart();
-    controller_.drain();
-    const auto waited = started ? elapsedSince(*started) : std::chrono::nanoseconds::zero();
-    timers_.setWatermark(watermark);
-    for (auto due = timers_.takeDue(watermark); !due.empty(); due = timers_.takeDue(watermark)) {
-      for (auto& [timestamp, keyBytes] : due) {
-        const std::int64_t ts = timestamp;
-        controller_.template processEncodedRecord<K>(
-            std::move(keyBytes), [this, &collector, ts] { function_.onTimer(ts, context_, collector); }, ts);
-      }
-      controller_.drain();
-    }
-    ++watermarks_;
-    if (started) observer()->watermarkEmitted(watermark, waited);
-    if (options_.onWatermark) options_.onWatermark(watermark);
+    if (watermark <= announcedWatermark_) return;
+    announcedWatermark_ = watermark;
+    // For an observer: how long the watermark waited for the records ahead of it (until
+    // its trigger action first ran).
+    const auto announced = observedStart();
+    controller_.processNonRecord(
+        [this, &collector, watermark, announced, first = true]() mutable {
+          if (first && announced) watermarkWait_ = elapsedSince(*announced);
+          first = false;
+          timers_.setWatermark(watermark);
+          auto due = timers_.takeDue(watermark);
+          for (auto& [timestamp, keyBytes] : due) {
+            const std::int64_t ts = timestamp;
+            controller_.template processEncodedRecord<K>(
+                std::move(keyBytes), [this, &collector, ts] { function_.onTimer(ts, context_, collector); }, ts);
+          }
+          return !due.empty();
+        },
+        [this, watermark, announced] {
+          ++watermarks_;
+          if (announced) observer()->watermarkEmitted(watermark, watermarkWait_);
+          if (options_.onWatermark) options_.onWatermark(watermark);
+        },
+        options_.epochMode);
   }
 
   // Events are timed by the controller's clock, and only for an observer.
@@ -296,9 +315,16 @@ class EmbeddedRunner {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(controller_.options().clock() - started);
   }
 
+  // A status change is a non-record too: reported after every earlier record finished,
+  // and before any later one runs in serial mode.
   void changeStatus(WatermarkStatus status) {
     status_ = status;
-    if (options_.onWatermarkStatus) options_.onWatermarkStatus(status);
+    controller_.processNonRecord(
+        {},
+        [this, status] {
+          if (options_.onWatermarkStatus) options_.onWatermarkStatus(status);
+        },
+        options_.epochMode);
   }
 
   RunStats stats(std::chrono::steady_clock::time_point started, std::uint64_t records) const {
@@ -329,6 +355,10 @@ class EmbeddedRunner {
   std::uint64_t records_ = 0;
   std::uint64_t watermarks_ = 0;
   std::uint64_t checkpoints_ = 0;
+  // The last watermark handed to the controller; in parallel mode the timers' current
+  // watermark catches up when its epoch's trigger action runs.
+  std::int64_t announcedWatermark_ = TimerService::kNoWatermark;
+  std::chrono::nanoseconds watermarkWait_{0};  // of the latest watermark, for the observer
   // The periodic schedule is part of the job's position: a restored run emits its next
   // watermark after the same record as the uninterrupted run would have.
   std::uint64_t sinceWatermark_ = 0;

@@ -35,7 +35,8 @@ version="$(sed -n 's/^#define ASYNCSTATE_VERSION_STRING "\(.*\)"/\1/p' "$src/inc
 [ -n "$version" ] || fail "no ASYNCSTATE_VERSION_STRING in version.hpp"
 for f in include/asyncstate/asyncstate.hpp include/asyncstate/version.hpp \
   lib/cmake/asyncstate/asyncstateConfig.cmake lib/cmake/asyncstate/asyncstateConfigVersion.cmake \
-  lib/pkgconfig/asyncstate.pc; do
+  lib/pkgconfig/asyncstate.pc lib/pkgconfig/asyncstate-rocksdb.pc lib/pkgconfig/asyncstate-redis.pc \
+  lib/pkgconfig/asyncstate-http.pc; do
   [ -f "$prefix/$f" ] || fail "the install lacks $f"
 done
 plugin="$prefix/lib/asyncstate/libAsyncStateTidyModule.so"
@@ -126,6 +127,38 @@ fi
 grep -q "component NoSuchPart not found: no such component" "$work/components-NoSuchPart.log" \
   || { cat "$work/components-NoSuchPart.log"; fail "the unknown component was not named"; }
 
+step "pkg-config components: each backend compiles and links with its module's flags alone"
+cat >"$work/components/http_probe.cpp" <<'CPP'
+#include <asyncstate/metrics_http.hpp>
+int main(int argc, char**) {
+  asyncstate::MetricsRegistry registry;
+  if (argc > 1) asyncstate::MetricsHttpServer server(registry);
+}
+CPP
+# module|probe|pkg-config module of the dependency (the probe is built when that one is installed)
+for entry in rocksdb:rocksdb_probe:rocksdb redis:redis_probe:hiredis http:http_probe:cpp-httplib; do
+  IFS=: read -r component probe dependency <<<"$entry"
+  [ "$(pkg-config --modversion "asyncstate-$component")" = "$version" ] || fail "asyncstate-$component is not version $version"
+  pkg-config --print-requires "asyncstate-$component" | grep -q "^$dependency\b" \
+    || fail "asyncstate-$component does not require $dependency"
+  if ! pkg-config --exists "$dependency"; then
+    echo "   $dependency is not installed: asyncstate-$component not built"
+    continue
+  fi
+  # shellcheck disable=SC2046 # pkg-config's flags are meant to be split
+  "$cxx" -std=c++20 -o "$work/pc_$probe" "$work/components/$probe.cpp" $(pkg-config --cflags --libs "asyncstate-$component") \
+    >"$work/pc_$probe.log" 2>&1 || { cat "$work/pc_$probe.log"; fail "compiling $probe with asyncstate-$component's flags"; }
+  "$work/pc_$probe" >/dev/null || fail "$probe built with asyncstate-$component's flags does not run"
+done
+# A dependency that is not installed is named, as find_package names a missing component.
+mkdir -p "$work/pc-missing"
+sed 's/^Requires: \(asyncstate = [^,]*\), .*/Requires: \1, asyncstate-absent-dependency/' \
+  "$prefix/lib/pkgconfig/asyncstate-rocksdb.pc" >"$work/pc-missing/asyncstate-broken.pc"
+if PKG_CONFIG_PATH="$work/pc-missing:$PKG_CONFIG_PATH" pkg-config --cflags asyncstate-broken >"$work/pc-missing.log" 2>&1; then
+  fail "a component whose dependency is missing resolved"
+fi
+grep -q "asyncstate-absent-dependency" "$work/pc-missing.log" || { cat "$work/pc-missing.log"; fail "the missing dependency was not named"; }
+
 step "consumer: find_package"
 build_consumer find_package
 "$work/find_package/build/click_counter" || fail "click_counter (find_package) failed"
@@ -142,7 +175,8 @@ fi
 
 step "consumer: FetchContent"
 # What a release tarball holds: the library, its CMake and packaging files.
-tar -C "$src" -czf "$work/asyncstate-$version.tar.gz" CMakeLists.txt include cmake asyncstate.pc.in
+tar -C "$src" -czf "$work/asyncstate-$version.tar.gz" CMakeLists.txt include cmake asyncstate.pc.in \
+  asyncstate-component.pc.in
 build_consumer fetchcontent -DASYNCSTATE_URL="$work/asyncstate-$version.tar.gz"
 "$work/fetchcontent/build/cart_totals" || fail "cart_totals (FetchContent) failed"
 if [ "$analyzer" = ON ]; then

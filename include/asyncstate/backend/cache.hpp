@@ -17,6 +17,7 @@
 // its own starting with "WARNING:", which the controller logs at start.
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/forwarding.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
@@ -45,28 +46,23 @@ struct CacheStats {
 // A class template only so that its code is compiled by the translation units that use it,
 // not by every UDF that includes the umbrella header; use it by its plain name below.
 template <class = void>
-class BasicCachingBackend final : public StateBackend, private CompletionSink {
+class BasicCachingBackend final : public ForwardingBackend, private CompletionSink {
  public:
   // Bookkeeping per entry (list node, hash node, key copies' headers), so that a
   // cache of many tiny entries does not exceed its budget by far.
   static constexpr std::size_t kEntryOverhead = 96;
 
-  BasicCachingBackend(StateBackend& inner, std::size_t capacityBytes) : inner_(inner), capacity_(capacityBytes) {}
-
-  std::string name() const override { return "cached(" + inner_.name() + ")"; }
+  BasicCachingBackend(StateBackend& inner, std::size_t capacityBytes)
+      : ForwardingBackend(inner, "cached"), capacity_(capacityBytes) {}
 
   std::string describeConfiguration() const override {
     if (capacity_ == 0) {
-      return "local cache disabled over " + detail::withoutNoCacheWarning(inner_.describeConfiguration()) +
-             "\nWARNING: local state cache is 0 bytes: every state read goes to " + inner_.name() +
+      return "local cache disabled over " + detail::withoutNoCacheWarning(inner().describeConfiguration()) +
+             "\nWARNING: local state cache is 0 bytes: every state read goes to " + inner().name() +
              "; give CachingBackend a size";
     }
     return "local LRU cache of " + std::to_string(capacity_) + " bytes over " +
-           detail::withoutNoCacheWarning(inner_.describeConfiguration());
-  }
-
-  std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    return inner_.registerState(stateName, kind);
+           detail::withoutNoCacheWarning(inner().describeConfiguration());
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
@@ -95,23 +91,17 @@ class BasicCachingBackend final : public StateBackend, private CompletionSink {
       }
     }
     for (auto& [ticket, result] : hits) sink.complete(ticket, std::move(result));
-    if (!forward.empty()) inner_.executeBatch(std::move(forward), *this);
+    if (!forward.empty()) forwardBatch(std::move(forward), *this);
   }
 
-  void poll() override { inner_.poll(); }
-
-  void snapshot(Savepoint& out) override { inner_.snapshot(out); }
-
   void restore(const Savepoint& in) override {
-    inner_.restore(in);
+    ForwardingBackend::restore(in);
     std::lock_guard lock(mutex_);
     owners_.clear();
     lru_.clear();
     stats_.bytes = 0;
     stats_.entries = 0;
   }
-
-  BackendStats stats() const override { return inner_.stats(); }
 
   CacheStats cacheStats() const {
     std::lock_guard lock(mutex_);
@@ -272,7 +262,6 @@ class BasicCachingBackend final : public StateBackend, private CompletionSink {
     p.sink->fail(p.ticket, std::move(error));
   }
 
-  StateBackend& inner_;
   const std::size_t capacity_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Owner> owners_;

@@ -17,6 +17,7 @@
 // timer thread, so a backend that is not thread-safe (memory) can be wrapped.
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/forwarding.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
@@ -69,12 +70,12 @@ struct LatencyStats {
 // A class template only so that its code is compiled by the translation units that use it,
 // not by every UDF that includes the umbrella header; use it by its plain name below.
 template <class = void>
-class BasicLatencyInjectingBackend final : public StateBackend, private CompletionSink {
+class BasicLatencyInjectingBackend final : public ForwardingBackend, private CompletionSink {
  public:
   using Clock = std::chrono::steady_clock;
 
   BasicLatencyInjectingBackend(StateBackend& inner, LatencyOptions options)
-      : inner_(inner), options_(std::move(options)), rng_(options_.seed), created_(Clock::now()) {
+      : ForwardingBackend(inner, "latency"), options_(std::move(options)), rng_(options_.seed), created_(Clock::now()) {
     for (const OutageWindow& w : options_.outages) addOutage(created_ + w.start, created_ + w.end, w.mode);
     timer_ = std::thread([this] { timerLoop(); });
   }
@@ -107,8 +108,6 @@ class BasicLatencyInjectingBackend final : public StateBackend, private Completi
     outages_.push_back(Outage{from, to, mode});
   }
 
-  std::string name() const override { return "latency(" + inner_.name() + ")"; }
-
   std::string describeConfiguration() const override {
     static const char* const names[] = {"fixed", "exponential", "lognormal"};
     std::string text = std::string("latency injection (") + names[static_cast<int>(options_.distribution)] + " " +
@@ -117,16 +116,12 @@ class BasicLatencyInjectingBackend final : public StateBackend, private Completi
       text += ", sigma " + std::to_string(options_.logNormalSigma);
     text += ", error rate " + std::to_string(options_.errorRate) + ", seed " + std::to_string(options_.seed) + ", " +
             std::to_string(options_.outages.size()) + " outage windows) over " +
-            detail::withoutNoCacheWarning(inner_.describeConfiguration()) + "\n" + std::string(kNoLocalCacheWarning);
+            detail::withoutNoCacheWarning(inner().describeConfiguration()) + "\n" + std::string(kNoLocalCacheWarning);
     return text;
   }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    std::uint32_t id;
-    {
-      std::lock_guard lock(innerMutex_);
-      id = inner_.registerState(stateName, kind);
-    }
+    const std::uint32_t id = ForwardingBackend::registerState(stateName, kind);
     std::lock_guard lock(mutex_);
     if (names_.size() <= id) names_.resize(id + 1);
     names_[id] = stateName;
@@ -183,30 +178,7 @@ class BasicLatencyInjectingBackend final : public StateBackend, private Completi
       }
       for (auto& [ticket, error] : failures) schedule(Delivery{due, &sink, ticket, std::move(error)});
     }
-    if (!forward.empty()) {
-      std::lock_guard lock(innerMutex_);
-      inner_.executeBatch(std::move(forward), *this);
-    }
-  }
-
-  void poll() override {
-    std::lock_guard lock(innerMutex_);
-    inner_.poll();
-  }
-
-  void snapshot(Savepoint& out) override {
-    std::lock_guard lock(innerMutex_);
-    inner_.snapshot(out);
-  }
-
-  void restore(const Savepoint& in) override {
-    std::lock_guard lock(innerMutex_);
-    inner_.restore(in);
-  }
-
-  BackendStats stats() const override {
-    std::lock_guard lock(innerMutex_);
-    return inner_.stats();
+    if (!forward.empty()) forwardBatch(std::move(forward), *this);
   }
 
   LatencyStats latencyStats() const {
@@ -295,10 +267,7 @@ class BasicLatencyInjectingBackend final : public StateBackend, private Completi
           r.ticket = nextTicket_++;
         }
         lock.unlock();
-        {
-          std::lock_guard innerLock(innerMutex_);
-          inner_.executeBatch(std::move(s.batch), *this);
-        }
+        forwardBatch(std::move(s.batch), *this);
         lock.lock();
         continue;
       }
@@ -318,13 +287,11 @@ class BasicLatencyInjectingBackend final : public StateBackend, private Completi
     }
   }
 
-  StateBackend& inner_;
   LatencyOptions options_;
   std::mt19937_64 rng_;
   const Clock::time_point created_;
 
-  mutable std::mutex innerMutex_;  // serialises every call into inner_
-  mutable std::mutex mutex_;       // everything below
+  mutable std::mutex mutex_;  // everything below
   std::condition_variable wake_;
   std::vector<Outage> outages_;
   std::vector<std::string> names_;                      // state names by id, for error messages

@@ -17,6 +17,7 @@
 // the attempts, the time spent and the last error.
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/forwarding.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
@@ -63,11 +64,12 @@ struct RetryStats {
 // A class template only so that its code is compiled by the translation units that use it,
 // not by every UDF that includes the umbrella header; use it by its plain name below.
 template <class = void>
-class BasicRetryingBackend final : public StateBackend, private CompletionSink {
+class BasicRetryingBackend final : public ForwardingBackend, private CompletionSink {
  public:
   using Clock = std::chrono::steady_clock;
 
-  BasicRetryingBackend(StateBackend& inner, RetryOptions options = {}) : inner_(inner), options_(std::move(options)) {
+  BasicRetryingBackend(StateBackend& inner, RetryOptions options = {})
+      : ForwardingBackend(inner, "retrying"), options_(std::move(options)) {
     dispatcher_ = std::thread([this] { dispatchLoop(); });
   }
 
@@ -83,19 +85,12 @@ class BasicRetryingBackend final : public StateBackend, private CompletionSink {
   BasicRetryingBackend(const BasicRetryingBackend&) = delete;
   BasicRetryingBackend& operator=(const BasicRetryingBackend&) = delete;
 
-  std::string name() const override { return "retrying(" + inner_.name() + ")"; }
-
   std::string describeConfiguration() const override {
     // The inner description goes first so that its warnings still start a line.
-    return inner_.describeConfiguration() + "\nretrying transient failures: up to " +
+    return inner().describeConfiguration() + "\nretrying transient failures: up to " +
            std::to_string(options_.maxAttempts) + " attempts within " + std::to_string(options_.maxRetryTime.count()) +
            " ms, backoff " + std::to_string(options_.initialBackoff.count()) + ".." +
            std::to_string(options_.maxBackoff.count()) + " ms";
-  }
-
-  std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    std::lock_guard lock(innerMutex_);
-    return inner_.registerState(stateName, kind);
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
@@ -119,26 +114,6 @@ class BasicRetryingBackend final : public StateBackend, private CompletionSink {
       }
     }
     send(std::move(forward));
-  }
-
-  void poll() override {
-    std::lock_guard lock(innerMutex_);
-    inner_.poll();
-  }
-
-  void snapshot(Savepoint& out) override {
-    std::lock_guard lock(innerMutex_);
-    inner_.snapshot(out);
-  }
-
-  void restore(const Savepoint& in) override {
-    std::lock_guard lock(innerMutex_);
-    inner_.restore(in);
-  }
-
-  BackendStats stats() const override {
-    std::lock_guard lock(innerMutex_);
-    return inner_.stats();
   }
 
   RetryStats retryStats() const {
@@ -175,8 +150,7 @@ class BasicRetryingBackend final : public StateBackend, private CompletionSink {
 
   void send(std::vector<StateRequest> requests) {
     if (requests.empty()) return;
-    std::lock_guard lock(innerMutex_);
-    inner_.executeBatch(std::move(requests), *this);
+    forwardBatch(std::move(requests), *this);
   }
 
   void complete(std::uint64_t ticket, StateResult result) override {
@@ -280,11 +254,9 @@ class BasicRetryingBackend final : public StateBackend, private CompletionSink {
     }
   }
 
-  StateBackend& inner_;
   RetryOptions options_;
 
-  mutable std::mutex innerMutex_;  // serialises every call into inner_
-  mutable std::mutex mutex_;       // everything below
+  mutable std::mutex mutex_;  // everything below
   std::condition_variable wake_;
   std::map<KeyId, KeyState> keys_;  // keys with unresolved requests
   std::unordered_map<std::uint64_t, Item> inFlight_;
