@@ -47,5 +47,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 su
 
 timed "tsan config" configure tsan clang++-19 -DASYNCSTATE_SANITIZER=thread -DASYNCSTATE_CONCURRENT_TESTS_ONLY=ON \
   -DASYNCSTATE_BUILD_BENCH=OFF -DASYNCSTATE_BUILD_ANALYZER=OFF -DASYNCSTATE_BUILD_EXAMPLES=OFF
-TSAN_OPTIONS=halt_on_error=1 suite tsan -L concurrent
+TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" suite tsan -L concurrent
 echo "all test suites passed"
