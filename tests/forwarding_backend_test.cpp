@@ -2,6 +2,7 @@
 // the wrapped backend, and wrappers stack (latency over retrying over cached).
 
 #include <asyncstate/asyncstate.hpp>
+#include <asyncstate/backend/latency.hpp>
 
 #include <gtest/gtest.h>
 
