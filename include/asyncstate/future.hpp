@@ -189,13 +189,8 @@ class FutureBody {
   template <class F>
   VoidFuture thenAccept(F&& f) && {
     ASYNCSTATE_CHECK_CONTINUATION(F);
-    return std::move(self()).template then<void>(
-        [fn = std::forward<F>(f)](Self&& ready) mutable -> VoidFuture {
-          if (ready.mode_ == Mode::Failed) return VoidFuture::failedFrom(ready.releaseErrorBox());
-          invokeWithValue<T>(fn, *ready.value_);
-          return readyVoid();
-        },
-        "thenAccept");
+    return std::move(self()).template map<void>(
+        [fn = std::forward<F>(f)](StoredT& value) mutable { invokeWithValue<T>(fn, value); }, "thenAccept");
   }
 
   // f(value) -> U.
@@ -406,17 +401,86 @@ class FutureBody {
   template <class F>
   auto applyAs(F&& f, const char* operation) && {
     using U = ValueResultT<T, F>;
-    return std::move(self()).template then<U>(
-        [fn = std::forward<F>(f)](Self&& ready) mutable -> StateFuture<U> {
-          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
-          if constexpr (std::is_void_v<U>) {
-            invokeWithValue<T>(fn, *ready.value_);
-            return readyVoid();
-          } else {
-            return completedFuture<U>(invokeWithValue<T>(fn, *ready.value_));
-          }
-        },
+    return std::move(self()).template map<U>(
+        [fn = std::forward<F>(f)](StoredT& value) mutable -> decltype(auto) { return invokeWithValue<T>(fn, value); },
         operation);
+  }
+
+  // The value-to-value step behind thenAccept and thenApply: call(StoredT&) -> U. It
+  // runs on the value where it lies (inline, or in the source's core) and writes its
+  // result straight into the result's core: no intermediate futures. A failure
+  // bypasses call and travels on as the same boxed error.
+  template <class U, class Call>
+  StateFuture<U> map(Call&& call, const char* operation) && {
+    requireUsable(operation);
+    if (mode_ == Mode::Pending) [[unlikely]] {
+      if (core_->status() == CoreBase::Status::Pending) return mapPending<U>(std::forward<Call>(call), operation);
+      Self ready = takeReady();
+      consumedBy_ = operation;
+      return ready.template mapReady<U>(call, operation);
+    }
+    return mapReady<U>(call, operation);
+  }
+
+  template <class U, class Call>
+  StateFuture<U> mapReady(Call& call, const char* operation) {
+    if (mode_ == Mode::Failed) [[unlikely]] {
+      std::unique_ptr<AsyncError> error = releaseErrorBox();
+      consumedBy_ = operation;
+      return StateFuture<U>::failedFrom(std::move(error));
+    }
+    mode_ = Mode::Empty;
+    consumedBy_ = operation;
+    try {
+      if constexpr (std::is_void_v<U>) {
+        call(*value_);
+        return readyVoid();
+      } else {
+        return completedFuture<U>(call(*value_));
+      }
+    } catch (...) {
+      return failedFuture<U>(continuationError(std::current_exception(), operation));
+    }
+  }
+
+  template <class U, class Call>
+  StateFuture<U> mapPending(Call&& call, const char* operation) {
+    using SU = Stored<U>;
+    Core<StoredT>* source = std::exchange(core_, nullptr);
+    mode_ = Mode::Empty;
+    consumedBy_ = operation;
+    Runtime& runtime = source->runtime();
+    auto* result = Core<SU>::create(runtime);
+    RecordContext* record = runtime.currentRecord();
+    if (record != nullptr) record->retain();
+    source->setContinuation(
+        [c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
+          {
+            RecordScope scope(completed.runtime(), record);
+            if (completed.status() == CoreBase::Status::Failed) [[unlikely]] {
+              result->setError(completed.takeError());
+            } else {
+              bool built = false;
+              try {
+                if constexpr (std::is_void_v<U>) {
+                  result->emplaceValue([&] {
+                    c(completed.value());
+                    return Unit{};
+                  });
+                } else {
+                  result->emplaceValue([&]() -> SU { return c(completed.value()); });
+                }
+                built = true;
+              } catch (...) {
+                result->setError(continuationError(std::current_exception(), operation));
+              }
+              if (built) result->publishValue();
+            }
+            result->release();
+          }
+          if (record != nullptr) record->release();
+        });
+    return StateFuture<U>(result);
   }
 
   template <class F>

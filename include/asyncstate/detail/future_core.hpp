@@ -108,6 +108,21 @@ class Core final : public CoreBase {
     settled();
   }
 
+  // For a step that maps this value straight into another core: the value is built
+  // by fn() (nothing changes if it throws), then published with publishValue(), so
+  // that whatever the publication runs is outside the caller's error handling.
+  template <class Fn>
+  void emplaceValue(Fn&& fn) {
+    value_.emplace(std::forward<Fn>(fn)());
+  }
+  void publishValue() {
+    status_ = Status::Value;
+    settled();
+  }
+
+  // The value in place (only after the producer set one).
+  T& value() noexcept { return *value_; }
+
   T takeValue() {
     T value = std::move(*value_);
     value_.reset();
