@@ -151,7 +151,7 @@ class FutureBody {
   }
   FutureBody& operator=(FutureBody&& other) noexcept {
     if (this != &other) {
-      discard();
+      if (mode_ == Mode::Failed || mode_ == Mode::Pending) discard();
       mode_ = std::exchange(other.mode_, Mode::Empty);
       consumedBy_ = mode_ == Mode::Empty ? other.consumedBy_ : nullptr;
       value_ = std::move(other.value_);
@@ -443,6 +443,23 @@ class FutureBody {
     }
   }
 
+  // call(value) as a step that yields the stored result (Unit for void).
+  template <class U, class Call>
+  static auto valueStep(Call& call) {
+    return [&call](StoredT& value) -> Stored<U> {
+      if constexpr (std::is_void_v<U>) {
+        call(value);
+        return Unit{};
+      } else {
+        return call(value);
+      }
+    };
+  }
+
+  // A pending source: the step runs in the source's core when it completes and, when
+  // U's value fits its block, leaves its result there, so the whole step costs one
+  // core (Seastar's one allocation per continuation). Otherwise the result gets a core
+  // of its own.
   template <class U, class Call>
   StateFuture<U> mapPending(Call&& call, const char* operation) {
     using SU = Stored<U>;
@@ -450,36 +467,31 @@ class FutureBody {
     mode_ = Mode::Empty;
     consumedBy_ = operation;
     Runtime& runtime = source->runtime();
-    auto* result = Core<SU>::create(runtime);
     RecordContext* record = runtime.currentRecord();
     if (record != nullptr) record->retain();
-    source->setContinuation(
-        [c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
-          {
-            RecordScope scope(completed.runtime(), record);
-            if (completed.status() == CoreBase::Status::Failed) [[unlikely]] {
-              result->setError(completed.takeError());
-            } else {
-              bool built = false;
-              try {
-                if constexpr (std::is_void_v<U>) {
-                  result->emplaceValue([&] {
-                    c(completed.value());
-                    return Unit{};
-                  });
-                } else {
-                  result->emplaceValue([&]() -> SU { return c(completed.value()); });
-                }
-                built = true;
-              } catch (...) {
-                result->setError(continuationError(std::current_exception(), operation));
-              }
-              if (built) result->publishValue();
+    if (Core<StoredT>::template canBecome<SU>(runtime)) [[likely]] {
+      Core<StoredT>* host = source->template setContinuation<true>(
+          [c = std::forward<Call>(call), record, operation](Core<StoredT>& completed) mutable {
+            {
+              RecordScope scope(completed.runtime(), record);
+              auto step = valueStep<U>(c);
+              completed.template transform<SU>(
+                  step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
             }
-            result->release();
-          }
-          if (record != nullptr) record->release();
-        });
+            if (record != nullptr) record->release();
+          });
+      return StateFuture<U>(static_cast<Core<SU>*>(static_cast<CoreBase*>(host)));
+    }
+    auto* result = Core<SU>::create(runtime);
+    source->setContinuation([c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
+      {
+        RecordScope scope(completed.runtime(), record);
+        auto step = valueStep<U>(c);
+        completed.template forwardStep<SU>(
+            result, step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
+      }
+      if (record != nullptr) record->release();
+    });
     return StateFuture<U>(result);
   }
 
