@@ -164,7 +164,7 @@ class FutureBody {
   }
   FutureBody(const FutureBody&) = delete;
   FutureBody& operator=(const FutureBody&) = delete;
-  ~FutureBody() {
+  ASYNCSTATE_ALWAYS_INLINE ~FutureBody() {
     // Only a failed or pending future has anything to report or release; keeping the
     // common case inline makes a ready continuation cost little more than a call.
     if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]]
@@ -511,12 +511,15 @@ class FutureBody {
         operation);
   }
 
-  void requireUsable(const char* what) const {
-    if (mode_ == Mode::Empty) {
-      throw FutureMisuseError(std::string("StateFuture::") + what + " on a future that was already consumed by " +
-                              (consumedBy_ != nullptr ? consumedBy_ : "an earlier call") +
-                              ": a StateFuture has exactly one consumer");
-    }
+  ASYNCSTATE_ALWAYS_INLINE void requireUsable(const char* what) const {
+    if (mode_ == Mode::Empty) [[unlikely]]
+      throwConsumed(what);
+  }
+
+  [[noreturn]] ASYNCSTATE_COLD void throwConsumed(const char* what) const {
+    throw FutureMisuseError(std::string("StateFuture::") + what + " on a future that was already consumed by " +
+                            (consumedBy_ != nullptr ? consumedBy_ : "an earlier call") +
+                            ": a StateFuture has exactly one consumer");
   }
 
   // Kept out of line and cold so that the success path pays nothing for the reporting.
@@ -719,6 +722,10 @@ class [[nodiscard]] StateFuture : public detail::FutureBody<T> {
  public:
   using detail::FutureBody<T>::FutureBody;
   StateFuture() noexcept = default;
+  StateFuture(StateFuture&&) noexcept = default;
+  StateFuture& operator=(StateFuture&&) noexcept = default;
+  // Inlined so that on a ready future it folds down to a test of the mode.
+  ASYNCSTATE_ALWAYS_INLINE ~StateFuture() = default;
 };
 
 // A write's future: may be dropped; a failure then reaches the error handler.
@@ -727,6 +734,9 @@ class StateFuture<void> : public detail::FutureBody<void> {
  public:
   using detail::FutureBody<void>::FutureBody;
   StateFuture() noexcept = default;
+  StateFuture(StateFuture&&) noexcept = default;
+  StateFuture& operator=(StateFuture&&) noexcept = default;
+  ASYNCSTATE_ALWAYS_INLINE ~StateFuture() = default;
 };
 
 template <class T>
