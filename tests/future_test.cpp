@@ -237,7 +237,8 @@ TEST_F(FutureTest, PendingValueStepKeepsItsResultInTheSourcesBlock) {
 
     // A result too large for the source's block gets a core of its own.
     StatePromise<int> grows = controller_.newPromise<int>();
-    StateFuture<std::string> text = grows.future().thenApply([](int v) { return std::string(100, 'a') + std::to_string(v); });
+    StateFuture<std::string> text =
+        grows.future().thenApply([](int v) { return std::string(100, 'a') + std::to_string(v); });
     EXPECT_EQ(stats.live, 2u);
     grows.setValue(7);
     EXPECT_EQ(valueOf(std::move(text)), std::string(100, 'a') + "7");

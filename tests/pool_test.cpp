@@ -316,7 +316,8 @@ TEST(PoolStatistics, LargeContinuationsComeFromThePoolTooLargeOnesFromTheHeap) {
     std::array<char, 200> medium{};
     medium[0] = 1;
     StateFuture<int> mediumResult = promise.future().thenApply([medium](int v) { return v + medium[0]; });
-    EXPECT_EQ(s.allocations - base, 1u);  // the continuation, which no longer fits inline (its result uses the source's block)
+    // The continuation, which no longer fits inline (its result uses the source's block).
+    EXPECT_EQ(s.allocations - base, 1u);
     EXPECT_EQ(s.heapFallbacks, 0u);
 
     StatePromise<int> other = controller.newPromise<int>();

@@ -470,28 +470,30 @@ class FutureBody {
     RecordContext* record = runtime.currentRecord();
     if (record != nullptr) record->retain();
     if (Core<StoredT>::template canBecome<SU>(runtime)) [[likely]] {
-      Core<StoredT>* host = source->template setContinuation<true>(
-          [c = std::forward<Call>(call), record, operation](Core<StoredT>& completed) mutable {
-            {
-              RecordScope scope(completed.runtime(), record);
-              auto step = valueStep<U>(c);
-              completed.template transform<SU>(
-                  step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
-            }
-            if (record != nullptr) record->release();
-          });
+      Core<StoredT>* host = source->template setContinuation<true>([c = std::forward<Call>(call), record,
+                                                                    operation](Core<StoredT>& completed) mutable {
+        {
+          RecordScope scope(completed.runtime(), record);
+          auto step = valueStep<U>(c);
+          completed.template transform<SU>(
+              step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
+        }
+        if (record != nullptr) record->release();
+      });
       return StateFuture<U>(static_cast<Core<SU>*>(static_cast<CoreBase*>(host)));
     }
     auto* result = Core<SU>::create(runtime);
-    source->setContinuation([c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
-      {
-        RecordScope scope(completed.runtime(), record);
-        auto step = valueStep<U>(c);
-        completed.template forwardStep<SU>(
-            result, step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
-      }
-      if (record != nullptr) record->release();
-    });
+    source->setContinuation(
+        [c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
+          {
+            RecordScope scope(completed.runtime(), record);
+            auto step = valueStep<U>(c);
+            completed.template forwardStep<SU>(result, step, [operation](std::exception_ptr error) {
+              return continuationError(std::move(error), operation);
+            });
+          }
+          if (record != nullptr) record->release();
+        });
     return StateFuture<U>(result);
   }
 
