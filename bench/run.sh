@@ -2,14 +2,23 @@
 # Records the numbers in docs/benchmarks.md: builds the benchmarks (g++ 12,
 # RelWithDebInfo, build/bench), describes the machine, runs both binaries with
 # repetitions in random interleaving (so drift on a shared machine hits every
-# contender alike), and regenerates the report and plots.
+# contender alike), counts instructions per future operation (bench/instructions.sh),
+# and regenerates the report and plots.
+#
+#   bench/run.sh                 # everything (~5 min)
+#   bench/run.sh --futures-only  # the futures binary and instruction counts; the state
+#                                # numbers in the report stay those of docs/bench/state.json
 set -euo pipefail
+futures_only=false
+[[ "${1:-}" == --futures-only ]] && futures_only=true
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 out="$root/docs/bench"
 mkdir -p "$out" "$root/build"
 
 configure bench g++ -DASYNCSTATE_BUILD_TESTS=OFF -DASYNCSTATE_BUILD_EXAMPLES=OFF -DASYNCSTATE_BUILD_ANALYZER=OFF
-cmake --build "$root/build/bench" -j "$jobs" --target asyncstate_bench_futures asyncstate_bench_state
+targets=(asyncstate_bench_futures)
+$futures_only || targets+=(asyncstate_bench_state)
+cmake --build "$root/build/bench" -j "$jobs" --target "${targets[@]}"
 
 {
   lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|Hypervisor vendor|L1d cache|L2 cache|L3 cache)'
@@ -23,6 +32,9 @@ common=(--benchmark_enable_random_interleaving=true --benchmark_report_aggregate
         --benchmark_out_format=json)
 "$root/build/bench/bench/asyncstate_bench_futures" "${common[@]}" --benchmark_repetitions=5 \
   --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01 --benchmark_out="$out/futures.json"
-"$root/build/bench/bench/asyncstate_bench_state" "${common[@]}" --benchmark_repetitions=5 \
-  --benchmark_min_time=0.2 --benchmark_out="$out/state.json"
+"$root/bench/instructions.sh"
+if ! $futures_only; then
+  "$root/build/bench/bench/asyncstate_bench_state" "${common[@]}" --benchmark_repetitions=5 \
+    --benchmark_min_time=0.2 --benchmark_out="$out/state.json"
+fi
 /usr/bin/python3 "$root/bench/report.py"

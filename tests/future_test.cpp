@@ -209,6 +209,104 @@ TEST_F(FutureTest, ContinuationOnPendingFutureRunsOnTheTaskThreadWhenThePromiseC
   });
 }
 
+// One pool block per chain: a value step on a pending future leaves its result in the
+// source's block; a stage attached before the step ran gets a block of its own.
+TEST_F(FutureTest, PendingValueStepKeepsItsResultInTheSourcesBlock) {
+  const PoolStats& stats = controller_.poolStats();
+  onTask([&] {
+    StatePromise<int> promise = controller_.newPromise<int>();
+    StateFuture<int> result = promise.future().thenApply([](int v) { return v + 1; });
+    EXPECT_EQ(stats.live, 1u);
+    promise.setValue(41);
+    EXPECT_EQ(stats.live, 1u);  // the producer is done; the block holds the result
+    EXPECT_EQ(valueOf(std::move(result)), 42);
+
+    StatePromise<int> chained = controller_.newPromise<int>();
+    StateFuture<int> doubled =
+        chained.future().thenApply([](int v) { return v + 1; }).thenApply([](int v) { return v * 2; });
+    EXPECT_EQ(stats.live, 2u);
+    bool accepted = false;
+    StateFuture<void> done = std::move(doubled).thenAccept([&](int v) {
+      EXPECT_EQ(v, 4);
+      accepted = true;
+    });
+    EXPECT_EQ(stats.live, 3u);
+    chained.setValue(1);
+    EXPECT_TRUE(accepted);
+    EXPECT_TRUE(succeeded(std::move(done)));
+
+    // A result too large for the source's block gets a core of its own.
+    StatePromise<int> grows = controller_.newPromise<int>();
+    StateFuture<std::string> text =
+        grows.future().thenApply([](int v) { return std::string(100, 'a') + std::to_string(v); });
+    EXPECT_EQ(stats.live, 2u);
+    grows.setValue(7);
+    EXPECT_EQ(valueOf(std::move(text)), std::string(100, 'a') + "7");
+  });
+  EXPECT_EQ(stats.live, 0u);
+}
+
+TEST_F(FutureTest, FailuresTravelThroughValueStepsSharingABlock) {
+  onTask([&] {
+    // A throwing step whose result was dropped before it ran: reported once.
+    StatePromise<int> throws = controller_.newPromise<int>();
+    {
+      StateFuture<int> dropped = throws.future().thenApply([](int) -> int { throw Boom("step threw"); });
+    }
+    throws.setValue(1);
+    std::vector<AsyncError> handled = takeUnhandled();
+    ASSERT_EQ(handled.size(), 1u);
+    EXPECT_EQ(handled[0].what(), "step threw");
+
+    // A failed source, then a step, a recovery and a reader attached while pending.
+    StatePromise<int> fails = controller_.newPromise<int>();
+    int seen = 0;
+    StateFuture<void> done = fails.future()
+                                 .thenApply([](int v) { return v + 1; })
+                                 .exceptionally([](const AsyncError&) { return -1; })
+                                 .thenAccept([&](int v) { seen = v; });
+    fails.setError(makeError("source failed"));
+    EXPECT_EQ(seen, -1);
+    EXPECT_TRUE(succeeded(std::move(done)));
+
+    // A dropped void result of a failing source: reported once.
+    StatePromise<int> failsDropped = controller_.newPromise<int>();
+    failsDropped.future().thenAccept([](int) { ADD_FAILURE() << "ran on a failure"; });
+    failsDropped.setError(makeError("dropped write failed"));
+    handled = takeUnhandled();
+    ASSERT_EQ(handled.size(), 1u);
+    EXPECT_EQ(handled[0].what(), "dropped write failed");
+
+    // combineAll over results still waiting for their steps.
+    StatePromise<int> a = controller_.newPromise<int>();
+    StatePromise<int> b = controller_.newPromise<int>();
+    std::vector<StateFuture<int>> steps;
+    steps.push_back(a.future().thenApply([](int v) { return v * 10; }));
+    steps.push_back(b.future().thenApply([](int v) { return v * 100; }));
+    StateFuture<std::vector<int>> all = combineAll(std::move(steps));
+    b.setValue(2);
+    a.setValue(1);
+    EXPECT_EQ(valueOf(std::move(all)), (std::vector<int>{10, 200}));
+  });
+}
+
+// The step's own result, used from inside the step: not done yet, and a continuation
+// attached there sees the step's value.
+TEST_F(FutureTest, ValueStepResultUsedFromInsideTheStep) {
+  onTask([&] {
+    StatePromise<int> promise = controller_.newPromise<int>();
+    StateFuture<int> result;
+    int seen = 0;
+    result = promise.future().thenApply([&](int v) {
+      EXPECT_FALSE(result.isDone());
+      std::move(result).thenAccept([&](int r) { seen = r; });
+      return v + 1;
+    });
+    promise.setValue(1);
+    EXPECT_EQ(seen, 2);
+  });
+}
+
 TEST_F(FutureTest, ThenApplyCoversVoidSourcesAndVoidResults) {
   onTask([&] {
     StatePromise<void> promise = controller_.newPromise<void>();

@@ -166,9 +166,10 @@ TEST(PoolSteadyState, PooledFuturesMakeNoHeapAllocationAfterWarmUp) {
   EXPECT_EQ(now.live, 0u);
   EXPECT_EQ(now.heapFallbacks, 0u);
   EXPECT_EQ(now.slabBytes, warm.slabBytes);
-  EXPECT_GE(now.allocations - warm.allocations, 2 * kFutures);  // a core per future and per continuation result
+  // One core per future: the continuation's result lives in its source's block.
+  EXPECT_EQ(now.allocations - warm.allocations, kFutures);
   EXPECT_EQ(now.reused - warm.reused, now.allocations - warm.allocations);
-  EXPECT_GE(now.peak, 2 * kFutures);
+  EXPECT_EQ(now.peak, kFutures);
 }
 
 // The baseline the pool is measured against must show up in the same count, or the
@@ -184,7 +185,7 @@ TEST(PoolSteadyState, HeapPolicyAllocatesPerFuture) {
   workload.run(controller);
   const std::uint64_t during = heapAllocations() - before;
 
-  EXPECT_GE(during, 2 * kFutures);
+  EXPECT_GE(during, kFutures);
   EXPECT_EQ(workload.sum(), kExpectedSum);
   const PoolStats& now = controller.poolStats();
   EXPECT_EQ(now.live, 0u);
@@ -281,28 +282,28 @@ TEST(PoolStatistics, ControllerScript) {
     EXPECT_GT(slabBytes, 0u);
 
     std::optional<StateFuture<int>> result(a->future().thenApply([](int v) { return v + 1; }));
-    expectStats(s, 3, 3, 3, 0, 0);  // the continuation's result has a core of its own
-    a->setValue(1);                 // a's core goes back: its producer and consumer are done
+    expectStats(s, 2, 2, 2, 0, 0);  // the continuation's result will live in a's block
+    a->setValue(1);
     a.reset();
-    expectStats(s, 2, 3, 3, 0, 0);
+    expectStats(s, 2, 2, 2, 0, 0);  // the producer is done; the block now holds the result
     result.reset();
-    expectStats(s, 1, 3, 3, 0, 0);
+    expectStats(s, 1, 2, 2, 0, 0);
 
     StatePromise<int> c = controller.newPromise<int>();
     StatePromise<int> d = controller.newPromise<int>();
-    expectStats(s, 3, 3, 5, 2, 0);  // both blocks returned above are recycled
+    expectStats(s, 3, 3, 4, 1, 0);  // the block returned above is recycled
     StatePromise<int> e = controller.newPromise<int>();
-    expectStats(s, 4, 4, 6, 2, 0);
+    expectStats(s, 4, 4, 5, 1, 0);
 
     // Too large for any size class: a heap fallback, still counted as live.
     auto big = controller.newPromise<std::array<std::byte, FuturePool::kMaxBlock>>();
-    expectStats(s, 5, 5, 7, 2, 1);
+    expectStats(s, 5, 5, 6, 1, 1);
     EXPECT_EQ(s.slabBytes, slabBytes);
 
     big.setValue(std::array<std::byte, FuturePool::kMaxBlock>{});
     for (StatePromise<int>* p : {&b, &c, &d, &e}) p->setValue(0);
   });
-  expectStats(s, 0, 5, 7, 2, 1);
+  expectStats(s, 0, 5, 6, 1, 1);
 }
 
 TEST(PoolStatistics, LargeContinuationsComeFromThePoolTooLargeOnesFromTheHeap) {
@@ -315,7 +316,8 @@ TEST(PoolStatistics, LargeContinuationsComeFromThePoolTooLargeOnesFromTheHeap) {
     std::array<char, 200> medium{};
     medium[0] = 1;
     StateFuture<int> mediumResult = promise.future().thenApply([medium](int v) { return v + medium[0]; });
-    EXPECT_EQ(s.allocations - base, 2u);  // result core + the continuation, which no longer fits inline
+    // The continuation, which no longer fits inline (its result uses the source's block).
+    EXPECT_EQ(s.allocations - base, 1u);
     EXPECT_EQ(s.heapFallbacks, 0u);
 
     StatePromise<int> other = controller.newPromise<int>();
@@ -359,9 +361,9 @@ TEST(PoolShutdown, DestroyingAControllerWithLiveFuturesIsReportedAndTheyStaySafe
       }));
       failsLater.emplace(controller.newPromise<int>());
     });
-    EXPECT_EQ(controller.poolStats().live, 3u);
+    EXPECT_EQ(controller.poolStats().live, 2u);
   }
-  EXPECT_TRUE(contains(log.str(), "controller destroyed with 3 live futures"));
+  EXPECT_TRUE(contains(log.str(), "controller destroyed with 2 live futures"));
 
   completesLater->setValue(21);
   EXPECT_EQ(seen, 21);

@@ -151,7 +151,7 @@ class FutureBody {
   }
   FutureBody& operator=(FutureBody&& other) noexcept {
     if (this != &other) {
-      discard();
+      if (mode_ == Mode::Failed || mode_ == Mode::Pending) discard();
       mode_ = std::exchange(other.mode_, Mode::Empty);
       consumedBy_ = mode_ == Mode::Empty ? other.consumedBy_ : nullptr;
       value_ = std::move(other.value_);
@@ -164,7 +164,7 @@ class FutureBody {
   }
   FutureBody(const FutureBody&) = delete;
   FutureBody& operator=(const FutureBody&) = delete;
-  ~FutureBody() {
+  ASYNCSTATE_ALWAYS_INLINE ~FutureBody() {
     // Only a failed or pending future has anything to report or release; keeping the
     // common case inline makes a ready continuation cost little more than a call.
     if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]]
@@ -189,13 +189,8 @@ class FutureBody {
   template <class F>
   VoidFuture thenAccept(F&& f) && {
     ASYNCSTATE_CHECK_CONTINUATION(F);
-    return std::move(self()).template then<void>(
-        [fn = std::forward<F>(f)](Self&& ready) mutable -> VoidFuture {
-          if (ready.mode_ == Mode::Failed) return VoidFuture::failedFrom(ready.releaseErrorBox());
-          invokeWithValue<T>(fn, *ready.value_);
-          return readyVoid();
-        },
-        "thenAccept");
+    return std::move(self()).template map<void>(
+        [fn = std::forward<F>(f)](StoredT& value) mutable { invokeWithValue<T>(fn, value); }, "thenAccept");
   }
 
   // f(value) -> U.
@@ -406,17 +401,100 @@ class FutureBody {
   template <class F>
   auto applyAs(F&& f, const char* operation) && {
     using U = ValueResultT<T, F>;
-    return std::move(self()).template then<U>(
-        [fn = std::forward<F>(f)](Self&& ready) mutable -> StateFuture<U> {
-          if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
-          if constexpr (std::is_void_v<U>) {
-            invokeWithValue<T>(fn, *ready.value_);
-            return readyVoid();
-          } else {
-            return completedFuture<U>(invokeWithValue<T>(fn, *ready.value_));
-          }
-        },
+    return std::move(self()).template map<U>(
+        [fn = std::forward<F>(f)](StoredT& value) mutable -> decltype(auto) { return invokeWithValue<T>(fn, value); },
         operation);
+  }
+
+  // The value-to-value step behind thenAccept and thenApply: call(StoredT&) -> U. It
+  // runs on the value where it lies (inline, or in the source's core) and writes its
+  // result straight into the result's core: no intermediate futures. A failure
+  // bypasses call and travels on as the same boxed error.
+  template <class U, class Call>
+  StateFuture<U> map(Call&& call, const char* operation) && {
+    requireUsable(operation);
+    if (mode_ == Mode::Pending) [[unlikely]] {
+      if (core_->status() == CoreBase::Status::Pending) return mapPending<U>(std::forward<Call>(call), operation);
+      Self ready = takeReady();
+      consumedBy_ = operation;
+      return ready.template mapReady<U>(call, operation);
+    }
+    return mapReady<U>(call, operation);
+  }
+
+  template <class U, class Call>
+  StateFuture<U> mapReady(Call& call, const char* operation) {
+    if (mode_ == Mode::Failed) [[unlikely]] {
+      std::unique_ptr<AsyncError> error = releaseErrorBox();
+      consumedBy_ = operation;
+      return StateFuture<U>::failedFrom(std::move(error));
+    }
+    mode_ = Mode::Empty;
+    consumedBy_ = operation;
+    try {
+      if constexpr (std::is_void_v<U>) {
+        call(*value_);
+        return readyVoid();
+      } else {
+        return completedFuture<U>(call(*value_));
+      }
+    } catch (...) {
+      return failedFuture<U>(continuationError(std::current_exception(), operation));
+    }
+  }
+
+  // call(value) as a step that yields the stored result (Unit for void).
+  template <class U, class Call>
+  static auto valueStep(Call& call) {
+    return [&call](StoredT& value) -> Stored<U> {
+      if constexpr (std::is_void_v<U>) {
+        call(value);
+        return Unit{};
+      } else {
+        return call(value);
+      }
+    };
+  }
+
+  // A pending source: the step runs in the source's core when it completes and, when
+  // U's value fits its block, leaves its result there, so the whole step costs one
+  // core (Seastar's one allocation per continuation). Otherwise the result gets a core
+  // of its own.
+  template <class U, class Call>
+  StateFuture<U> mapPending(Call&& call, const char* operation) {
+    using SU = Stored<U>;
+    Core<StoredT>* source = std::exchange(core_, nullptr);
+    mode_ = Mode::Empty;
+    consumedBy_ = operation;
+    Runtime& runtime = source->runtime();
+    RecordContext* record = runtime.currentRecord();
+    if (record != nullptr) record->retain();
+    if (Core<StoredT>::template canBecome<SU>(runtime)) [[likely]] {
+      Core<StoredT>* host = source->template setContinuation<true>([c = std::forward<Call>(call), record,
+                                                                    operation](Core<StoredT>& completed) mutable {
+        {
+          RecordScope scope(completed.runtime(), record);
+          auto step = valueStep<U>(c);
+          completed.template transform<SU>(
+              step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
+        }
+        if (record != nullptr) record->release();
+      });
+      return StateFuture<U>(static_cast<Core<SU>*>(static_cast<CoreBase*>(host)));
+    }
+    auto* result = Core<SU>::create(runtime);
+    source->setContinuation(
+        [c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
+          {
+            RecordScope scope(completed.runtime(), record);
+            auto step = valueStep<U>(c);
+            completed.template forwardStep<SU>(result, step, [operation](std::exception_ptr error) {
+              return continuationError(std::move(error), operation);
+            });
+          }
+          if (record != nullptr) record->release();
+        });
+    return StateFuture<U>(result);
   }
 
   template <class F>
@@ -435,12 +513,15 @@ class FutureBody {
         operation);
   }
 
-  void requireUsable(const char* what) const {
-    if (mode_ == Mode::Empty) {
-      throw FutureMisuseError(std::string("StateFuture::") + what + " on a future that was already consumed by " +
-                              (consumedBy_ != nullptr ? consumedBy_ : "an earlier call") +
-                              ": a StateFuture has exactly one consumer");
-    }
+  ASYNCSTATE_ALWAYS_INLINE void requireUsable(const char* what) const {
+    if (mode_ == Mode::Empty) [[unlikely]]
+      throwConsumed(what);
+  }
+
+  [[noreturn]] ASYNCSTATE_COLD void throwConsumed(const char* what) const {
+    throw FutureMisuseError(std::string("StateFuture::") + what + " on a future that was already consumed by " +
+                            (consumedBy_ != nullptr ? consumedBy_ : "an earlier call") +
+                            ": a StateFuture has exactly one consumer");
   }
 
   // Kept out of line and cold so that the success path pays nothing for the reporting.
@@ -643,6 +724,10 @@ class [[nodiscard]] StateFuture : public detail::FutureBody<T> {
  public:
   using detail::FutureBody<T>::FutureBody;
   StateFuture() noexcept = default;
+  StateFuture(StateFuture&&) noexcept = default;
+  StateFuture& operator=(StateFuture&&) noexcept = default;
+  // Inlined so that on a ready future it folds down to a test of the mode.
+  ASYNCSTATE_ALWAYS_INLINE ~StateFuture() = default;
 };
 
 // A write's future: may be dropped; a failure then reaches the error handler.
@@ -651,6 +736,9 @@ class StateFuture<void> : public detail::FutureBody<void> {
  public:
   using detail::FutureBody<void>::FutureBody;
   StateFuture() noexcept = default;
+  StateFuture(StateFuture&&) noexcept = default;
+  StateFuture& operator=(StateFuture&&) noexcept = default;
+  ASYNCSTATE_ALWAYS_INLINE ~StateFuture() = default;
 };
 
 template <class T>

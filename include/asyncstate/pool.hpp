@@ -41,6 +41,13 @@ class FuturePool {
   AllocationPolicy policy() const noexcept { return policy_; }
   const PoolStats& stats() const noexcept { return stats_; }
 
+  // The bytes a block for `size` really has: a future's core uses the slack to hold a
+  // later stage's value in the same block.
+  std::size_t blockBytes(std::size_t size) const noexcept {
+    if (policy_ == AllocationPolicy::Heap || size > kMaxBlock) return size;
+    return kMinBlock << classOf(size);
+  }
+
   void* allocate(std::size_t size) {
     ++stats_.allocations;
     if (++stats_.live > stats_.peak) stats_.peak = stats_.live;

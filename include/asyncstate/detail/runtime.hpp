@@ -84,6 +84,7 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   void* allocate(std::size_t size) { return pool_.allocate(size); }
+  std::size_t blockBytes(std::size_t size) const noexcept { return pool_.blockBytes(size); }
   void deallocate(void* p, std::size_t size) noexcept {
     pool_.deallocate(p, size);
     if (pool_.stats().live == 0) idle();

@@ -1,0 +1,85 @@
+// Instructions per future operation, for bench/instructions.sh: runs one case N times
+// on a controller's task thread. Run under callgrind with N and 2N, the difference
+// divided by N is the cost of one operation without start-up and shutdown.
+//
+//   instructions_driver <ready|pending|chain16|failure4> <N> <pooled|heap>
+
+#include <asyncstate/backend/memory.hpp>
+#include <asyncstate/controller.hpp>
+#include <asyncstate/future.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <stdexcept>
+#include <string_view>
+
+namespace {
+
+using namespace asyncstate;
+
+// Each case is the same work as its google-benchmark twin in futures_bench.cpp.
+enum class Case { Ready, Pending, Chain16, Failure4 };
+
+Case parseCase(std::string_view name) {
+  if (name == "ready") return Case::Ready;
+  if (name == "pending") return Case::Pending;
+  if (name == "chain16") return Case::Chain16;
+  if (name == "failure4") return Case::Failure4;
+  std::fprintf(stderr, "unknown case '%.*s'\n", static_cast<int>(name.size()), name.data());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: %s <ready|pending|chain16|failure4> <N> <pooled|heap>\n", argv[0]);
+    return 2;
+  }
+  const Case which = parseCase(argv[1]);
+  const long n = std::atol(argv[2]);
+  MemoryBackend backend;
+  ControllerOptions options;
+  options.allocationPolicy = std::string_view(argv[3]) == "heap" ? AllocationPolicy::Heap : AllocationPolicy::Pooled;
+  options.log = nullptr;
+  AsyncExecutionController controller(backend, options);
+  volatile long sink = 0;
+  const AsyncError error{std::make_exception_ptr(std::runtime_error("injected")), "", "", "bench"};
+  controller.runOnTaskThread([&] {
+    for (long i = 0; i < n; ++i) {
+      const int v = static_cast<int>(i);
+      switch (which) {
+        case Case::Ready: {
+          auto done = completedFuture(v).thenAccept([&](int x) { sink = sink + x + 1; });
+          break;
+        }
+        case Case::Pending: {
+          auto promise = controller.newPromise<int>();
+          auto done = promise.future().thenAccept([&](int x) { sink = sink + x + 1; });
+          promise.setValue(v);
+          break;
+        }
+        case Case::Chain16: {
+          auto promise = controller.newPromise<int>();
+          StateFuture<int> f = promise.future();
+          for (int s = 0; s < 16; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
+          auto done = std::move(f).thenAccept([&](int x) { sink = sink + x; });
+          promise.setValue(v);
+          break;
+        }
+        case Case::Failure4: {
+          auto promise = controller.newPromise<int>();
+          StateFuture<int> f = promise.future();
+          for (int s = 0; s < 4; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
+          auto done = std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&](int x) {
+            sink = sink + x;
+          });
+          promise.setError(error);
+          break;
+        }
+      }
+    }
+  });
+  return 0;
+}
