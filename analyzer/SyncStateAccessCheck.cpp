@@ -211,7 +211,7 @@ std::string SyncStateAccessCheck::migrate(DiagnosticBuilder& Diag, const CallExp
   std::string Obstacle = Site.Obstacle;
   if (Obstacle.empty() && (Awaited.isNull() || !Ctx.hasSameUnqualifiedType(Awaited, Callee->getReturnType())))
     Obstacle = "'" + AsyncName + "' yields another type than '" + Name.str() + "' (" +
-               (Awaited.isNull() ? Counterpart->getReturnType() : Awaited).getAsString() + ")";
+               (Awaited.isNull() ? Counterpart->getReturnType() : Awaited).getAsString(Ctx.getPrintingPolicy()) + ")";
   if (Obstacle.empty()) {
     // The migration proper: co_await the async twin in place; the function becomes a
     // coroutine, so its `return;` statements become `co_return;` (once per function).
