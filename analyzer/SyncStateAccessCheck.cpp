@@ -5,6 +5,8 @@
 #include "utils/UdfInventory.h"
 
 #include "clang/AST/ASTContext.h"
+#include "clang/AST/ASTLambda.h"
+#include "clang/AST/RecursiveASTVisitor.h"
 #include "clang/ASTMatchers/ASTMatchFinder.h"
 #include "clang/Lex/Lexer.h"
 #include "llvm/Support/FileSystem.h"
@@ -27,7 +29,10 @@ bool returnsNodiscard(const FunctionDecl* Function) {
   const auto* Record = Function->getReturnType()->getAsCXXRecordDecl();
   if (!Record) return false;
   if (Record->hasAttr<WarnUnusedResultAttr>()) return true;
-  if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record))
+  // An explicit specialization (StateFuture<void>, droppable) has its own attributes;
+  // an instantiation has its template's.
+  if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record);
+      Spec && Spec->getSpecializationKind() != TSK_ExplicitSpecialization)
     return Spec->getSpecializedTemplate()->getTemplatedDecl()->hasAttr<WarnUnusedResultAttr>();
   return false;
 }
@@ -44,6 +49,26 @@ bool isDiscardedStatement(const CallExpr* Call, ASTContext& Ctx, const AsyncScop
   }
   return false;
 }
+
+// T of a StateFuture<T> (or any class template instance with one type argument).
+QualType futureValueType(QualType Future) {
+  const auto* Spec = dyn_cast_or_null<ClassTemplateSpecializationDecl>(Future->getAsCXXRecordDecl());
+  if (!Spec || Spec->getTemplateArgs().size() != 1 || Spec->getTemplateArgs()[0].getKind() != TemplateArgument::Type)
+    return {};
+  return Spec->getTemplateArgs()[0].getAsType();
+}
+
+// Every `return` of Function's own body (not of lambdas or local classes in it).
+class OwnReturns : public RecursiveASTVisitor<OwnReturns> {
+ public:
+  bool VisitReturnStmt(ReturnStmt* Return) {
+    Returns.push_back(Return);
+    return true;
+  }
+  bool TraverseLambdaExpr(LambdaExpr*) { return true; }
+  bool TraverseCXXRecordDecl(CXXRecordDecl*) { return true; }
+  std::vector<const ReturnStmt*> Returns;
+};
 
 std::string absolutePath(const SourceManager& SM, SourceLocation Loc) {
   OptionalFileEntryRef File = SM.getFileEntryRefForID(SM.getFileID(Loc));
@@ -77,7 +102,9 @@ SyncStateAccessCheck::SyncStateAccessCheck(StringRef Name, ClangTidyContext* Con
       BlockingFunctions(parseQualifiedNames(Options.get("BlockingFunctions", defaults::SyncBlockingFunctions))),
       FutureWaitMethods(parseList(Options.getLocalOrGlobal("FutureWaitMethods", defaults::FutureWaitMethods))),
       StdFutureTypes(parseQualifiedNames(Options.getLocalOrGlobal("StdFutureTypes", defaults::StdFutureTypes))),
-      BlockingAnnotation(Options.getLocalOrGlobal("BlockingAnnotation", defaults::BlockingAnnotation).str()) {}
+      BlockingAnnotation(Options.getLocalOrGlobal("BlockingAnnotation", defaults::BlockingAnnotation).str()),
+      RecordCoroutineMethods(parseList(Options.get("RecordCoroutineMethods", defaults::RecordCoroutineMethods))),
+      CollectorTypes(parseQualifiedNames(Options.getLocalOrGlobal("CollectorTypes", defaults::CollectorTypes))) {}
 
 void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
@@ -87,6 +114,8 @@ void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   Options.store(Opts, "FutureWaitMethods", serializeList(FutureWaitMethods));
   Options.store(Opts, "StdFutureTypes", serializeQualifiedNames(StdFutureTypes));
   Options.store(Opts, "BlockingAnnotation", BlockingAnnotation);
+  Options.store(Opts, "RecordCoroutineMethods", serializeList(RecordCoroutineMethods));
+  Options.store(Opts, "CollectorTypes", serializeQualifiedNames(CollectorTypes));
 }
 
 void SyncStateAccessCheck::registerMatchers(MatchFinder* Finder) {
@@ -150,23 +179,143 @@ void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
   const std::string AsyncName = asyncCounterpartName(Name);
   const CXXMethodDecl* Counterpart = Owner ? findMethod(Owner, AsyncName) : nullptr;
   const std::string What = Kind == Blocking::StateMethod ? "synchronous state access" : "call to blocking function";
-  auto Diag = Counterpart ? diag(Loc, "%0 '%1' blocks the task thread in async UDF code; use '%2' instead")
-                          : diag(Loc, "%0 '%1' blocks the task thread in async UDF code");
-  Diag << What << (Kind == Blocking::StateMethod ? Name.str() : Callee->getQualifiedNameAsString());
-  if (!Counterpart) return;
-  Diag << AsyncName;
+  std::string NotMigrated;
+  {
+    auto Diag = Counterpart ? diag(Loc, "%0 '%1' blocks the task thread in async UDF code; use '%2' instead")
+                            : diag(Loc, "%0 '%1' blocks the task thread in async UDF code");
+    Diag << What << (Kind == Blocking::StateMethod ? Name.str() : Callee->getQualifiedNameAsString());
+    if (Counterpart) {
+      Diag << AsyncName;
+      NotMigrated = migrate(Diag, Call, Callee, Counterpart, Ctx);
+    } else {
+      NotMigrated = "there is no async counterpart '" + AsyncName + "'";
+    }
+  }
+  if (!NotMigrated.empty()) diag(Loc, "not migrated automatically: %0", DiagnosticIDs::Note) << NotMigrated;
+}
 
-  // Only the mechanical case: a void mutation used as a statement, written in
-  // the file (not produced by a macro), whose async twin takes the same arguments.
+// Adds the fix-its that migrate Call to its async Counterpart; returns why it cannot
+// be migrated, or "" once it is.
+std::string SyncStateAccessCheck::migrate(DiagnosticBuilder& Diag, const CallExpr* Call, const FunctionDecl* Callee,
+                                          const CXXMethodDecl* Counterpart, ASTContext& Ctx) {
+  const SourceLocation Loc = Call->getExprLoc();
+  const StringRef Name = Callee->getName();
+  const std::string AsyncName = Counterpart->getNameAsString();
+  if (!Loc.isFileID() || !Call->getBeginLoc().isFileID() || !Call->getEndLoc().isFileID())
+    return "the call is written by a macro";
   const unsigned Args = Call->getNumArgs();
-  if (!Callee->getReturnType()->isVoidType() || !isDiscardedStatement(Call, Ctx, Resolver) || !Loc.isFileID() ||
-      !Call->getBeginLoc().isFileID() || Counterpart->getMinRequiredArguments() > Args ||
-      Counterpart->getNumParams() < Args)
-    return;
-  Diag << FixItHint::CreateReplacement(CharSourceRange::getTokenRange(Loc, Loc), AsyncName);
-  // The future is fire-and-forget here (a failure still reaches the error handler);
-  // `(void)` keeps [[nodiscard]] futures warning-free.
-  if (returnsNodiscard(Counterpart)) Diag << FixItHint::CreateInsertion(Call->getBeginLoc(), "(void)");
+  if (Counterpart->getMinRequiredArguments() > Args || Counterpart->getNumParams() < Args)
+    return "'" + AsyncName + "' takes other arguments";
+  const QualType Awaited = futureValueType(Counterpart->getReturnType());
+  const AwaitSite Site = awaitSite(Call, Ctx);
+  std::string Obstacle = Site.Obstacle;
+  if (Obstacle.empty() && (Awaited.isNull() || !Ctx.hasSameUnqualifiedType(Awaited, Callee->getReturnType())))
+    Obstacle = "'" + AsyncName + "' yields another type than '" + Name.str() + "' (" +
+               (Awaited.isNull() ? Counterpart->getReturnType() : Awaited).getAsString(Ctx.getPrintingPolicy()) + ")";
+  if (Obstacle.empty()) {
+    // The migration proper: co_await the async twin in place; the function becomes a
+    // coroutine, so its `return;` statements become `co_return;` (once per function).
+    const bool Parenthesize = needsParentheses(Call, Ctx);
+    Diag << FixItHint::CreateInsertion(Call->getBeginLoc(), Parenthesize ? "(co_await " : "co_await ")
+         << FixItHint::CreateReplacement(CharSourceRange::getTokenRange(Loc, Loc), AsyncName);
+    if (Parenthesize)
+      Diag << FixItHint::CreateInsertion(
+          Lexer::getLocForEndOfToken(Call->getEndLoc(), 0, Ctx.getSourceManager(), Ctx.getLangOpts()), ")");
+    if (!isa_and_nonnull<CoroutineBodyStmt>(Site.Coroutine->getBody()) && Migrated.insert(Site.Coroutine).second) {
+      OwnReturns Visitor;
+      Visitor.TraverseStmt(Site.Coroutine->getBody());
+      for (const ReturnStmt* Return : Visitor.Returns)
+        Diag << FixItHint::CreateReplacement(CharSourceRange::getTokenRange(Return->getReturnLoc()), "co_return");
+    }
+    return "";
+  }
+  // Outside a coroutine the one mechanical rewrite left is a void mutation used as a
+  // statement: it becomes a request whose StateFuture<void> may be dropped (per-key
+  // order keeps later requests of the record behind it; a failure still reaches the
+  // error handler).
+  if (Callee->getReturnType()->isVoidType() && isDiscardedStatement(Call, Ctx, Resolver)) {
+    Diag << FixItHint::CreateReplacement(CharSourceRange::getTokenRange(Loc, Loc), AsyncName);
+    if (returnsNodiscard(Counterpart)) Diag << FixItHint::CreateInsertion(Call->getBeginLoc(), "(void)");
+    return "";
+  }
+  return Obstacle;
+}
+
+SyncStateAccessCheck::AwaitSite SyncStateAccessCheck::awaitSite(const CallExpr* Call, ASTContext& Ctx) {
+  DynTypedNode Current = DynTypedNode::create(*Call);
+  for (unsigned Depth = 0; Depth < 1024; ++Depth) {
+    auto Parent = Resolver.parentOf(Current, Ctx);
+    if (!Parent) break;
+    Current = *Parent;
+    if (Current.get<LambdaExpr>())
+      return {nullptr,
+              "inside a lambda, where co_await would suspend the lambda and not the record's coroutine; chain a "
+              "continuation on the async call instead"};
+    if (Current.get<CXXCatchStmt>()) return {nullptr, "inside a catch handler, where co_await is not allowed"};
+    if (Current.get<UnaryExprOrTypeTraitExpr>()) return {nullptr, "in an unevaluated operand"};
+    if (const auto* Function = Current.get<FunctionDecl>()) {
+      if (isLambdaCallOperator(Function))
+        return {nullptr, "inside a lambda, where co_await would suspend the lambda and not the record's coroutine"};
+      if (Resolver.isTaskCoroutine(Function) || becomesRecordCoroutine(Function)) {
+        OwnReturns Visitor;
+        Visitor.TraverseStmt(Function->getBody());
+        for (const ReturnStmt* Return : Visitor.Returns)
+          if (Return->getRetValue() || !Return->getReturnLoc().isFileID())
+            return {nullptr,
+                    "'" + Function->getNameAsString() + "' has a return statement that cannot become co_return"};
+        return {Function, ""};
+      }
+      std::string Names;
+      for (const std::string& Method : RecordCoroutineMethods) Names += (Names.empty() ? "" : " or ") + Method;
+      return {nullptr, "in '" + Function->getNameAsString() + "', which cannot become a coroutine in place (only " +
+                           Names + ", or a function returning Task<>, can); make it return Task<> and co_await it"};
+    }
+    if (Current.get<CXXRecordDecl>() || Current.get<TranslationUnitDecl>()) break;
+  }
+  return {nullptr, "not inside a function body"};
+}
+
+// A void UDF member named in RecordCoroutineMethods with a Collector& parameter: the
+// library's std::coroutine_traits specialization makes it a record coroutine.
+bool SyncStateAccessCheck::becomesRecordCoroutine(const FunctionDecl* Function) const {
+  const auto* Method = dyn_cast<CXXMethodDecl>(Function);
+  if (!Method || !Method->getReturnType()->isVoidType() || !Method->getDeclName().isIdentifier() ||
+      !contains(RecordCoroutineMethods, Method->getName()) || isa<CXXConstructorDecl, CXXDestructorDecl>(Method))
+    return false;
+  for (const ParmVarDecl* Parameter : Method->parameters())
+    if (Parameter->getType()->isLValueReferenceType() &&
+        matchesQualifiedName(Parameter->getType()->getPointeeType()->getAsCXXRecordDecl(), CollectorTypes))
+      return true;
+  return false;
+}
+
+// `co_await` binds looser than member access, subscripts and calls: `s.get(k).value_or(0)`
+// becomes `(co_await s.asyncGet(k)).value_or(0)`.
+bool SyncStateAccessCheck::needsParentheses(const CallExpr* Call, ASTContext& Ctx) const {
+  DynTypedNode Current = DynTypedNode::create(*Call);
+  for (unsigned Depth = 0; Depth < 8; ++Depth) {
+    auto Parent = Resolver.parentOf(Current, Ctx);
+    if (!Parent) return false;
+    if (Parent->get<ImplicitCastExpr>() || Parent->get<MaterializeTemporaryExpr>() ||
+        Parent->get<CXXBindTemporaryExpr>() || Parent->get<ExprWithCleanups>()) {
+      Current = *Parent;
+      continue;
+    }
+    // An implicit conversion (`if (s.value())` calls optional's operator bool) is not
+    // written: ImplicitCastExpr(UserDefinedConversion) <- call <- MemberExpr(operator bool).
+    if (const auto* Member = Parent->get<MemberExpr>(); Member && isa<CXXConversionDecl>(Member->getMemberDecl())) {
+      auto ConversionCall = Resolver.parentOf(*Parent, Ctx);
+      auto Cast = ConversionCall ? Resolver.parentOf(*ConversionCall, Ctx) : std::nullopt;
+      if (Cast && Cast->get<ImplicitCastExpr>() &&
+          Cast->get<ImplicitCastExpr>()->getCastKind() == CK_UserDefinedConversion) {
+        Current = *Cast;
+        continue;
+      }
+    }
+    return Parent->get<MemberExpr>() || Parent->get<ArraySubscriptExpr>() || Parent->get<CXXOperatorCallExpr>() ||
+           Parent->get<CXXMemberCallExpr>();
+  }
+  return true;
 }
 
 void SyncStateAccessCheck::recordUdfClass(const CXXRecordDecl* Record, const SourceManager& SM) {

@@ -85,6 +85,7 @@ bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, s
         E.End = Lines.at(E.File, E.Offset + E.Length);
         F.Fixes.push_back(std::move(E));
       }
+    for (const clang::tooling::DiagnosticMessage& Note : D.Notes) F.Notes.push_back(Note.Message);
     Findings.push_back(std::move(F));
   }
   std::stable_sort(Findings.begin(), Findings.end(), [](const Finding& A, const Finding& B) {

@@ -32,6 +32,7 @@ struct Finding {
   Position At;
   bool IsError = false;
   std::vector<Edit> Fixes;
+  std::vector<std::string> Notes;  // the messages of the diagnostic's notes
 };
 
 // Maps file offsets to lines and columns.

@@ -21,6 +21,22 @@ const char* reason(llvm::StringRef Check) {
   return "dangling capture";
 }
 
+constexpr llvm::StringLiteral NotMigratedNote = "not migrated automatically: ";
+
+// Why --fix leaves a finding to the user ("" when --fix rewrites it).
+std::string manualReason(const Finding& F) {
+  if (!F.Fixes.empty()) return "";
+  for (const std::string& Note : F.Notes)
+    if (llvm::StringRef(Note).starts_with(NotMigratedNote)) return Note.substr(NotMigratedNote.size());
+  return F.Check == "asyncstate-sync-state-access" ? "no mechanical rewrite" : "needs a design change";
+}
+
+// What --fix does about a blocker, for the report's lines.
+std::string fixStatus(const Finding& F) {
+  const std::string Reason = manualReason(F);
+  return Reason.empty() ? " [--fix migrates it]" : " [by hand: " + Reason + "]";
+}
+
 bool contains(const clang::tidy::asyncstate::UdfClassRecord& Class, const Finding& F) {
   for (const auto& [File, Range] : Class.Ranges)
     if (File == F.File && Range.first <= F.Offset && F.Offset <= Range.second) return true;
@@ -49,7 +65,9 @@ llvm::json::Array findingsJson(const std::vector<const Finding*>& Findings) {
                                         {"file", F->File},
                                         {"line", static_cast<int64_t>(F->At.Line)},
                                         {"column", static_cast<int64_t>(F->At.Column)},
-                                        {"message", F->Message}});
+                                        {"message", F->Message},
+                                        {"fixedByMigration", manualReason(*F).empty()},
+                                        {"manualReason", manualReason(*F)}});
   return Result;
 }
 
@@ -74,11 +92,12 @@ MigrationReport::MigrationReport(const Inventory& Udfs, const std::vector<Findin
 
 void MigrationReport::print(llvm::raw_ostream& Out) const {
   Out << "\nasyncstate migration report\n";
-  unsigned Ready = 0, Sync = 0, Raw = 0, Blocking = 0;
+  unsigned Ready = 0, Sync = 0, Raw = 0, Blocking = 0, Automatic = 0;
   auto count = [&](const Finding* F) {
     Sync += F->Check == "asyncstate-sync-state-access";
     Raw += F->Check == "asyncstate-raw-future";
     Blocking += F->Check == "asyncstate-blocking-callback";
+    Automatic += manualReason(*F).empty();
   };
   for (const ReportedClass& C : Classes) {
     const bool IsReady = C.Blockers.empty();
@@ -87,7 +106,7 @@ void MigrationReport::print(llvm::raw_ostream& Out) const {
         << "): async-ready: " << (IsReady ? "yes" : "no") << "\n";
     for (const Finding* F : C.Blockers) {
       count(F);
-      Out << "    - " << reason(F->Check) << " at " << where(*F) << ": " << F->Message << "\n";
+      Out << "    - " << reason(F->Check) << " at " << where(*F) << ": " << F->Message << fixStatus(*F) << "\n";
     }
     for (const Finding* F : C.Other)
       Out << "    ~ " << reason(F->Check) << " at " << where(*F) << " (does not block migration): " << F->Message
@@ -97,7 +116,7 @@ void MigrationReport::print(llvm::raw_ostream& Out) const {
     Out << "  outside UDF classes:\n";
     for (const Finding* F : Unattributed) {
       count(F);
-      Out << "    - " << reason(F->Check) << " at " << where(*F) << ": " << F->Message << "\n";
+      Out << "    - " << reason(F->Check) << " at " << where(*F) << ": " << F->Message << fixStatus(*F) << "\n";
     }
   }
   if (Classes.empty()) Out << "  (no UDF classes found)\n";
@@ -105,6 +124,10 @@ void MigrationReport::print(llvm::raw_ostream& Out) const {
       << " async-ready, " << Classes.size() - Ready << " not async-ready; " << Sync << " sync state access"
       << (Sync == 1 ? "" : "es") << ", " << Raw << " raw future" << (Raw == 1 ? "" : "s") << ", " << Blocking
       << " blocking call" << (Blocking == 1 ? "" : "s") << "\n";
+  const unsigned Blockers = Sync + Raw + Blocking;
+  if (Blockers > 0)
+    Out << "migration: --fix rewrites " << Automatic << " of " << Blockers << "; " << Blockers - Automatic
+        << " need a change by hand (reasons above)\n";
 }
 
 llvm::json::Value MigrationReport::toJson() const {

@@ -34,6 +34,10 @@ inline constexpr const char SyncMethods[] =
     "value;update;get;put;putAll;remove;contains;entries;keys;values;isEmpty;clear;add;addAll";
 inline constexpr const char SyncBlockingFunctions[] = "::asyncstate::AsyncExecutionController::await";
 inline constexpr const char BlockingAnnotation[] = "asyncstate::blocking";
+// UDF members the migration may turn into coroutines (the library's coroutine_traits
+// accept a void member with a Collector& parameter).
+inline constexpr const char RecordCoroutineMethods[] = "processElement;onTimer";
+inline constexpr const char CollectorTypes[] = "::asyncstate::Collector";
 
 // asyncstate-raw-future
 inline constexpr const char RawFutureTypes[] = "::std::future;::std::shared_future;::std::promise;::std::packaged_task";
