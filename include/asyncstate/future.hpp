@@ -164,12 +164,22 @@ class FutureBody {
   }
   FutureBody(const FutureBody&) = delete;
   FutureBody& operator=(const FutureBody&) = delete;
+// g++ 12 inlines this destructor into std::optional<StateFuture<T>>'s and then warns that
+// mode_ "may be used uninitialized" on the disengaged path it cannot rule out (GCC PR 80635);
+// a user's -Werror build must not fail on it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
   ASYNCSTATE_ALWAYS_INLINE ~FutureBody() {
     // Only a failed or pending future has anything to report or release; keeping the
     // common case inline makes a ready continuation cost little more than a call.
     if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]]
       discard();
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
   // --- queries -----------------------------------------------------------------
   bool isDone() const {
