@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <ostream>
 #include <stdexcept>
@@ -303,7 +304,11 @@ class HotKeyPolicy {
   std::uint64_t warnings() const noexcept { return warnings_; }
 
   std::string warning(std::string_view key, std::size_t recordsOfKey, std::size_t inFlight) const {
-    const auto percent = [](double share) { return std::to_string(static_cast<long long>(share * 100 + 0.5)) + "%"; };
+    const auto percent = [](double share) {
+      char text[16];
+      std::snprintf(text, sizeof text, "%.0f%%", share * 100);
+      return std::string(text);
+    };
     return "asyncstate: WARNING: hot key '" + std::string(key) + "' holds " + std::to_string(recordsOfKey) + " of " +
            std::to_string(inFlight) + " in-flight records (" +
            percent(static_cast<double>(recordsOfKey) / static_cast<double>(inFlight)) + ", limit " +
