@@ -42,6 +42,12 @@ class JobMetrics final : public ExecutionObserver {
         labels_(std::move(labels)),
         eventTimeUnit_(eventTimeUnit),
         recordsIn_(counter("asyncstate_records_in_total", "Records the job read from its source.")),
+        recordsRetried_(failedRecords("retried")),
+        recordsSkipped_(failedRecords("skipped")),
+        recordsDeadLettered_(failedRecords("dead_lettered")),
+        recordsFailedTask_(failedRecords("failed_task")),
+        recordsRetriedToSuccess_(counter("asyncstate_records_retried_to_success_total",
+                                         "Records that failed, were retried and then finished without failure.")),
         recordsProcessed_(counter("asyncstate_records_processed_total",
                                   "Records whose processing (with every continuation) finished.")),
         recordsOut_(counter("asyncstate_records_out_total", "Records the job emitted to its sink.")),
@@ -121,6 +127,11 @@ class JobMetrics final : public ExecutionObserver {
     batchesByTimeout_.set(static_cast<double>(m.timeoutFlushes));
     batchesByDrain_.set(static_cast<double>(m.drainFlushes));
     unhandledFailures_.set(static_cast<double>(m.unhandledFailures));
+    recordsRetried_.set(static_cast<double>(m.recordErrors.retries));
+    recordsSkipped_.set(static_cast<double>(m.recordErrors.skipped));
+    recordsDeadLettered_.set(static_cast<double>(m.recordErrors.deadLettered));
+    recordsFailedTask_.set(static_cast<double>(m.recordErrors.failedTask));
+    recordsRetriedToSuccess_.set(static_cast<double>(m.recordErrors.retriedToSuccess));
   }
 
   // A run's statistics; counts restart with each EmbeddedRunner::run().
@@ -275,6 +286,11 @@ class JobMetrics final : public ExecutionObserver {
   }
   Counter& counter(std::string_view name, std::string_view help) { return registry_.counter(name, help, labels_); }
   Gauge& gauge(std::string_view name, std::string_view help) { return registry_.gauge(name, help, labels_); }
+  Counter& failedRecords(const char* outcome) {
+    return registry_.counter("asyncstate_failed_records_total",
+                             "Failed record attempts, by what the record error policy made of them.",
+                             withLabels({{"outcome", outcome}}));
+  }
   Counter& batches(const char* reason) {
     return registry_.counter("asyncstate_batches_total", "Batches sent to the backend, by what flushed them.",
                              withLabels({{"reason", reason}}));
@@ -285,6 +301,11 @@ class JobMetrics final : public ExecutionObserver {
   std::chrono::nanoseconds eventTimeUnit_;
   std::function<std::chrono::system_clock::time_point()> processingTime_;
   Counter& recordsIn_;
+  Counter& recordsRetried_;
+  Counter& recordsSkipped_;
+  Counter& recordsDeadLettered_;
+  Counter& recordsFailedTask_;
+  Counter& recordsRetriedToSuccess_;
   Counter& recordsProcessed_;
   Counter& recordsOut_;
   Gauge& inFlight_;

@@ -105,6 +105,48 @@ TEST(JobMetrics, CountsFailuresByStateOperationAndOutcome) {
   EXPECT_EQ(valueOf(snap, "asyncstate_unhandled_failures_total"), counted);
 }
 
+// What the record error policy made of failed records, one series per outcome, in step
+// with the controller's own accounting.
+TEST(JobMetrics, CountsFailedRecordsByErrorPolicyOutcome) {
+  MemoryBackend memory;
+  LatencyOptions faults;
+  faults.latency = std::chrono::microseconds(0);
+  faults.errorRate = 0.1;
+  LatencyInjectingBackend faulty(memory, faults);
+  MetricsRegistry registry;
+  JobMetrics metrics(registry);
+  CountClicks function;
+  RunnerOptions options = test::clickJobOptions();
+  std::size_t deadLetters = 0;
+  RecordRetryOptions retry;
+  retry.maxAttempts = 2;
+  retry.initialBackoff = std::chrono::milliseconds(0);
+  options.controller.recordErrors = retryFailedRecords(retry, RecordFailureAction::DeadLetter);
+  options.controller.recordErrors.deadLetter = [&](const FailedRecord&) { ++deadLetters; };
+  ClickRunner runner(
+      faulty, function, [](const test::Click& c) { return c.user; }, [](const test::Click& c) { return c.timeMillis; },
+      options);
+  VectorSource<test::Click> source(test::generateClicks(2000, 40));
+  VectorCollector<std::string> sink;
+  const RunStats stats = runner.run(source, sink);
+  metrics.publish(stats);
+  const RecordErrorMetrics& counts = stats.controller.recordErrors;
+  ASSERT_GT(counts.retries, 0U);
+  ASSERT_GT(counts.deadLettered, 0U);
+
+  const MetricsSnapshot snap = registry.snapshot();
+  const auto outcome = [&](const char* name) {
+    return valueOf(snap, "asyncstate_failed_records_total", {{"outcome", name}});
+  };
+  EXPECT_EQ(outcome("retried"), static_cast<double>(counts.retries));
+  EXPECT_EQ(outcome("dead_lettered"), static_cast<double>(deadLetters));
+  EXPECT_EQ(outcome("skipped"), 0);
+  EXPECT_EQ(outcome("failed_task"), 0);
+  EXPECT_EQ(valueOf(snap, "asyncstate_records_retried_to_success_total"), static_cast<double>(counts.retriedToSuccess));
+  EXPECT_EQ(outcome("retried") + outcome("dead_lettered"), static_cast<double>(counts.failedAttempts))
+      << "every failed attempt has exactly one outcome";
+}
+
 TEST(JobMetrics, WatermarkLagIsProcessingTimeMinusTheWatermark) {
   MetricsRegistry registry;
   JobMetrics metrics(registry);
