@@ -3,6 +3,7 @@
 // watermarks and status changes as non-records, each action exactly once.
 
 #include "support/backends.hpp"
+#include "support/ticks.hpp"
 
 #include <asyncstate/asyncstate.hpp>
 
@@ -16,6 +17,8 @@
 
 namespace asyncstate {
 namespace {
+
+using testing::Tick;
 
 using Status = EpochManager::Status;
 
@@ -355,11 +358,6 @@ TEST(EpochControllerTest, ParallelModeEachFinalActionOnceInOrderAfterItsRecordsU
 
 // --- the runner -------------------------------------------------------------------------------
 
-struct Tick {
-  int key;
-  std::int64_t time;
-};
-
 // Counts per key and 100-unit window; a window's timer emits its count.
 class WindowCounts final : public KeyedProcessFunction<int, Tick, std::string> {
  public:
@@ -415,24 +413,6 @@ TEST(EpochRunnerTest, ParallelEpochsGiveTheSerialOutputForInOrderInput) {
   }
 }
 
-// Yields its elements in bursts with idle gaps (nothing available, not finished).
-class BurstySource final : public Source<Tick> {
- public:
-  std::optional<Tick> next() override {
-    ++calls_;
-    if (calls_ % 10 >= 4 || position_ >= 40) return std::nullopt;
-    const auto i = static_cast<int>(position_++);
-    return Tick{i % 3, i * 10};
-  }
-  bool finished() const override { return position_ >= 40 && calls_ > 400; }
-  std::uint64_t position() const override { return position_; }
-  void seek(std::uint64_t p) override { position_ = p; }
-
- private:
-  std::uint64_t position_ = 0;
-  std::uint64_t calls_ = 0;
-};
-
 TEST(EpochRunnerTest, ParallelModeEachWatermarkAndStatusChangeOnceAlsoWhenInputGoesIdle) {
   testing::ShufflingBackend backend(9);
   WindowCounts function;
@@ -446,7 +426,7 @@ TEST(EpochRunnerTest, ParallelModeEachWatermarkAndStatusChangeOnceAlsoWhenInputG
   o.onWatermarkStatus = [&](WatermarkStatus s) { events.push_back(s == WatermarkStatus::Idle ? "idle" : "active"); };
   EmbeddedRunner<int, Tick, std::string> runner(
       backend, function, [](const Tick& t) { return t.key; }, [](const Tick& t) { return t.time; }, o);
-  BurstySource source;
+  testing::IdleTickSource source;
   VectorCollector<std::string> sink;
   runner.run(source, sink);
   // 40 records in 11 bursts: after each burst its watermark, then idle; active before the next.

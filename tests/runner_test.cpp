@@ -5,6 +5,7 @@
 #include "ecommerce/async_job.hpp"
 #include "ecommerce/sync_job.hpp"
 #include "support/backends.hpp"
+#include "support/ticks.hpp"
 
 #include <asyncstate/asyncstate.hpp>
 
@@ -15,6 +16,8 @@
 
 namespace asyncstate {
 namespace {
+
+using testing::Tick;
 
 using ecommerce::Event;
 using ecommerce::WindowCount;
@@ -96,11 +99,6 @@ TEST_P(RunnerRecoveryTest, SyncAndAsyncVersionsOfTheJobAgree) {
 INSTANTIATE_TEST_SUITE_P(Backends, RunnerRecoveryTest, ::testing::ValuesIn(testing::allBackends()),
                          [](const auto& info) { return info.param.name; });
 
-struct Tick {
-  int key;
-  std::int64_t time;
-};
-
 // Three chained requests per record; the last continuation counts the record done.
 class ChainFunction final : public KeyedProcessFunction<int, Tick, int> {
  public:
@@ -147,25 +145,6 @@ TEST(RunnerTest, WatermarkIsEmittedOnlyAfterEveryEarlierRecordsLastContinuation)
   EXPECT_EQ(atWatermark.back().second, 1000);
 }
 
-// Yields its elements with idle gaps (nothing available, not finished) in between.
-class IdleSource final : public Source<Tick> {
- public:
-  std::optional<Tick> next() override {
-    ++calls_;
-    if (calls_ % 10 >= 4) return std::nullopt;  // idle for 6 polls out of 10
-    if (position_ >= 40) return std::nullopt;
-    const auto i = static_cast<int>(position_++);
-    return Tick{i % 3, i * 10};
-  }
-  bool finished() const override { return position_ >= 40 && calls_ > 400; }
-  std::uint64_t position() const override { return position_; }
-  void seek(std::uint64_t p) override { position_ = p; }
-
- private:
-  std::uint64_t position_ = 0;
-  std::uint64_t calls_ = 0;
-};
-
 TEST(RunnerTest, EachWatermarkFiresExactlyOnceAlsoWhenInputGoesIdle) {
   testing::ShufflingBackend backend(2);
   ChainFunction function;
@@ -177,7 +156,7 @@ TEST(RunnerTest, EachWatermarkFiresExactlyOnceAlsoWhenInputGoesIdle) {
   o.onWatermark = [&](std::int64_t wm) { watermarks.push_back(wm); };
   EmbeddedRunner<int, Tick, int> runner(
       backend, function, [](const Tick& t) { return t.key; }, [](const Tick& t) { return t.time; }, o);
-  IdleSource source;
+  testing::IdleTickSource source;
   VectorCollector<int> sink;
   runner.run(source, sink);
   ASSERT_GE(watermarks.size(), 3u);
@@ -190,7 +169,7 @@ TEST(RunnerTest, EachWatermarkFiresExactlyOnceAlsoWhenInputGoesIdle) {
 TEST(RunnerTest, WatermarkStatusChangesAreReportedOnceEachAndIdleFollowsEveryEarlierRecord) {
   testing::ShufflingBackend backend(5);
   ChainFunction function;
-  IdleSource source;
+  testing::IdleTickSource source;
   RunnerOptions o;
   o.controller.log = nullptr;
   o.idleWait = std::chrono::milliseconds(1);
