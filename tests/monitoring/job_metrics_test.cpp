@@ -71,24 +71,29 @@ TEST(JobMetrics, MirrorsARunsStatistics) {
   EXPECT_GT(valueOf(snap, "asyncstate_pool_allocations_total", job), 0);
 }
 
-TEST(JobMetrics, CountsFailuresByStateOperationAndOutcome) {
+// Runs the click job over 2000 clicks on a backend that fails `errorRate` of its requests.
+RunStats runOnFaultyBackend(double errorRate, const RunnerOptions& options) {
   MemoryBackend memory;
   LatencyOptions faults;
   faults.latency = std::chrono::microseconds(0);
-  faults.errorRate = 0.2;
+  faults.errorRate = errorRate;
   LatencyInjectingBackend faulty(memory, faults);
-  MetricsRegistry registry;
-  JobMetrics metrics(registry);
-  std::ostringstream log;
   CountClicks function;
-  RunnerOptions options = test::clickJobOptions();
-  options.controller.errorHandler = metrics.countingErrorHandler(logAndContinue(log));
   ClickRunner runner(
       faulty, function, [](const test::Click& c) { return c.user; }, [](const test::Click& c) { return c.timeMillis; },
       options);
   VectorSource<test::Click> source(test::generateClicks(2000, 40));
   VectorCollector<std::string> sink;
-  const RunStats stats = runner.run(source, sink);
+  return runner.run(source, sink);
+}
+
+TEST(JobMetrics, CountsFailuresByStateOperationAndOutcome) {
+  MetricsRegistry registry;
+  JobMetrics metrics(registry);
+  std::ostringstream log;
+  RunnerOptions options = test::clickJobOptions();
+  options.controller.errorHandler = metrics.countingErrorHandler(logAndContinue(log));
+  const RunStats stats = runOnFaultyBackend(0.2, options);
   metrics.publish(stats);
   ASSERT_GT(stats.controller.unhandledFailures, 0U);
 
@@ -108,14 +113,8 @@ TEST(JobMetrics, CountsFailuresByStateOperationAndOutcome) {
 // What the record error policy made of failed records, one series per outcome, in step
 // with the controller's own accounting.
 TEST(JobMetrics, CountsFailedRecordsByErrorPolicyOutcome) {
-  MemoryBackend memory;
-  LatencyOptions faults;
-  faults.latency = std::chrono::microseconds(0);
-  faults.errorRate = 0.1;
-  LatencyInjectingBackend faulty(memory, faults);
   MetricsRegistry registry;
   JobMetrics metrics(registry);
-  CountClicks function;
   RunnerOptions options = test::clickJobOptions();
   std::size_t deadLetters = 0;
   RecordRetryOptions retry;
@@ -123,12 +122,7 @@ TEST(JobMetrics, CountsFailedRecordsByErrorPolicyOutcome) {
   retry.initialBackoff = std::chrono::milliseconds(0);
   options.controller.recordErrors = retryFailedRecords(retry, RecordFailureAction::DeadLetter);
   options.controller.recordErrors.deadLetter = [&](const FailedRecord&) { ++deadLetters; };
-  ClickRunner runner(
-      faulty, function, [](const test::Click& c) { return c.user; }, [](const test::Click& c) { return c.timeMillis; },
-      options);
-  VectorSource<test::Click> source(test::generateClicks(2000, 40));
-  VectorCollector<std::string> sink;
-  const RunStats stats = runner.run(source, sink);
+  const RunStats stats = runOnFaultyBackend(0.1, options);
   metrics.publish(stats);
   const RecordErrorMetrics& counts = stats.controller.recordErrors;
   ASSERT_GT(counts.retries, 0U);
