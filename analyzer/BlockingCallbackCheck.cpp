@@ -55,6 +55,7 @@ void BlockingCallbackCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
 }
 
 void BlockingCallbackCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   std::vector<std::string> Candidates = FutureWaitMethods;
   for (const std::string& Name : BlockingFunctions) Candidates.push_back(lastComponent(Name).str());
   for (const std::string& Name : BlockingMethods) Candidates.push_back(lastComponent(Name).str());

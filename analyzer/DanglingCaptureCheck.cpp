@@ -52,6 +52,7 @@ void DanglingCaptureCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
 }
 
 void DanglingCaptureCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   Finder->addMatcher(
       lambdaExpr(unless(isExpansionInSystemHeader()), hasAnyCapture(capturesVar(anything()))).bind("lambda"), this);
 }

@@ -145,6 +145,7 @@ void DanglingCoroutineReferenceCheck::storeOptions(ClangTidyOptions::OptionMap& 
 }
 
 void DanglingCoroutineReferenceCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   std::vector<std::string> Tasks;
   for (const std::string& Name : Names.TaskTypes) Tasks.push_back("::" + Name);
   const auto UserCode = unless(isExpansionInSystemHeader());

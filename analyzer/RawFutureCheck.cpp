@@ -54,6 +54,7 @@ void RawFutureCheck::onStartOfTranslationUnit() {
 }
 
 void RawFutureCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   const auto UserCode = unless(isExpansionInSystemHeader());
   Finder->addMatcher(varDecl(UserCode, unless(isImplicit())).bind("decl"), this);
   Finder->addMatcher(fieldDecl(UserCode, unless(isImplicit())).bind("decl"), this);

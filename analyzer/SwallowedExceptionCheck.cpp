@@ -152,6 +152,7 @@ void SwallowedExceptionCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
 }
 
 void SwallowedExceptionCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   const auto UserCode = unless(isExpansionInSystemHeader());
   // Catch blocks are checked in template instantiations too: only there does a
   // dependent call resolve to a continuation (a class-template UDF, a function

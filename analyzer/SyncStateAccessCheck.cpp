@@ -119,6 +119,7 @@ void SyncStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
 }
 
 void SyncStateAccessCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   std::vector<std::string> Candidates = SyncMethods;
   Candidates.insert(Candidates.end(), FutureWaitMethods.begin(), FutureWaitMethods.end());
   for (const std::string& Name : BlockingFunctions) Candidates.push_back(lastComponent(Name).str());

@@ -20,6 +20,9 @@ inline constexpr const char ContinuationFunctions[] = "";
 // Calls that run a callable on another thread: code in it is not on the task thread.
 inline constexpr const char OffThreadCallees[] = "::std::thread;::std::jthread;::std::async";
 inline constexpr const char IgnoredNamespaces[] = "::asyncstate";
+// Narrow the matchers' shared traversal to declarations outside system headers and
+// outside IgnoredNamespaces (utils/AsyncStateCheck.h).
+inline constexpr const char TraverseUserCodeOnly[] = "true";
 // Runtime-owned objects that stay valid while the record's continuations run.
 inline constexpr const char SafeReferenceTypes[] =
     "::asyncstate::Collector;::asyncstate::RuntimeContext;::asyncstate::KeyedProcessFunction::Context";

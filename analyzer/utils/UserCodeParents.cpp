@@ -61,6 +61,7 @@ UserCodeParents& UserCodeParents::instance() {
 
 void UserCodeParents::reset() {
   Built = false;
+  Restricted = false;
   Roots.clear();
   Parents.clear();
 }
@@ -80,6 +81,12 @@ const std::vector<Decl*>& UserCodeParents::userDecls(ASTContext& Ctx,
                                                      const std::vector<std::string>& IgnoredNamespaces) {
   if (!Built) build(Ctx, IgnoredNamespaces);
   return Roots;
+}
+
+void UserCodeParents::restrictTraversal(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces) {
+  if (Restricted) return;
+  Restricted = true;
+  Ctx.setTraversalScope(userDecls(Ctx, IgnoredNamespaces));
 }
 
 std::optional<DynTypedNode> UserCodeParents::parentOf(const DynTypedNode& Node, ASTContext& Ctx,

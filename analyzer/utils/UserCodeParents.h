@@ -29,11 +29,15 @@ class UserCodeParents {
                                        const std::vector<std::string>& IgnoredNamespaces);
   // The top-level declarations the index covers.
   const std::vector<Decl*>& userDecls(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
+  // Limits AST traversals of Ctx (the matchers', the parent map's) to userDecls(); once
+  // per translation unit, whichever check asks first.
+  void restrictTraversal(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
 
  private:
   void build(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
 
   bool Built = false;
+  bool Restricted = false;
   std::vector<Decl*> Roots;
   llvm::DenseMap<const void*, DynTypedNode> Parents;
 };
