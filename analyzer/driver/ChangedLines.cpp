@@ -2,11 +2,13 @@
 
 #include "driver/Findings.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 
 namespace asyncstate_tidy {
@@ -83,6 +85,53 @@ bool ChangedLines::load(const std::string& Base, std::string& Error) {
   for (auto It = Files.begin(); It != Files.end();)
     It = It->second.Lines.empty() ? Files.erase(It) : std::next(It);
   return true;
+}
+
+std::vector<std::string> ChangedLines::changedHeaders() const {
+  std::vector<std::string> Headers;
+  for (const auto& [File, Changed] : Files) {
+    const llvm::StringRef Extension = llvm::sys::path::extension(File);
+    if (llvm::is_contained({".h", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp"}, Extension.lower()))
+      Headers.push_back(File);
+  }
+  return Headers;
+}
+
+namespace {
+
+bool includes(const std::string& Source, llvm::StringRef HeaderName) {
+  auto Buffer = llvm::MemoryBuffer::getFile(Source);
+  if (!Buffer) return false;
+  llvm::StringRef Rest = (*Buffer)->getBuffer();
+  while (!Rest.empty()) {
+    llvm::StringRef Line;
+    std::tie(Line, Rest) = Rest.split('\n');
+    Line = Line.ltrim();
+    if (!Line.consume_front("#") || !Line.ltrim().starts_with("include")) continue;
+    const size_t At = Line.find(HeaderName);
+    if (At == llvm::StringRef::npos || At + HeaderName.size() >= Line.size()) continue;
+    const char Before = At > 0 ? Line[At - 1] : ' ', After = Line[At + HeaderName.size()];
+    if ((Before == '"' || Before == '<' || Before == '/') && (After == '"' || After == '>')) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> sourcesToAnalyze(const ChangedLines& Changes, const std::vector<std::string>& Sources) {
+  std::vector<std::string> Result;
+  for (const std::string& Source : Sources)
+    if (Changes.changed(canonicalPath(Source))) Result.push_back(Source);
+  for (const std::string& Header : Changes.changedHeaders()) {
+    bool Included = false;
+    for (const std::string& Source : Sources)
+      if (includes(Source, llvm::sys::path::filename(Header))) {
+        Included = true;
+        if (!llvm::is_contained(Result, Source)) Result.push_back(Source);
+      }
+    if (!Included && llvm::sys::fs::exists(Header)) Result.push_back(Header);
+  }
+  return Result;
 }
 
 bool ChangedLines::changed(const std::string& CanonicalFile, unsigned Line) const {

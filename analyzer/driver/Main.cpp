@@ -137,9 +137,7 @@ int main(int Argc, const char** Argv) {
   ChangedLines Changes;
   if (Options->DiffBase) {
     if (!Changes.load(*Options->DiffBase, Error)) return fail(Error);
-    std::vector<std::string> Changed;
-    for (const std::string& Source : Sources)
-      if (Changes.changed(canonicalPath(Source))) Changed.push_back(Source);
+    std::vector<std::string> Changed = sourcesToAnalyze(Changes, Sources);
     if (Changed.empty())
       llvm::errs() << "asyncstate-tidy: no file to analyze changed since " << *Options->DiffBase << "\n";
     Sources = std::move(Changed);
