@@ -27,10 +27,20 @@ bool isFlag(llvm::StringRef Arg, llvm::StringRef Name) {
 
 // clang-tidy 19's options that take a value (which may be the next argument);
 // every other argument not starting with '-' is a source file.
-constexpr llvm::StringLiteral ValueOptions[] = {
-    "checks",      "warnings-as-errors", "header-filter", "exclude-header-filter", "line-filter",
-    "format-style", "config",            "config-file",   "store-check-profile",   "vfsoverlay",
-    "extra-arg",   "extra-arg-before",   "p",             "load"};
+constexpr llvm::StringLiteral ValueOptions[] = {"checks",
+                                                "warnings-as-errors",
+                                                "header-filter",
+                                                "exclude-header-filter",
+                                                "line-filter",
+                                                "format-style",
+                                                "config",
+                                                "config-file",
+                                                "store-check-profile",
+                                                "vfsoverlay",
+                                                "extra-arg",
+                                                "extra-arg-before",
+                                                "p",
+                                                "load"};
 
 // -j N, -jN, -j=N, --jobs N, --jobs=N.
 std::optional<std::string> jobsValue(llvm::StringRef Arg, int& I, int Argc, const char** Argv, bool& Missing) {

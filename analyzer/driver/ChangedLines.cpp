@@ -82,8 +82,7 @@ bool ChangedLines::load(const std::string& Base, std::string& Error) {
     if (StartText.getAsInteger(10, Start) || (!CountText.empty() && CountText.getAsInteger(10, Count))) continue;
     if (Count > 0) Current->Lines.push_back({Start, Start + Count - 1});
   }
-  for (auto It = Files.begin(); It != Files.end();)
-    It = It->second.Lines.empty() ? Files.erase(It) : std::next(It);
+  for (auto It = Files.begin(); It != Files.end();) It = It->second.Lines.empty() ? Files.erase(It) : std::next(It);
   return true;
 }
 

@@ -114,8 +114,8 @@ bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, s
 
 void sortFindings(std::vector<Finding>& Findings) {
   auto Key = [](const Finding& F) { return std::tie(F.File, F.Offset, F.Check, F.Message); };
-  std::stable_sort(Findings.begin(), Findings.end(),
-                   [&](const Finding& A, const Finding& B) { return Key(A) < Key(B); });
+  // The key is total up to repeats, which are dropped, so the order is deterministic.
+  std::sort(Findings.begin(), Findings.end(), [&](const Finding& A, const Finding& B) { return Key(A) < Key(B); });
   Findings.erase(std::unique(Findings.begin(), Findings.end(),
                              [&](const Finding& A, const Finding& B) { return Key(A) == Key(B); }),
                  Findings.end());

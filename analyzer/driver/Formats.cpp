@@ -252,18 +252,18 @@ void writeSarif(llvm::raw_ostream& Out, const std::vector<Finding>& Findings, co
   // Recorded findings no longer found (SARIF 2.1.0 3.27.24): fixed, or their line changed.
   if (Baseline)
     for (const BaselineEntry& E : Baseline->Comparison.Absent)
-      Results.push_back(Object{
-          {"ruleId", E.Check},
-          {"ruleIndex", ruleFor(E.Check)},
-          {"level", "none"},
-          {"message", Object{{"text", E.Message}}},
-          {"locations",
-           Array{Object{{"physicalLocation",
-                         Object{{"artifactLocation",
-                                 Uris.location(llvm::sys::path::is_absolute(E.File) ? E.File
-                                                                                    : Baseline->Root + "/" + E.File)}}}}}},
-          {"partialFingerprints", Object{{"asyncstate/v1", E.Fingerprint}}},
-          {"baselineState", "absent"}});
+      Results.push_back(
+          Object{{"ruleId", E.Check},
+                 {"ruleIndex", ruleFor(E.Check)},
+                 {"level", "none"},
+                 {"message", Object{{"text", E.Message}}},
+                 {"locations",
+                  Array{Object{{"physicalLocation",
+                                Object{{"artifactLocation", Uris.location(llvm::sys::path::is_absolute(E.File)
+                                                                              ? E.File
+                                                                              : Baseline->Root + "/" + E.File)}}}}}},
+                 {"partialFingerprints", Object{{"asyncstate/v1", E.Fingerprint}}},
+                 {"baselineState", "absent"}});
 
   Object Run{{"tool", Object{{"driver", Object{{"name", "asyncstate-tidy"},
                                                {"version", ASYNCSTATE_TIDY_VERSION},

@@ -43,8 +43,8 @@ WorkerOutput runWorkers(const std::string& Executable, const std::vector<std::st
       bool Failed = false;
       Statuses[I] = llvm::sys::ExecuteAndWait(Executable, Argv, std::nullopt, Redirects, 0, 0, &Message, &Failed);
       if (Failed || Statuses[I] < 0)
-        Failures[I] = "asyncstate-tidy: error: the worker for " + Sources[I] + " failed: " +
-                      (Message.empty() ? "it crashed" : Message) + "\n";
+        Failures[I] = "asyncstate-tidy: error: the worker for " + Sources[I] +
+                      " failed: " + (Message.empty() ? "it crashed" : Message) + "\n";
     }
   };
   std::vector<std::thread> Threads;
