@@ -115,6 +115,11 @@ int main(int Argc, const char** Argv) {
     return Status;
   }
   if (!Options->structured()) return runClangTidy(PassThrough);
+  const bool RecordsBaseline =
+      !Options->Baseline.empty() && (Options->UpdateBaseline || !llvm::sys::fs::exists(Options->Baseline));
+  if (RecordsBaseline && Options->DiffBase)
+    return fail("--diff sees only changed lines, so it does not record a baseline: record " + Options->Baseline +
+                " with a run over the whole project");
 
   std::vector<std::string> Flags = Options->TidyArgs;
   if (Options->MigrationReport) {
@@ -186,7 +191,7 @@ int main(int Argc, const char** Argv) {
   // state to record or compare.
   const bool RunFailed = Status != 0 && Findings.empty();
   if (!Options->Baseline.empty() && !RunFailed) {
-    if (Options->UpdateBaseline || !llvm::sys::fs::exists(Options->Baseline)) {
+    if (RecordsBaseline) {
       unsigned Recorded = 0;
       if (!writeBaseline(Options->Baseline, Findings, Root, Recorded, Error)) return fail(Error);
       llvm::errs() << "asyncstate-tidy: recorded " << Recorded << " finding" << (Recorded == 1 ? "" : "s") << " in "
