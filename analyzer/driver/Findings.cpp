@@ -36,7 +36,7 @@ unsigned utf16Units(llvm::StringRef Utf8) {
 
 }  // namespace
 
-Position LineTable::at(const std::string& File, unsigned Offset) {
+const LineTable::Lines& LineTable::load(const std::string& File) {
   auto It = Files.find(File);
   if (It == Files.end()) {
     Lines Table;
@@ -48,7 +48,19 @@ Position LineTable::at(const std::string& File, unsigned Offset) {
     }
     It = Files.emplace(File, std::move(Table)).first;
   }
-  const Lines& Table = It->second;
+  return It->second;
+}
+
+std::string LineTable::line(const std::string& File, unsigned Line) {
+  const Lines& Table = load(File);
+  if (Line == 0 || Line > Table.Starts.size()) return "";
+  const size_t Begin = Table.Starts[Line - 1];
+  const size_t End = Line < Table.Starts.size() ? Table.Starts[Line] - 1 : Table.Text.size();
+  return llvm::StringRef(Table.Text).slice(Begin, End).rtrim("\r").str();
+}
+
+Position LineTable::at(const std::string& File, unsigned Offset) {
+  const Lines& Table = load(File);
   if (Table.Starts.empty()) return {};
   const auto Line = std::upper_bound(Table.Starts.begin(), Table.Starts.end(), Offset) - 1;
   const llvm::StringRef Before = llvm::StringRef(Table.Text).slice(*Line, Offset);
@@ -73,7 +85,10 @@ bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, s
     F.File = canonicalPath(D.Message.FilePath);
     F.Offset = D.Message.FileOffset;
     F.IsError = D.DiagLevel == clang::tooling::Diagnostic::Error;
-    if (!F.File.empty()) F.At = Lines.at(F.File, F.Offset);
+    if (!F.File.empty()) {
+      F.At = Lines.at(F.File, F.Offset);
+      F.LineText = Lines.line(F.File, F.At.Line);
+    }
     for (const auto& FileFix : D.Message.Fix)
       for (const clang::tooling::Replacement& R : FileFix.getValue()) {
         Edit E;
@@ -85,12 +100,40 @@ bool loadFindings(const std::string& YamlPath, std::vector<Finding>& Findings, s
         E.End = Lines.at(E.File, E.Offset + E.Length);
         F.Fixes.push_back(std::move(E));
       }
-    for (const clang::tooling::DiagnosticMessage& Note : D.Notes) F.Notes.push_back(Note.Message);
+    for (const clang::tooling::DiagnosticMessage& Message : D.Notes) {
+      Note N{Message.Message, canonicalPath(Message.FilePath), {}};
+      if (!N.File.empty()) N.At = Lines.at(N.File, Message.FileOffset);
+      F.Notes.push_back(std::move(N));
+    }
+    F.Exported = D;
     Findings.push_back(std::move(F));
   }
-  std::stable_sort(Findings.begin(), Findings.end(), [](const Finding& A, const Finding& B) {
-    return std::tie(A.File, A.Offset, A.Check) < std::tie(B.File, B.Offset, B.Check);
-  });
+  sortFindings(Findings);
+  return true;
+}
+
+void sortFindings(std::vector<Finding>& Findings) {
+  auto Key = [](const Finding& F) { return std::tie(F.File, F.Offset, F.Check, F.Message); };
+  // The key is total up to repeats, which are dropped, so the order is deterministic.
+  std::sort(Findings.begin(), Findings.end(), [&](const Finding& A, const Finding& B) { return Key(A) < Key(B); });
+  Findings.erase(std::unique(Findings.begin(), Findings.end(),
+                             [&](const Finding& A, const Finding& B) { return Key(A) == Key(B); }),
+                 Findings.end());
+}
+
+bool exportFixes(const std::string& Path, const std::string& MainSourceFile, const std::vector<Finding>& Findings,
+                 std::string& Error) {
+  clang::tooling::TranslationUnitDiagnostics Document;
+  Document.MainSourceFile = MainSourceFile;
+  for (const Finding& F : Findings) Document.Diagnostics.push_back(F.Exported);
+  std::error_code EC;
+  llvm::raw_fd_ostream Out(Path, EC, llvm::sys::fs::OF_Text);
+  if (EC) {
+    Error = "cannot write " + Path + ": " + EC.message();
+    return false;
+  }
+  llvm::yaml::Output Yaml(Out);
+  Yaml << Document;
   return true;
 }
 

@@ -113,13 +113,61 @@ Object region(Position Begin, std::optional<Position> End = std::nullopt) {
   return Region;
 }
 
+const char* baselineState(BaselineState State) {
+  switch (State) {
+    case BaselineState::New: return "new";
+    case BaselineState::Unchanged: return "unchanged";
+    case BaselineState::Absent: return "absent";
+    case BaselineState::None: break;
+  }
+  return "";
+}
+
+// Columns in code points, so the caret lands under the flagged character.
+std::string caretLine(llvm::StringRef Line, unsigned ByteColumn) {
+  std::string Caret;
+  const llvm::StringRef Before = Line.take_front(ByteColumn > 0 ? ByteColumn - 1 : 0);
+  for (const char C : Before)
+    if ((static_cast<unsigned char>(C) & 0xC0) != 0x80) Caret += C == '\t' ? '\t' : ' ';
+  return Caret + "^";
+}
+
 }  // namespace
 
-void writeJson(llvm::raw_ostream& Out, const std::vector<Finding>& Findings,
-               std::optional<llvm::json::Value> MigrationReport) {
-  Array Diagnostics;
-  int64_t Errors = 0;
+std::string displayPath(const std::string& File) {
+  llvm::SmallString<256> Cwd;
+  if (llvm::sys::fs::current_path(Cwd)) return File;
+  llvm::StringRef Path(File);
+  const std::string Root = canonicalPath(std::string(Cwd));
+  if (Path.consume_front(Root) && Path.consume_front("/")) return Path.str();
+  return File;
+}
+
+void writeText(llvm::raw_ostream& Out, const std::vector<Finding>& Findings) {
   for (const Finding& F : Findings) {
+    if (F.State == BaselineState::Unchanged) continue;
+    const char* Level = F.IsError ? "error" : "warning";
+    if (F.File.empty()) {
+      Out << Level << ": " << F.Message << " [" << F.Check << "]\n";
+      continue;
+    }
+    Out << displayPath(F.File) << ":" << F.At.Line << ":" << F.At.Column << ": " << Level << ": " << F.Message << " ["
+        << F.Check << "]\n";
+    if (F.At.Line > 0) Out << F.LineText << "\n" << caretLine(F.LineText, F.At.Column) << "\n";
+    for (const Note& N : F.Notes) {
+      if (!N.File.empty()) Out << displayPath(N.File) << ":" << N.At.Line << ":" << N.At.Column << ": ";
+      Out << "note: " << N.Message << "\n";
+    }
+  }
+}
+
+void writeJson(llvm::raw_ostream& Out, const std::vector<Finding>& Findings,
+               std::optional<llvm::json::Value> MigrationReport, const BaselineOutcome* Baseline) {
+  Array Diagnostics;
+  int64_t Errors = 0, Reported = 0;
+  for (const Finding& F : Findings) {
+    if (F.State == BaselineState::Unchanged) continue;
+    ++Reported;
     Array Fixes;
     for (const Edit& E : F.Fixes) {
       Object Fix = position(E.File, E.Offset, E.Begin);
@@ -132,19 +180,24 @@ void writeJson(llvm::raw_ostream& Out, const std::vector<Finding>& Findings,
     D["level"] = F.IsError ? "error" : "warning";
     D["message"] = F.Message;
     D["fixes"] = std::move(Fixes);
+    D["fingerprint"] = F.Fingerprint;
     Errors += F.IsError;
     Diagnostics.push_back(std::move(D));
   }
-  Object Document{
-      {"tool", "asyncstate-tidy"},
-      {"version", ASYNCSTATE_TIDY_VERSION},
-      {"diagnostics", std::move(Diagnostics)},
-      {"summary", Object{{"warnings", static_cast<int64_t>(Findings.size()) - Errors}, {"errors", Errors}}}};
+  Object Summary{{"warnings", Reported - Errors}, {"errors", Errors}};
+  if (Baseline)
+    Summary["baseline"] = Object{{"new", static_cast<int64_t>(Baseline->Comparison.New)},
+                                 {"unchanged", static_cast<int64_t>(Baseline->Comparison.Unchanged)},
+                                 {"absent", static_cast<int64_t>(Baseline->Comparison.Absent.size())}};
+  Object Document{{"tool", "asyncstate-tidy"},
+                  {"version", ASYNCSTATE_TIDY_VERSION},
+                  {"diagnostics", std::move(Diagnostics)},
+                  {"summary", std::move(Summary)}};
   if (MigrationReport) Document["migrationReport"] = std::move(*MigrationReport);
   Out << llvm::formatv("{0:2}", Value(std::move(Document))) << "\n";
 }
 
-void writeSarif(llvm::raw_ostream& Out, const std::vector<Finding>& Findings) {
+void writeSarif(llvm::raw_ostream& Out, const std::vector<Finding>& Findings, const BaselineOutcome* Baseline) {
   const UriMaker Uris;
   Array RuleList;
   std::map<std::string, int64_t> RuleIndex;
@@ -188,8 +241,29 @@ void writeSarif(llvm::raw_ostream& Out, const std::vector<Finding>& Findings) {
       Result["fixes"] = Array{Object{{"description", Object{{"text", "apply the clang-tidy fix-it"}}},
                                      {"artifactChanges", std::move(Changes)}}};
     }
+    Result["partialFingerprints"] = Object{{"asyncstate/v1", F.Fingerprint}};
+    if (Baseline) {
+      Result["baselineState"] = baselineState(F.State);
+      if (F.State == BaselineState::Unchanged)
+        Result["suppressions"] = Array{Object{{"kind", "external"}, {"justification", "recorded in the baseline"}}};
+    }
     Results.push_back(std::move(Result));
   }
+  // Recorded findings no longer found (SARIF 2.1.0 3.27.24): fixed, or their line changed.
+  if (Baseline)
+    for (const BaselineEntry& E : Baseline->Comparison.Absent)
+      Results.push_back(
+          Object{{"ruleId", E.Check},
+                 {"ruleIndex", ruleFor(E.Check)},
+                 {"level", "none"},
+                 {"message", Object{{"text", E.Message}}},
+                 {"locations",
+                  Array{Object{{"physicalLocation",
+                                Object{{"artifactLocation", Uris.location(llvm::sys::path::is_absolute(E.File)
+                                                                              ? E.File
+                                                                              : Baseline->Root + "/" + E.File)}}}}}},
+                 {"partialFingerprints", Object{{"asyncstate/v1", E.Fingerprint}}},
+                 {"baselineState", "absent"}});
 
   Object Run{{"tool", Object{{"driver", Object{{"name", "asyncstate-tidy"},
                                                {"version", ASYNCSTATE_TIDY_VERSION},

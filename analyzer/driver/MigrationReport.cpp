@@ -1,5 +1,7 @@
 #include "driver/MigrationReport.h"
 
+#include "driver/Formats.h"
+
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/FileSystem.h"
@@ -26,8 +28,8 @@ constexpr llvm::StringLiteral NotMigratedNote = "not migrated automatically: ";
 // Why --fix leaves a finding to the user ("" when --fix rewrites it).
 std::string manualReason(const Finding& F) {
   if (!F.Fixes.empty()) return "";
-  for (const std::string& Note : F.Notes)
-    if (llvm::StringRef(Note).starts_with(NotMigratedNote)) return Note.substr(NotMigratedNote.size());
+  for (const Note& N : F.Notes)
+    if (llvm::StringRef(N.Message).starts_with(NotMigratedNote)) return N.Message.substr(NotMigratedNote.size());
   return F.Check == "asyncstate-sync-state-access" ? "no mechanical rewrite" : "needs a design change";
 }
 
@@ -43,18 +45,8 @@ bool contains(const clang::tidy::asyncstate::UdfClassRecord& Class, const Findin
   return false;
 }
 
-// Paths below the working directory read better relative, as compilers print them.
-std::string display(const std::string& File) {
-  llvm::SmallString<256> Cwd;
-  if (llvm::sys::fs::current_path(Cwd)) return File;
-  llvm::StringRef Path(File);
-  const std::string Root = canonicalPath(std::string(Cwd));
-  if (Path.consume_front(Root) && Path.consume_front("/")) return Path.str();
-  return File;
-}
-
 std::string where(const Finding& F) {
-  return display(F.File) + ":" + std::to_string(F.At.Line) + ":" + std::to_string(F.At.Column);
+  return displayPath(F.File) + ":" + std::to_string(F.At.Line) + ":" + std::to_string(F.At.Column);
 }
 
 llvm::json::Array findingsJson(const std::vector<const Finding*>& Findings) {
@@ -102,7 +94,7 @@ void MigrationReport::print(llvm::raw_ostream& Out) const {
   for (const ReportedClass& C : Classes) {
     const bool IsReady = C.Blockers.empty();
     Ready += IsReady;
-    Out << "  " << C.Class->Name << " (" << display(C.Class->File) << ":" << C.Class->Line
+    Out << "  " << C.Class->Name << " (" << displayPath(C.Class->File) << ":" << C.Class->Line
         << "): async-ready: " << (IsReady ? "yes" : "no") << "\n";
     for (const Finding* F : C.Blockers) {
       count(F);

@@ -59,8 +59,14 @@ def main():
             need(bool(uri), f"{where}: artifactLocation.uri")
             if not uri.startswith("file://"):
                 need(artifact.get("uriBaseId") in base_ids, f"{where}: relative uri needs a known uriBaseId")
-            region = physical.get("region", {})
-            need(region.get("startLine", 0) >= 1 and region.get("startColumn", 0) >= 1, f"{where}: region is 1-based")
+            # A region is optional (an "absent" baseline result names only its file).
+            if "region" in physical or result.get("baselineState") != "absent":
+                region = physical.get("region", {})
+                need(region.get("startLine", 0) >= 1 and region.get("startColumn", 0) >= 1,
+                     f"{where}: region is 1-based")
+        need(result.get("baselineState", "new") in ("new", "unchanged", "updated", "absent"), f"{where}: baselineState")
+        for name, value in result.get("partialFingerprints", {}).items():
+            need(isinstance(value, str) and bool(value), f"{where}: partialFingerprints[{name!r}]")
         for fix in result.get("fixes", []):
             need(bool(fix.get("artifactChanges")), f"{where}: fix without artifactChanges")
             for change in fix.get("artifactChanges", []):

@@ -1,0 +1,4 @@
+// Nothing to report.
+#include <asyncstate/future.hpp>
+
+int main() { return 0; }
