@@ -93,9 +93,8 @@ TEST(StateRegistry, KeepsEachStatesDataAndCreatesItOnlyForNewNames) {
 
 TEST(StateRegistry, ARegistrationWhoseCreationFailsRegistersNothing) {
   StateRegistry<int> registry("test");
-  EXPECT_THROW(registry.add("a", StateKind::Value, [](const std::string&, StateKind) -> int {
-    throw std::runtime_error("disk full");
-  }),
+  EXPECT_THROW(registry.add("a", StateKind::Value,
+                            [](const std::string&, StateKind) -> int { throw std::runtime_error("disk full"); }),
                std::runtime_error);
   EXPECT_TRUE(registry.empty());
   EXPECT_EQ(registry.add("a", StateKind::Map, [](const std::string&, StateKind) { return 1; }), 0u);
@@ -120,9 +119,9 @@ TEST(StateRegistry, RejectInvalidFailsUnknownIdsAndEmptyScansAndKeepsTheRestInOr
   StateRegistry<> registry("redis job 'j'");
   registry.add("v", StateKind::Value);
   registry.add("m", StateKind::Map);
-  std::vector<StateRequest> batch{request(RequestType::Put, 0, 1),  request(RequestType::Get, 9, 2),
+  std::vector<StateRequest> batch{request(RequestType::Put, 0, 1),      request(RequestType::Get, 9, 2),
                                   request(RequestType::Scan, 1, 3, 10), request(RequestType::Scan, 1, 4, 0),
-                                  request(RequestType::Get, 0, 5),  request(RequestType::Delete, 2, 6)};
+                                  request(RequestType::Get, 0, 5),      request(RequestType::Delete, 2, 6)};
   RecordingSink sink;
   EXPECT_EQ(registry.rejectInvalid(batch, sink), 3u);
   std::vector<std::uint64_t> kept;

@@ -94,8 +94,7 @@ class ScanCursor {
 
  private:
   enum class Position : std::uint8_t { Start, After, End };
-  ScanCursor(Position position, std::string lastUserKey)
-      : position_(position), lastUserKey_(std::move(lastUserKey)) {}
+  ScanCursor(Position position, std::string lastUserKey) : position_(position), lastUserKey_(std::move(lastUserKey)) {}
 
   Position position_ = Position::Start;
   std::string lastUserKey_;

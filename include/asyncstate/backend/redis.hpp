@@ -285,9 +285,9 @@ class RedisBackend final : public StateBackend {
   struct Job {
     std::vector<StateRequest> requests;
     CompletionSink* sink;
-    std::shared_ptr<const StateRegistry<>> registry;      // for the names in error messages
-    std::vector<detail::RedisRouter::Command> commands;      // one per key group
-    std::vector<std::vector<std::size_t>> members;           // request indexes per command
+    std::shared_ptr<const StateRegistry<>> registry;     // for the names in error messages
+    std::vector<detail::RedisRouter::Command> commands;  // one per key group
+    std::vector<std::vector<std::size_t>> members;       // request indexes per command
   };
 
   std::invalid_argument kindMismatch(const std::string& stateName, StateKind have, StateKind want) const {
