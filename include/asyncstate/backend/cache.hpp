@@ -30,7 +30,6 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -70,13 +69,6 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
            detail::withoutNoCacheWarning(inner().describeConfiguration());
   }
 
-  std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    const std::uint32_t id = ForwardingBackend::registerState(stateName, kind);
-    std::lock_guard lock(mutex_);
-    cachedStates_.insert(id);
-    return id;
-  }
-
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
     std::vector<StateRequest> forward;
     std::vector<std::pair<std::uint64_t, StateResult>> hits;
@@ -84,7 +76,7 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
       std::lock_guard lock(mutex_);
       forward.reserve(batch.size());
       for (StateRequest& r : batch) {
-        if (!cachedStates_.contains(r.stateId)) {
+        if (!registeredHere(r.stateId)) {
           // No owner: its answer neither fills nor changes the cache.
           pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, {}, {}, 0};
           r.ticket = nextTicket_++;
@@ -286,7 +278,6 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
   std::unordered_map<std::string, Owner> owners_;
   std::list<std::pair<std::string, std::string>> lru_;  // front: most recently used
   std::unordered_map<std::uint64_t, Pending> pending_;
-  std::unordered_set<std::uint32_t> cachedStates_;  // ids registerState returned through this wrapper
   std::uint64_t nextTicket_ = 1;
   CacheStats stats_;
 };
