@@ -8,6 +8,7 @@
 // collected in linear time.
 
 #include <asyncstate/future.hpp>
+#include <asyncstate/state_backend.hpp>
 
 #include <cstddef>
 #include <exception>
@@ -15,7 +16,6 @@
 #include <iterator>
 #include <memory>
 #include <optional>
-#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -26,12 +26,12 @@ template <class T>
 class StateIterator;
 
 namespace detail {
-// Fetches the chunk after `cursor` for the current record's key.
+// Fetches the chunk at `cursor` (a Scan's nextCursor) for the current record's key.
 template <class T>
 class ChunkLoader {
  public:
   virtual ~ChunkLoader() = default;
-  virtual StateFuture<StateIterator<T>> loadAfter(std::string cursor) const = 0;
+  virtual StateFuture<StateIterator<T>> loadAfter(ScanCursor cursor) const = 0;
 };
 
 template <class T, class Policy>
@@ -42,7 +42,7 @@ template <class T>
 class StateIterator {
  public:
   StateIterator() = default;
-  StateIterator(std::vector<T> chunk, bool more, std::string cursor, const detail::ChunkLoader<T>* loader)
+  StateIterator(std::vector<T> chunk, bool more, ScanCursor cursor, const detail::ChunkLoader<T>* loader)
       : chunk_(std::move(chunk)), more_(more), cursor_(std::move(cursor)), loader_(loader) {}
 
   // True when the state holds no element at all.
@@ -157,7 +157,7 @@ class StateIterator {
 
   std::vector<T> chunk_;
   bool more_ = false;
-  std::string cursor_;
+  ScanCursor cursor_;
   const detail::ChunkLoader<T>* loader_ = nullptr;
 };
 

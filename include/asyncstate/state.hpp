@@ -253,7 +253,7 @@ class ListState : private detail::StateBase, private detail::ChunkLoader<V> {
     return StateIterator<V>(r.found ? detail::decodeFrames<V>(r.value) : std::vector<V>{}, false, {},
                             static_cast<const ListState*>(self));
   }
-  StateFuture<StateIterator<V>> loadAfter(std::string) const override { return completedFuture(StateIterator<V>()); }
+  StateFuture<StateIterator<V>> loadAfter(ScanCursor) const override { return completedFuture(StateIterator<V>()); }
 };
 
 template <class UK, class UV>
@@ -315,7 +315,7 @@ class MapState : private detail::StateBase {
   class Loader final : public detail::ChunkLoader<T> {
    public:
     explicit Loader(const MapState* state) : state_(state) {}
-    StateFuture<StateIterator<T>> loadAfter(std::string cursor) const override {
+    StateFuture<StateIterator<T>> loadAfter(ScanCursor cursor) const override {
       StateRequest r;
       r.type = RequestType::Scan;
       r.cursor = std::move(cursor);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,7 +35,7 @@ enum class RequestType : std::uint8_t {
   Put,     // replace what Get reads
   Delete,  // remove what Get reads
   Append,  // list: append `value` (one or more framed elements) to the blob
-  Scan,    // map: up to `limit` entries after the opaque `cursor`
+  Scan,    // map: up to `limit` entries after `cursor`, ascending by user key
   Clear,   // remove everything the state holds for `key` (a whole map, list or value)
 };
 
@@ -63,6 +64,42 @@ inline std::uint32_t keyGroupOf(std::string_view keyBytes) {
   return hash % kMaxKeyGroups;
 }
 
+// Where a Scan of one key's map resumes. Before the first chunk it is at the start; a
+// backend answers each chunk with the cursor after the chunk's last user key, or with
+// the end when no entry follows. Because it names a user key, not a position, entries
+// inserted or removed between chunks never make a scan repeat or skip an entry that
+// existed throughout, and every backend seeks to it in O(log n) (see memory.hpp,
+// rocksdb.hpp, redis.hpp). Callers treat it as opaque and pass nextCursor back as it is.
+class ScanCursor {
+ public:
+  ScanCursor() = default;  // the start
+
+  static ScanCursor start() { return {}; }
+  static ScanCursor after(std::string lastUserKey) { return ScanCursor(Position::After, std::move(lastUserKey)); }
+  static ScanCursor end() { return ScanCursor(Position::End, {}); }
+
+  bool atStart() const noexcept { return position_ == Position::Start; }
+  bool atEnd() const noexcept { return position_ == Position::End; }
+
+  // The user key the scan resumes after: entries strictly greater follow. Only a cursor
+  // made by after() has one (an empty user key is a key like any other, not the start).
+  const std::string& lastUserKey() const {
+    if (position_ != Position::After) {
+      throw std::logic_error(std::string("ScanCursor::lastUserKey() of the ") + (atStart() ? "start" : "end"));
+    }
+    return lastUserKey_;
+  }
+
+  friend bool operator==(const ScanCursor&, const ScanCursor&) = default;
+
+ private:
+  enum class Position : std::uint8_t { Start, After, End };
+  ScanCursor(Position position, std::string lastUserKey) : position_(position), lastUserKey_(std::move(lastUserKey)) {}
+
+  Position position_ = Position::Start;
+  std::string lastUserKey_;
+};
+
 struct StateRequest {
   RequestType type = RequestType::Get;
   std::uint32_t stateId = 0;  // as returned by StateBackend::registerState
@@ -70,7 +107,7 @@ struct StateRequest {
   std::string key;           // encoded current key
   std::string userKey;       // map entries only
   std::string value;         // Put / Append payload
-  std::string cursor;        // Scan: empty for the first chunk, then the previous nextCursor
+  ScanCursor cursor;         // Scan: the start for the first chunk, then the previous nextCursor
   std::uint32_t limit = 0;   // Scan chunk size
   std::uint64_t ticket = 0;  // echoed in the completion
 };
@@ -79,8 +116,22 @@ struct StateResult {
   bool found = false;                                        // Get: an entry exists
   std::string value;                                         // Get
   std::vector<std::pair<std::string, std::string>> entries;  // Scan: (userKey, value), ascending userKey
-  std::string nextCursor;                                    // Scan: pass back to continue
+  ScanCursor nextCursor;                                     // Scan: pass back to continue
   bool more = false;                                         // Scan: entries remain after this chunk
+
+  // How every backend ends a Scan answer, once `entries` holds the chunk: `more` says
+  // whether an entry follows the chunk's last. A chunk with entries resumes after its
+  // last user key; an empty one that has more (limit 0) resumes where it started.
+  void finishScan(const ScanCursor& requested, bool moreFollow) {
+    more = moreFollow;
+    if (!more) {
+      nextCursor = ScanCursor::end();
+    } else if (entries.empty()) {
+      nextCursor = requested;
+    } else {
+      nextCursor = ScanCursor::after(entries.back().first);
+    }
+  }
 };
 
 // Where a backend reports outcomes. Thread-safe: backends may call it from their own

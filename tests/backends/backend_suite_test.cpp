@@ -36,6 +36,46 @@ TEST_P(BackendSuite, RegisterStateIsIdempotentAndRejectsAnotherKind) {
   EXPECT_THROW(backend().registerState("value", StateKind::Map), std::invalid_argument);
 }
 
+TEST_P(BackendSuite, ARejectedRegistrationChangesNothing) {
+  run(backend(), {put(value_, "k", "v"), putEntry(map_, "k", "u", "w")});
+  for (StateKind other : {StateKind::List, StateKind::Map, StateKind::Reducing, StateKind::Aggregating}) {
+    try {
+      backend().registerState("value", other);
+      ADD_FAILURE() << "registering 'value' as " << toString(other) << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("'value'"), std::string::npos) << what;
+      EXPECT_NE(what.find(toString(StateKind::Value)), std::string::npos) << what;
+      EXPECT_NE(what.find(toString(other)), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(backend().registerState("value", StateKind::Value), value_);
+  const std::uint32_t next = backend().registerState("next", StateKind::Value);
+  EXPECT_NE(next, value_);
+  EXPECT_NE(next, list_);
+  EXPECT_NE(next, map_);
+  auto r = run(backend(), {get(value_, "k"), get(map_, "k", "u"), get(next, "k")});
+  EXPECT_EQ(shown(r[0]), "v");
+  EXPECT_EQ(shown(r[1]), "w");
+  EXPECT_EQ(shown(r[2]), "<absent>");
+}
+
+// A request naming an id registerState never returned fails on its own, with an error
+// naming the id; the rest of its batch runs.
+TEST_P(BackendSuite, AnUnknownStateIdFailsOnlyItsRequest) {
+  const std::uint32_t unknown = std::max({value_, list_, map_}) + 1000;
+  auto r = run(backend(), {put(value_, "k", "before"), put(unknown, "k", "x"), get(unknown, "k"),
+                           scan(unknown, "k", 10), get(value_, "k"), put(value_, "k", "after")});
+  EXPECT_TRUE(r[0].ok) << r[0].error;
+  for (int i : {1, 2, 3}) {
+    EXPECT_FALSE(r[i].ok) << "request " << i;
+    EXPECT_NE(r[i].error.find("unknown state id " + std::to_string(unknown)), std::string::npos) << r[i].error;
+  }
+  EXPECT_EQ(shown(r[4]), "before");
+  EXPECT_TRUE(r[5].ok) << r[5].error;
+  EXPECT_EQ(shown(run(backend(), {get(value_, "k")})[0]), "after");
+}
+
 TEST_P(BackendSuite, ValuePutGetDelete) {
   auto r = run(backend(), {get(value_, "k"), put(value_, "k", "v1"), get(value_, "k")});
   EXPECT_EQ(shown(r[0]), "<absent>");
@@ -125,6 +165,40 @@ TEST_P(BackendSuite, ScanCursorSurvivesConcurrentInsertions) {
   EXPECT_EQ(rest.result.entries[0].first, "e");
   EXPECT_EQ(rest.result.entries[1].first, "f");
   EXPECT_FALSE(rest.result.more);
+}
+
+// The last chunk answers with the end cursor, distinct from the start; a scan from the
+// end returns nothing, even after new entries.
+TEST_P(BackendSuite, ScanEndsAtTheEndCursor) {
+  run(backend(), {putEntry(map_, "m", "", "empty"), putEntry(map_, "m", "a", "1")});
+  auto first = run(backend(), {scan(map_, "m", 1)})[0];
+  ASSERT_EQ(first.result.entries.size(), 1u);
+  EXPECT_EQ(first.result.entries[0].first, "");
+  EXPECT_TRUE(first.result.more);
+  EXPECT_EQ(first.result.nextCursor, ScanCursor::after(""));
+  EXPECT_NE(first.result.nextCursor, ScanCursor::start()) << "the empty user key is not the start";
+  auto last = run(backend(), {scan(map_, "m", 1, first.result.nextCursor)})[0];
+  ASSERT_EQ(last.result.entries.size(), 1u);
+  EXPECT_EQ(last.result.entries[0].first, "a");
+  EXPECT_FALSE(last.result.more);
+  EXPECT_TRUE(last.result.nextCursor.atEnd());
+  run(backend(), {putEntry(map_, "m", "b", "2")});
+  auto past = run(backend(), {scan(map_, "m", 10, last.result.nextCursor)})[0];
+  EXPECT_TRUE(past.ok) << past.error;
+  EXPECT_TRUE(past.result.entries.empty());
+  EXPECT_FALSE(past.result.more);
+  EXPECT_TRUE(past.result.nextCursor.atEnd());
+  auto none = run(backend(), {scan(map_, "nothing", 10)})[0];
+  EXPECT_TRUE(none.result.nextCursor.atEnd());
+}
+
+// A chunk of zero entries could never move the cursor: an iteration would never end.
+TEST_P(BackendSuite, AScanWithLimitZeroFails) {
+  run(backend(), {putEntry(map_, "m", "a", "1")});
+  auto r = run(backend(), {scan(map_, "m", 0), get(map_, "m", "a")});
+  EXPECT_FALSE(r[0].ok);
+  EXPECT_NE(r[0].error.find("limit 0"), std::string::npos) << r[0].error;
+  EXPECT_EQ(shown(r[1]), "1");
 }
 
 TEST_P(BackendSuite, ClearRemovesAWholeMapOnlyForItsKey) {

@@ -103,7 +103,7 @@ inline StateRequest append(std::uint32_t s, std::string k, std::string v) {
   return req(RequestType::Append, s, std::move(k), {}, std::move(v));
 }
 inline StateRequest clear(std::uint32_t s, std::string k) { return req(RequestType::Clear, s, std::move(k)); }
-inline StateRequest scan(std::uint32_t s, std::string k, std::uint32_t limit, std::string cursor = {}) {
+inline StateRequest scan(std::uint32_t s, std::string k, std::uint32_t limit, ScanCursor cursor = {}) {
   StateRequest r = req(RequestType::Scan, s, std::move(k));
   r.limit = limit;
   r.cursor = std::move(cursor);
@@ -137,7 +137,7 @@ inline std::string shown(const Outcome& o) {
 inline std::vector<std::pair<std::string, std::string>> scanAll(StateBackend& backend, std::uint32_t state,
                                                                 const std::string& key, std::uint32_t chunk) {
   std::vector<std::pair<std::string, std::string>> all;
-  std::string cursor;
+  ScanCursor cursor;
   for (int guard = 0; guard < 100000; ++guard) {
     Outcome o = run(backend, {scan(state, key, chunk, cursor)}).at(0);
     if (!o.ok) throw std::runtime_error("scan failed: " + o.error);

@@ -11,7 +11,11 @@
 // backend would answer it after applying the earlier requests in order. A Get that
 // misses fills the cache when its answer arrives, unless a write to the same key was
 // submitted meanwhile (its answer would be stale then). A failed write forgets the
-// key, so the cache never keeps a value the backend does not have.
+// key, so the cache never keeps a value the backend does not have. Only states
+// registered through this wrapper are cached: a request naming any other id goes
+// through untouched, and the wrapped backend answers it (with UnknownStateError when
+// the id is unknown there too) instead of the cache answering for a state that does not
+// exist.
 //
 // Capacity 0 disables caching and makes describeConfiguration() say so in a line of
 // its own starting with "WARNING:", which the controller logs at start.
@@ -72,6 +76,13 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
       std::lock_guard lock(mutex_);
       forward.reserve(batch.size());
       for (StateRequest& r : batch) {
+        if (!registeredHere(r.stateId)) {
+          // No owner: its answer neither fills nor changes the cache.
+          pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, {}, {}, 0};
+          r.ticket = nextTicket_++;
+          forward.push_back(std::move(r));
+          continue;
+        }
         const std::string owner = ownerKey(r);
         if (r.type == RequestType::Get && capacity_ > 0) {
           if (Entry* e = find(owner, r.userKey)) {

@@ -4,7 +4,10 @@
 // call to the inner backend, so a wrapper overrides only what it changes; and it
 // serialises the calls into the inner backend, because wrappers call it from threads of
 // their own too (a timer releasing held batches, a dispatcher resending failed requests)
-// while backends are called from one thread at a time.
+// while backends are called from one thread at a time. It also remembers the states
+// registered through it (the inner backend's ids and their names), which is all of the
+// inner backend's state registry a wrapper needs: names for its error messages, and
+// which ids it may treat as known states.
 
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
@@ -12,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,8 +32,14 @@ class ForwardingBackend : public StateBackend {
   std::string describeConfiguration() const override { return inner_.describeConfiguration(); }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    std::lock_guard lock(innerMutex_);
-    return inner_.registerState(stateName, kind);
+    std::uint32_t id = 0;
+    {
+      std::lock_guard lock(innerMutex_);
+      id = inner_.registerState(stateName, kind);
+    }
+    std::lock_guard lock(namesMutex_);
+    names_.insert_or_assign(id, stateName);
+    return id;
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
@@ -60,6 +70,20 @@ class ForwardingBackend : public StateBackend {
   // The wrapped backend, for what does not call into it (its name, its configuration).
   const StateBackend& inner() const noexcept { return inner_; }
 
+  // Whether `id` was returned by registerState through this wrapper. Any thread; takes
+  // only a lock of its own, so it may be called while holding any other.
+  bool registeredHere(std::uint32_t id) const {
+    std::lock_guard lock(namesMutex_);
+    return names_.contains(id);
+  }
+
+  // The name of a state registered through this wrapper, "#<id>" for any other id.
+  std::string stateName(std::uint32_t id) const {
+    std::lock_guard lock(namesMutex_);
+    const auto it = names_.find(id);
+    return it != names_.end() ? it->second : "#" + std::to_string(id);
+  }
+
   // Hands `batch` to the inner backend, answering to `sink` (usually the wrapper itself,
   // which passes the answers on). Never call while holding a lock an answer may take:
   // the inner backend may answer before this returns.
@@ -72,6 +96,8 @@ class ForwardingBackend : public StateBackend {
   StateBackend& inner_;
   std::string wrapper_;
   mutable std::mutex innerMutex_;  // serialises every call into inner_
+  mutable std::mutex namesMutex_;  // names_ only; never held while taking another lock
+  std::unordered_map<std::uint32_t, std::string> names_;
 };
 
 }  // namespace asyncstate

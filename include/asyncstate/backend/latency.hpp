@@ -120,14 +120,6 @@ class BasicLatencyInjectingBackend final : public ForwardingBackend, private Com
     return text;
   }
 
-  std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    const std::uint32_t id = ForwardingBackend::registerState(stateName, kind);
-    std::lock_guard lock(mutex_);
-    if (names_.size() <= id) names_.resize(id + 1);
-    names_[id] = stateName;
-    return id;
-  }
-
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
     const Clock::time_point now = Clock::now();
     std::vector<StateRequest> forward;
@@ -220,8 +212,6 @@ class BasicLatencyInjectingBackend final : public ForwardingBackend, private Com
     return std::chrono::microseconds(static_cast<std::int64_t>(us));
   }
 
-  std::string stateName(std::uint32_t id) const { return id < names_.size() ? names_[id] : "#" + std::to_string(id); }
-
   const Outage* activeOutage(Clock::time_point now) const {
     for (const Outage& o : outages_) {
       if (now >= o.from && now < o.to) return &o;
@@ -294,7 +284,6 @@ class BasicLatencyInjectingBackend final : public ForwardingBackend, private Com
   mutable std::mutex mutex_;  // everything below
   std::condition_variable wake_;
   std::vector<Outage> outages_;
-  std::vector<std::string> names_;                      // state names by id, for error messages
   std::unordered_map<std::uint64_t, Pending> pending_;  // our ticket -> caller's sink and ticket
   std::multimap<Clock::time_point, Delivery> deliveries_;
   std::deque<Stalled> stalled_;

@@ -5,9 +5,9 @@
 
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
+#include <asyncstate/state_registry.hpp>
 
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,21 +22,13 @@ class BasicMemoryBackend final : public StateBackend {
   std::string name() const override { return "memory"; }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    for (std::uint32_t id = 0; id < tables_.size(); ++id) {
-      if (tables_[id].name != stateName) continue;
-      if (tables_[id].kind != kind) {
-        throw std::invalid_argument("state '" + stateName + "' is already registered as " + toString(tables_[id].kind) +
-                                    ", not " + toString(kind));
-      }
-      return id;
-    }
-    tables_.push_back(Table{stateName, kind, {}, {}});
-    return static_cast<std::uint32_t>(tables_.size() - 1);
+    return tables_.add(stateName, kind);
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
     ++stats_.batches;
     stats_.requests += batch.size();
+    stats_.failures += tables_.rejectInvalid(batch, sink);
     for (StateRequest& request : batch) {
       StateResult result;
       execute(request, result);
@@ -45,31 +37,21 @@ class BasicMemoryBackend final : public StateBackend {
   }
 
   void snapshot(Savepoint& out) override {
-    for (const Table& table : tables_) {
-      out.declare(table.name, table.kind);
-      for (const auto& [key, value] : table.values) out.add(table.name, table.kind, key, "", value);
+    for (const auto& [stateName, kind, table] : tables_) {
+      out.declare(stateName, kind);
+      for (const auto& [key, value] : table.values) out.add(stateName, kind, key, "", value);
       for (const auto& [key, entries] : table.maps) {
-        for (const auto& [userKey, value] : entries) out.add(table.name, table.kind, key, userKey, value);
+        for (const auto& [userKey, value] : entries) out.add(stateName, kind, key, userKey, value);
       }
     }
   }
 
   void restore(const Savepoint& in) override {
     // Validate before touching anything: a rejected savepoint leaves the data as it was.
+    tables_.requireKindsOf(in);
+    for (auto& state : tables_) state.data = Table{};
     for (const auto& [stateName, state] : in.states()) {
-      for (const Table& table : tables_) {
-        if (table.name == stateName && table.kind != state.kind) {
-          throw std::invalid_argument("savepoint holds state '" + stateName + "' as " + toString(state.kind) +
-                                      ", but it is registered as " + toString(table.kind));
-        }
-      }
-    }
-    for (Table& table : tables_) {
-      table.values.clear();
-      table.maps.clear();
-    }
-    for (const auto& [stateName, state] : in.states()) {
-      Table& table = tables_[registerState(stateName, state.kind)];
+      Table& table = tables_.at(registerState(stateName, state.kind)).data;
       for (const SavepointEntry& e : state.entries) {
         if (state.kind == StateKind::Map) {
           table.maps[e.key][e.userKey] = e.value;
@@ -84,15 +66,14 @@ class BasicMemoryBackend final : public StateBackend {
 
  private:
   struct Table {
-    std::string name;
-    StateKind kind;
     std::unordered_map<std::string, std::string> values;                       // value, list, reducing, aggregating
     std::unordered_map<std::string, std::map<std::string, std::string>> maps;  // map states
   };
 
   void execute(StateRequest& request, StateResult& result) {
-    Table& table = tables_.at(request.stateId);
-    const bool isMap = table.kind == StateKind::Map;
+    auto& state = tables_.at(request.stateId);
+    Table& table = state.data;
+    const bool isMap = state.kind == StateKind::Map;
     switch (request.type) {
       case RequestType::Get:
         if (isMap) {
@@ -128,15 +109,17 @@ class BasicMemoryBackend final : public StateBackend {
         break;
       case RequestType::Append: table.values[std::move(request.key)].append(request.value); break;
       case RequestType::Scan: {
+        bool more = false;
         auto it = table.maps.find(request.key);
-        if (it == table.maps.end()) break;
-        auto entry = request.cursor.empty() ? it->second.begin() : it->second.upper_bound(request.cursor.substr(1));
-        for (; entry != it->second.end() && result.entries.size() < request.limit; ++entry) {
-          result.entries.emplace_back(entry->first, entry->second);
+        if (it != table.maps.end() && !request.cursor.atEnd()) {
+          auto entry =
+              request.cursor.atStart() ? it->second.begin() : it->second.upper_bound(request.cursor.lastUserKey());
+          for (; entry != it->second.end() && result.entries.size() < request.limit; ++entry) {
+            result.entries.emplace_back(entry->first, entry->second);
+          }
+          more = entry != it->second.end();
         }
-        result.more = entry != it->second.end();
-        // The cursor is the last key returned, tagged so that an empty user key differs from "start".
-        if (!result.entries.empty()) result.nextCursor = "@" + result.entries.back().first;
+        result.finishScan(request.cursor, more);
         break;
       }
       case RequestType::Clear:
@@ -149,7 +132,7 @@ class BasicMemoryBackend final : public StateBackend {
     }
   }
 
-  std::vector<Table> tables_;
+  StateRegistry<Table> tables_{"memory"};
   BackendStats stats_;
 };
 

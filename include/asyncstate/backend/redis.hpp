@@ -48,6 +48,7 @@
 #include <asyncstate/backend/redis_options.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
+#include <asyncstate/state_registry.hpp>
 
 #include <hiredis/hiredis.h>
 
@@ -74,7 +75,10 @@ namespace asyncstate {
 
 class RedisBackend final : public StateBackend {
  public:
-  explicit RedisBackend(RedisOptions options) : options_(std::move(options)), keys_(options_.job) {
+  explicit RedisBackend(RedisOptions options)
+      : options_(std::move(options)),
+        keys_(options_.job),
+        registry_(std::make_shared<StateRegistry<>>("redis job '" + options_.job + "'")) {
     if (options_.seeds.empty()) throw std::invalid_argument("redis: no seed address given");
     std::random_device entropy;
     batchPrefix_ = (std::uint64_t{entropy()} << 32) ^ entropy() ^
@@ -151,25 +155,22 @@ class RedisBackend final : public StateBackend {
   }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    for (std::uint32_t id = 0; id < registry_->size(); ++id) {
-      const StateInfo& s = (*registry_)[id];
-      if (s.name != stateName) continue;
-      if (s.kind != kind) throw kindMismatch(stateName, s.kind, kind);
-      return id;
-    }
+    if (const std::optional<std::uint32_t> id = registry_->existing(stateName, kind)) return *id;
     const std::string kindByte(1, static_cast<char>(kind));
     admin_->runOne({"HSETNX", keys_.metaKey(), stateName, kindByte}, keys_.metaSlot());
     detail::RedisReplyPtr stored = admin_->runOne({"HGET", keys_.metaKey(), stateName}, keys_.metaSlot());
     if (stored->type == REDIS_REPLY_STRING && stored->len == 1 && stored->str[0] != kindByte[0]) {
       throw kindMismatch(stateName, static_cast<StateKind>(stored->str[0]), kind);
     }
-    auto next = std::make_shared<std::vector<StateInfo>>(*registry_);
-    next->push_back(StateInfo{stateName, kind});
+    // Copied, not changed: batches on the I/O thread hold the registry they were made with.
+    auto next = std::make_shared<StateRegistry<>>(*registry_);
+    const std::uint32_t id = next->add(stateName, kind);
     registry_ = std::move(next);
-    return static_cast<std::uint32_t>(registry_->size() - 1);
+    return id;
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+    failures_ += registry_->rejectInvalid(batch, sink);
     Job job{std::move(batch), &sink, registry_, {}, {}};
     std::map<std::uint32_t, std::vector<std::size_t>> byGroup;
     for (std::size_t i = 0; i < job.requests.size(); ++i) byGroup[keyGroupOf(job.requests[i].key)].push_back(i);
@@ -189,7 +190,7 @@ class RedisBackend final : public StateBackend {
   void snapshot(Savepoint& out) override {
     verifyGeneration("snapshot");
     std::map<std::string, StateKind> kinds = storedKinds();
-    for (const StateInfo& s : *registry_) kinds[s.name] = s.kind;
+    for (const auto& state : *registry_) kinds[state.name] = state.kind;
     for (const auto& [stateName, kind] : kinds) out.declare(stateName, kind);
 
     std::vector<detail::RedisRouter::Command> reads;
@@ -229,10 +230,8 @@ class RedisBackend final : public StateBackend {
     for (const auto& [stateName, state] : in.states()) {
       auto it = stored.find(stateName);
       if (it != stored.end() && it->second != state.kind) throw kindMismatch(stateName, it->second, state.kind);
-      for (const StateInfo& s : *registry_) {
-        if (s.name == stateName && s.kind != state.kind) throw kindMismatch(stateName, s.kind, state.kind);
-      }
     }
+    registry_->requireKindsOf(in);
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
 
     std::vector<detail::RedisRouter::Command> deletes;
@@ -283,17 +282,12 @@ class RedisBackend final : public StateBackend {
   }
 
  private:
-  struct StateInfo {
-    std::string name;
-    StateKind kind;
-  };
-
   struct Job {
     std::vector<StateRequest> requests;
     CompletionSink* sink;
-    std::shared_ptr<const std::vector<StateInfo>> registry;  // for the names in error messages
-    std::vector<detail::RedisRouter::Command> commands;      // one per key group
-    std::vector<std::vector<std::size_t>> members;           // request indexes per command
+    std::shared_ptr<const StateRegistry<>> registry;     // for the names in error messages
+    std::vector<detail::RedisRouter::Command> commands;  // one per key group
+    std::vector<std::vector<std::size_t>> members;       // request indexes per command
   };
 
   std::invalid_argument kindMismatch(const std::string& stateName, StateKind have, StateKind want) const {
@@ -476,7 +470,7 @@ class RedisBackend final : public StateBackend {
     std::vector<std::string> ops;
     for (std::size_t i : indexes) {
       const StateRequest& r = job.requests[i];
-      const StateInfo& state = job.registry->at(r.stateId);
+      const auto& state = job.registry->at(r.stateId);
       const std::string base = keys_.baseKey(group, state.name, r.key);
       const bool isMap = state.kind == StateKind::Map;
       std::string op;
@@ -491,8 +485,7 @@ class RedisBackend final : public StateBackend {
       writes = writes || (r.type != RequestType::Get && r.type != RequestType::Scan);
       const std::string main = indexOf(base + (isMap ? ":h" : ":v"));
       const std::string sorted = isMap ? indexOf(base + ":z") : main;
-      ops.insert(ops.end(), {op, main, sorted, r.userKey, r.value,
-                             r.cursor.empty() ? std::string("-") : "(" + r.cursor.substr(1), std::to_string(r.limit)});
+      ops.insert(ops.end(), {op, main, sorted, r.userKey, r.value, lexStart(r.cursor), std::to_string(r.limit)});
     }
     detail::RedisRouter::Command c;
     c.script = true;
@@ -557,7 +550,7 @@ class RedisBackend final : public StateBackend {
           ++failures_;
           job.sink->fail(request.ticket,
                          std::make_exception_ptr(BackendError(
-                             "redis: " + detail::describeRequest(request, job.registry->at(request.stateId).name) +
+                             "redis: " + detail::describeRequest(request, job.registry->nameOf(request.stateId)) +
                              " failed: " + error)));
           continue;
         }
@@ -571,23 +564,34 @@ class RedisBackend final : public StateBackend {
     if (request.type == RequestType::Get && r->type == REDIS_REPLY_STRING) {
       result.found = true;
       result.value.assign(r->str, r->len);
-    } else if (request.type == RequestType::Scan && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
-      const redisReply* names = r->element[0];
-      const redisReply* values = r->element[1];
-      for (std::size_t i = 0; i < names->elements && i < values->elements; ++i) {
-        result.entries.emplace_back(std::string(names->element[i]->str, names->element[i]->len),
-                                    std::string(values->element[i]->str, values->element[i]->len));
+    } else if (request.type == RequestType::Scan) {
+      bool more = false;
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+        const redisReply* names = r->element[0];
+        const redisReply* values = r->element[1];
+        for (std::size_t i = 0; i < names->elements && i < values->elements; ++i) {
+          result.entries.emplace_back(std::string(names->element[i]->str, names->element[i]->len),
+                                      std::string(values->element[i]->str, values->element[i]->len));
+        }
+        more = r->element[2]->integer != 0;
       }
-      result.more = r->element[2]->integer != 0;
-      if (!result.entries.empty()) result.nextCursor = "@" + result.entries.back().first;
+      result.finishScan(request.cursor, more);
     }
     return result;
+  }
+
+  // Where ZRANGEBYLEX starts for a cursor: "-" is before every member, "(k" just after
+  // k, and "+" after every member (the end: nothing follows).
+  static std::string lexStart(const ScanCursor& cursor) {
+    if (cursor.atStart()) return "-";
+    if (cursor.atEnd()) return "+";
+    return "(" + cursor.lastUserKey();
   }
 
   RedisOptions options_;
   detail::RedisKeySchema keys_;
   std::unique_ptr<detail::RedisRouter> admin_;  // task thread only
-  std::shared_ptr<const std::vector<StateInfo>> registry_ = std::make_shared<std::vector<StateInfo>>();
+  std::shared_ptr<const StateRegistry<>> registry_;
   std::uint64_t batchPrefix_ = 0;
   std::string generation_;  // written at start; read by the I/O thread only after that
   std::uint64_t batchCounter_ = 0;

@@ -25,6 +25,7 @@
 #include <asyncstate/backend/rocksdb_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
+#include <asyncstate/state_registry.hpp>
 
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
@@ -35,7 +36,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,21 +75,15 @@ class RocksDbBackend final : public StateBackend {
   }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
-    for (std::uint32_t id = 0; id < states_.size(); ++id) {
-      if (states_[id].name != stateName) continue;
-      if (states_[id].kind != kind) {
-        throw std::invalid_argument("rocksdb " + options_.path.string() + ": state '" + stateName +
-                                    "' is already registered as " + toString(states_[id].kind) + ", not " +
-                                    toString(kind));
-      }
-      return id;
-    }
-    return addState(stateName, kind);
+    return states_.add(stateName, kind, [this](const std::string& name, StateKind newKind) {
+      return createColumnFamily(name, newKind);
+    });
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
     ++stats_.batches;
     stats_.requests += batch.size();
+    stats_.failures += states_.rejectInvalid(batch, sink);
     std::size_t begin = 0;
     while (begin < batch.size()) {
       const std::size_t end = segmentEnd(batch, begin);
@@ -114,9 +108,9 @@ class RocksDbBackend final : public StateBackend {
     rocksdb::ReadOptions read;
     read.snapshot = snap;
     try {
-      for (const State& state : states_) {
+      for (const auto& state : states_) {
         out.declare(state.name, state.kind);
-        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, state.handle));
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, state.data));
         for (it->SeekToFirst(); it->Valid(); it->Next()) {
           auto [key, userKey] = decodeRowKey(it->key(), state.name);
           out.add(state.name, state.kind, std::move(key), std::move(userKey), it->value().ToString());
@@ -133,24 +127,16 @@ class RocksDbBackend final : public StateBackend {
   // Kinds are checked before anything is deleted; the deletion of the old contents and
   // the new entries then commit as one atomic WriteBatch.
   void restore(const Savepoint& in) override {
-    for (const auto& [stateName, state] : in.states()) {
-      for (const State& existing : states_) {
-        if (existing.name == stateName && existing.kind != state.kind) {
-          throw std::invalid_argument("rocksdb " + options_.path.string() + ": savepoint has state '" + stateName +
-                                      "' as " + toString(state.kind) + " but it is registered as " +
-                                      toString(existing.kind) + "; nothing was restored");
-        }
-      }
-    }
+    states_.requireKindsOf(in);
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
     rocksdb::WriteBatch batch;
-    for (const State& state : states_) {
+    for (const auto& state : states_) {
       // No row key starts with 0xFFFFFFFF (a key of 4 GiB), so this range covers them all.
-      check(batch.DeleteRange(state.handle, rocksdb::Slice(), rocksdb::Slice("\xff\xff\xff\xff\xff", 5)),
+      check(batch.DeleteRange(state.data, rocksdb::Slice(), rocksdb::Slice("\xff\xff\xff\xff\xff", 5)),
             "restore: clearing state '" + state.name + "'");
     }
     for (const auto& [stateName, state] : in.states()) {
-      rocksdb::ColumnFamilyHandle* handle = states_[registerState(stateName, state.kind)].handle;
+      rocksdb::ColumnFamilyHandle* handle = states_.at(registerState(stateName, state.kind)).data;
       for (const SavepointEntry& e : state.entries) {
         check(batch.Put(handle, rowKey(e.key, e.userKey), e.value), "restore: writing state '" + stateName + "'");
       }
@@ -258,8 +244,8 @@ class RocksDbBackend final : public StateBackend {
     rocksdb::CompactRangeOptions options;
     options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
     check(db_->CompactRange(options, defaultHandle_, nullptr, nullptr), "compacting the state kinds");
-    for (const State& state : states_) {
-      check(db_->CompactRange(options, state.handle, nullptr, nullptr), "compacting state '" + state.name + "'");
+    for (const auto& state : states_) {
+      check(db_->CompactRange(options, state.data, nullptr, nullptr), "compacting state '" + state.name + "'");
     }
   }
 
@@ -286,22 +272,14 @@ class RocksDbBackend final : public StateBackend {
     fs::copy(dir, staging, fs::copy_options::recursive);
     try {
       RocksDbBackend probe(RocksDbOptions{staging, false, options_.writeBufferBytes});
-      for (const State& state : states_) {
-        for (const State& other : probe.states_) {
-          if (other.name == state.name && other.kind != state.kind) {
-            throw std::invalid_argument("rocksdb: checkpoint " + dir.string() + " has state '" + state.name + "' as " +
-                                        toString(other.kind) + " but it is registered as " + toString(state.kind) +
-                                        "; nothing was restored");
-          }
-        }
-      }
+      for (const auto& other : probe.states_) states_.requireKind(other.name, other.kind, "checkpoint " + dir.string());
     } catch (...) {
       fs::remove_all(staging);
       throw;
     }
     std::vector<std::pair<std::string, StateKind>> registered;
     registered.reserve(states_.size());
-    for (const State& state : states_) registered.emplace_back(state.name, state.kind);
+    for (const auto& state : states_) registered.emplace_back(state.name, state.kind);
     close();
     uploaded_.clear();  // the swapped-in files are another lineage: their names may repeat
     const fs::path old = options_.path.string() + ".replaced";
@@ -311,28 +289,24 @@ class RocksDbBackend final : public StateBackend {
     fs::remove_all(old);
     open();
     // Reorder so that every previously registered state has its old id.
-    std::vector<State> reordered;
+    ColumnFamilies reordered(states_.owner());
     for (const auto& [stateName, kind] : registered) {
-      auto it = std::find_if(states_.begin(), states_.end(), [&](const State& s) { return s.name == stateName; });
-      if (it == states_.end()) {
-        addState(stateName, kind);
-        it = std::prev(states_.end());
-      }
-      reordered.push_back(*it);
-      states_.erase(it);
+      const auto* reopened = states_.find(stateName);
+      reordered.add(stateName, kind, [&](const std::string& name, StateKind newKind) {
+        return reopened != nullptr ? reopened->data : createColumnFamily(name, newKind);
+      });
     }
-    for (State& rest : states_) reordered.push_back(rest);
+    for (const auto& rest : states_) {
+      reordered.add(rest.name, rest.kind, [&](const std::string&, StateKind) { return rest.data; });
+    }
     states_ = std::move(reordered);
   }
 
   BackendStats stats() const override { return stats_; }
 
  private:
-  struct State {
-    std::string name;
-    StateKind kind;
-    rocksdb::ColumnFamilyHandle* handle;
-  };
+  // Each registered state's column family.
+  using ColumnFamilies = StateRegistry<rocksdb::ColumnFamilyHandle*>;
 
   class ConcatMerge final : public rocksdb::AssociativeMergeOperator {
    public:
@@ -367,7 +341,7 @@ class RocksDbBackend final : public StateBackend {
   // Opens the database and finds its states. A foreign or damaged directory fails with a
   // BackendError naming the path and the problem, and is left closed and unlocked. Every
   // check runs before the one repair open() makes (removing what an interrupted
-  // registration left, see addState), so a rejected directory is not changed.
+  // registration left, see createColumnFamily), so a rejected directory is not changed.
   void open() {
     const rocksdb::Options options = dbOptions();
     std::vector<std::string> families;
@@ -432,7 +406,7 @@ class RocksDbBackend final : public StateBackend {
   }
 
   // A state is registered when its column family and its kind row both exist. The kind
-  // row is written first (addState), so a registration cut short leaves a kind row alone,
+  // row is written first (createColumnFamily), so a registration cut short leaves a kind row alone,
   // which is removed here; databases written before that order may hold an empty column
   // family without a kind row, which is dropped. Anything else unexpected is an error.
   // Handles it destroys are set to null in `handles`.
@@ -463,7 +437,7 @@ class RocksDbBackend final : public StateBackend {
       const std::string stateName = families[i].substr(kCfPrefix.size());
       const auto kind = kinds.find(stateName);
       if (kind != kinds.end()) {
-        states_.push_back(State{stateName, kind->second, handles[i]});
+        states_.add(stateName, kind->second, [&](const std::string&, StateKind) { return handles[i]; });
         kinds.erase(kind);
         continue;
       }
@@ -514,7 +488,7 @@ class RocksDbBackend final : public StateBackend {
 
   void close() {
     if (db_ == nullptr) return;
-    for (State& state : states_) db_->DestroyColumnFamilyHandle(state.handle);
+    for (const auto& state : states_) db_->DestroyColumnFamilyHandle(state.data);
     states_.clear();
     db_->DestroyColumnFamilyHandle(defaultHandle_);
     defaultHandle_ = nullptr;
@@ -526,7 +500,7 @@ class RocksDbBackend final : public StateBackend {
   // The kind row is written and synced before the column family is created: a crash in
   // between leaves a kind row without a column family, which the next open() removes, and
   // never a column family whose kind is unknown.
-  std::uint32_t addState(const std::string& stateName, StateKind kind) {
+  rocksdb::ColumnFamilyHandle* createColumnFamily(const std::string& stateName, StateKind kind) {
     const char kindByte = static_cast<char>(kind);
     check(db_->Put(syncWrite(), defaultHandle_, std::string(kKindPrefix) + stateName, std::string(1, kindByte)),
           "recording the kind of state '" + stateName + "'");
@@ -534,11 +508,10 @@ class RocksDbBackend final : public StateBackend {
     check(
         db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(dbOptions()), std::string(kCfPrefix) + stateName, &handle),
         "creating the column family of state '" + stateName + "'");
-    states_.push_back(State{stateName, kind, handle});
-    return static_cast<std::uint32_t>(states_.size() - 1);
+    return handle;
   }
 
-  const std::string& stateName(const StateRequest& request) const { return states_.at(request.stateId).name; }
+  std::string stateName(const StateRequest& request) const { return states_.nameOf(request.stateId); }
 
   void check(const rocksdb::Status& status, const std::string& what) const {
     if (!status.ok()) throw BackendError("rocksdb " + options_.path.string() + ": " + what + ": " + status.ToString());
@@ -611,7 +584,7 @@ class RocksDbBackend final : public StateBackend {
       std::vector<rocksdb::ColumnFamilyHandle*> handles;
       std::vector<rocksdb::Slice> slices;
       for (std::size_t g = 0; g < gets.size(); ++g) {
-        handles.push_back(states_.at(batch[gets[g]].stateId).handle);
+        handles.push_back(states_.at(batch[gets[g]].stateId).data);
         slices.emplace_back(getKeys[g]);
       }
       std::vector<rocksdb::PinnableSlice> values(gets.size());
@@ -639,8 +612,9 @@ class RocksDbBackend final : public StateBackend {
         scan(read, request, sink);
         continue;
       }
-      rocksdb::ColumnFamilyHandle* handle = states_.at(request.stateId).handle;
-      const bool isMap = states_[request.stateId].kind == StateKind::Map;
+      const auto& state = states_.at(request.stateId);
+      rocksdb::ColumnFamilyHandle* handle = state.data;
+      const bool isMap = state.kind == StateKind::Map;
       switch (request.type) {
         case RequestType::Put:
           writes.Put(handle, rowKey(request.key, request.userKey), request.value).PermitUncheckedError();
@@ -682,11 +656,15 @@ class RocksDbBackend final : public StateBackend {
     const rocksdb::Slice upperSlice(upper);
     rocksdb::ReadOptions read = segmentRead;
     read.iterate_upper_bound = &upperSlice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, states_.at(request.stateId).handle));
-    // The cursor is the last user key returned, tagged so that an empty user key is not
-    // "start"; the smallest row after it is the row key followed by a zero byte.
-    it->Seek(request.cursor.empty() ? prefix : rowKey(request.key, request.cursor.substr(1)) + '\0');
     StateResult result;
+    if (request.cursor.atEnd()) {
+      result.finishScan(request.cursor, false);
+      sink.complete(request.ticket, std::move(result));
+      return;
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, states_.at(request.stateId).data));
+    // The smallest row after the cursor's user key is its row key followed by a zero byte.
+    it->Seek(request.cursor.atStart() ? prefix : rowKey(request.key, request.cursor.lastUserKey()) + '\0');
     for (; it->Valid() && result.entries.size() < request.limit; it->Next()) {
       result.entries.emplace_back(it->key().ToString().substr(prefix.size()), it->value().ToString());
     }
@@ -694,8 +672,7 @@ class RocksDbBackend final : public StateBackend {
       failRequest(request, it->status(), sink);
       return;
     }
-    result.more = it->Valid();
-    if (!result.entries.empty()) result.nextCursor = "@" + result.entries.back().first;
+    result.finishScan(request.cursor, it->Valid());
     sink.complete(request.ticket, std::move(result));
   }
 
@@ -710,7 +687,7 @@ class RocksDbBackend final : public StateBackend {
   RocksDbOptions options_;
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* defaultHandle_ = nullptr;
-  std::vector<State> states_;
+  ColumnFamilies states_{"rocksdb " + options_.path.string()};
   BackendStats stats_;
   std::size_t retainedCheckpoints_ = 3;
   // Table files already in uploadedRoot_'s shared/ by their name in this database.
