@@ -99,6 +99,23 @@ TEST(IteratorTest, ToVectorOverManyChunksRunsInConstantStack) {
   });
 }
 
+TEST(IteratorTest, AChunkSizeOfZeroIteratesOneEntryPerChunk) {
+  MemoryBackend backend;
+  ControllerOptions o;
+  o.log = nullptr;
+  o.iteratorChunkSize = 0;
+  AsyncExecutionController controller(backend, o);
+  MapState<int, int> map(controller, MapStateDescriptor<int, int>("small"));
+  std::vector<std::pair<int, int>> all;
+  controller.processRecord(1, [&] {
+    for (int i = 0; i < 3; ++i) map.asyncPut(i, 10 * i);
+    toVector(map.asyncEntries()).thenAccept([&](std::vector<std::pair<int, int>> v) { all = std::move(v); });
+  });
+  controller.drain();  // a failed scan would fail the task here
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<std::pair<int, int>>{{0, 0}, {1, 10}, {2, 20}}));
+}
+
 TEST(IteratorTest, OnNextWithAFutureFunctionOverManyChunksRunsInConstantStack) {
   onSmallStack(kSmallStack, [] {
     BigMap m;

@@ -228,6 +228,8 @@ class AsyncExecutionController final {
     if (!options_.errorHandler) options_.errorHandler = failTask();
     if (options_.batchSize == 0) options_.batchSize = 1;
     if (options_.inFlightLimit == 0) options_.inFlightLimit = 1;
+    // A scan of zero entries would never advance: every backend rejects it.
+    if (options_.iteratorChunkSize == 0) options_.iteratorChunkSize = 1;
     if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
     if (options_.observer != nullptr && options_.observer->measuresRoundTrips()) roundTrips_.emplace();
     if (options_.log != nullptr) {

@@ -1,8 +1,8 @@
 # doc_programs(<page>): one executable and one test per cpp program of docs/<page>.md,
 # compiled with the project's warnings and run in its build directory. A fence's tags
-# add what the program needs: "rocksdb" (```cpp rocksdb) links RocksDB, "http" the
+# add what the program needs: "rocksdb" (```cpp rocksdb) links RocksDB, "redis" hiredis, "http" the
 # /metrics endpoint; without that component the program is not built (said at configure).
-# Included by tests/docs (guide, migration, runtime) and tests/monitoring (operations).
+# Included by tests/docs (guide, migration, runtime, backends) and tests/monitoring (operations).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(ASYNCSTATE_DOC_BLOCKS ${CMAKE_CURRENT_LIST_DIR}/doc_blocks.py)
 
@@ -25,6 +25,10 @@ function(doc_programs page)
       message(STATUS "docs/${page}.md: ${name} needs RocksDB; not built (ASYNCSTATE_WITH_ROCKSDB=OFF)")
       continue()
     endif()
+    if(tags MATCHES "redis" AND NOT ASYNCSTATE_WITH_REDIS)
+      message(STATUS "docs/${page}.md: ${name} needs Redis; not built (ASYNCSTATE_WITH_REDIS=OFF)")
+      continue()
+    endif()
     if(tags MATCHES "http" AND NOT ASYNCSTATE_WITH_HTTP)
       message(STATUS "docs/${page}.md: ${name} needs the /metrics endpoint; not built (ASYNCSTATE_WITH_HTTP=OFF)")
       continue()
@@ -36,6 +40,11 @@ function(doc_programs page)
     if(tags MATCHES "rocksdb")
       find_package(RocksDB CONFIG REQUIRED)
       target_link_libraries(doc_${name} PRIVATE RocksDB::rocksdb-shared)
+    endif()
+    if(tags MATCHES "redis")
+      find_package(PkgConfig REQUIRED)
+      pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+      target_link_libraries(doc_${name} PRIVATE PkgConfig::HIREDIS)
     endif()
     if(tags MATCHES "http")
       target_link_libraries(doc_${name} PRIVATE asyncstate::metrics_http)
