@@ -5,7 +5,8 @@ per check, against the CPU time of the whole runs (parsing included): the ratio
 checks / (total - checks) is what the checks add to clang-tidy's own parse. Used
 for the table in docs/analyzer.md.
 
-usage: profile.py <asyncstate-tidy> <include dir> <file>...
+usage: profile.py <asyncstate-tidy> <include dir> [--<clang-tidy option>...] <file>...
+  e.g. --config="{CheckOptions: {TraverseUserCodeOnly: false}}" for the whole-TU traversal
 """
 import json
 import pathlib
@@ -16,13 +17,15 @@ import tempfile
 
 
 def main():
-    tidy, include, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+    tidy, include, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+    options = [arg for arg in rest if arg.startswith("--")]
+    files = [arg for arg in rest if not arg.startswith("--")]
     totals, checks = {}, 0.0
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as store:
         for path in files:
             extra = ["-x", "c++"] if path.endswith((".hpp", ".h")) else []
-            subprocess.run([tidy, "--checks=-*,asyncstate-*", "--quiet", "--enable-check-profile",
+            subprocess.run([tidy, "--checks=-*,asyncstate-*", "--quiet", *options, "--enable-check-profile",
                             f"--store-check-profile={store}", path, "--", *extra, "-std=c++20", "-I", include,
                             "-I", str(pathlib.Path(path).parent)], capture_output=True, check=False)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
