@@ -36,7 +36,8 @@ const MemberExpr* thisMember(const Expr* E) {
 
 struct Event {
   enum Kind { Write, Read, Suspend, Lambda } What;
-  // Where the event takes effect, for ordering; Written is where a write names the member.
+  // Where the event takes effect, for ordering; Written is where a diagnostic points
+  // (the member a write names, the `co_await` keyword).
   SourceLocation Loc;
   SourceLocation Written;
   const FieldDecl* Field = nullptr;
@@ -66,9 +67,11 @@ class EventCollector : public RecursiveASTVisitor<EventCollector> {
   }
   bool TraverseCXXRecordDecl(CXXRecordDecl*) { return true; }
 
-  bool VisitCoawaitExpr(CoawaitExpr* Await) { return suspend(Await->getBeginLoc()); }
-  bool VisitDependentCoawaitExpr(DependentCoawaitExpr* Await) { return suspend(Await->getBeginLoc()); }
-  bool VisitCoyieldExpr(CoyieldExpr* Yield) { return suspend(Yield->getBeginLoc()); }
+  // The record suspends once the operand is evaluated: `co_await s->asyncGet(key_)`
+  // reads key_ before it.
+  bool VisitCoawaitExpr(CoawaitExpr* Await) { return suspend(Await); }
+  bool VisitDependentCoawaitExpr(DependentCoawaitExpr* Await) { return suspend(Await); }
+  bool VisitCoyieldExpr(CoyieldExpr* Yield) { return suspend(Yield); }
 
   bool VisitBinaryOperator(BinaryOperator* Op) {
     if (Op->getOpcode() == BO_Assign) return write(Op->getLHS(), Op->getEndLoc());
@@ -100,8 +103,8 @@ class EventCollector : public RecursiveASTVisitor<EventCollector> {
   }
 
  private:
-  bool suspend(SourceLocation Loc) {
-    Events.push_back({Event::Suspend, Loc, {}, nullptr, nullptr});
+  bool suspend(const Expr* Suspension) {
+    Events.push_back({Event::Suspend, Suspension->getEndLoc(), Suspension->getBeginLoc(), nullptr, nullptr});
     return true;
   }
   // The write takes effect once its right-hand side is evaluated: at the end of the
@@ -199,8 +202,12 @@ void MemberScratchAcrossSuspensionCheck::analyzeBody(const Stmt* Body, SourceRan
         SM.isBeforeInTranslationUnit(Call->getBeginLoc(), Range.getEnd()))
       E.Loc = Call->getBeginLoc();
   }
-  std::stable_sort(Events.begin(), Events.end(),
-                   [&](const Event& A, const Event& B) { return SM.isBeforeInTranslationUnit(A.Loc, B.Loc); });
+  // At one location (`scratch_ = co_await f()` ends where the co_await ends) the
+  // suspension comes first: the write takes the value the record resumed with.
+  std::stable_sort(Events.begin(), Events.end(), [&](const Event& A, const Event& B) {
+    if (A.Loc == B.Loc) return A.What == Event::Suspend && B.What != Event::Suspend;
+    return SM.isBeforeInTranslationUnit(A.Loc, B.Loc);
+  });
 
   PendingWrites Last = std::move(Inherited);
   llvm::DenseMap<const FieldDecl*, bool> Crossed;
@@ -216,7 +223,7 @@ void MemberScratchAcrossSuspensionCheck::analyzeBody(const Stmt* Body, SourceRan
         for (auto& [Field, Pending] : Last)
           if (!Crossed[Field]) {
             Crossed[Field] = true;
-            Pending.Boundary = E.Loc;
+            Pending.Boundary = E.Written;
             Pending.AcrossContinuation = false;
           }
         break;
