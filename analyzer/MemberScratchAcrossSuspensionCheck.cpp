@@ -209,6 +209,12 @@ void MemberScratchAcrossSuspensionCheck::analyzeBody(const Stmt* Body, SourceRan
     return SM.isBeforeInTranslationUnit(A.Loc, B.Loc);
   });
 
+  // A continuation runs after the whole synchronous part of the record: a write
+  // made after attaching it is clobbered by the next records just as well.
+  PendingWrites LaterWrites;
+  for (const Event& E : Events)
+    if (E.What == Event::Write) LaterWrites.try_emplace(E.Field, PendingWrite{E.Written, {}, false});
+
   PendingWrites Last = std::move(Inherited);
   llvm::DenseMap<const FieldDecl*, bool> Crossed;
   for (const auto& [Field, Pending] : Last) Crossed[Field] = true;
@@ -232,7 +238,7 @@ void MemberScratchAcrossSuspensionCheck::analyzeBody(const Stmt* Body, SourceRan
         if (It == Last.end() || !Crossed[E.Field] || !ReportedHere.insert(E.Field).second) break;
         if (!Reported.firstTime(E.Loc, ReadKind)) break;
         diag(E.Loc,
-             "member %0 is written before an asynchronous boundary and read after it; records of other keys run "
+             "member %0 carries a per-record value across an asynchronous boundary; records of other keys run "
              "in between and may overwrite it: keep per-record values in locals (captured by value) or in keyed "
              "state")
             << E.Field;
@@ -250,9 +256,12 @@ void MemberScratchAcrossSuspensionCheck::analyzeBody(const Stmt* Body, SourceRan
         const CallExpr* Call = Attached.lookup(Lambda);
         PendingWrites ForLambda;
         // [*this] reads a copy taken when the continuation was made: nothing to clobber.
-        if (Call && capturesThisByReference(Lambda))
+        if (Call && capturesThisByReference(Lambda)) {
           for (const auto& [Field, Pending] : Last)
             ForLambda[Field] = Crossed[Field] ? Pending : PendingWrite{Pending.Write, Call->getExprLoc(), true};
+          for (const auto& [Field, Later] : LaterWrites)
+            ForLambda.try_emplace(Field, PendingWrite{Later.Write, Call->getExprLoc(), true});
+        }
         const Stmt* LambdaBody = Lambda->getBody();
         analyzeBody(LambdaBody, LambdaBody->getSourceRange(), std::move(ForLambda), Ctx, Depth + 1);
         break;
