@@ -2,6 +2,7 @@
 
 #include "utils/Defaults.h"
 #include "utils/Matching.h"
+#include "utils/UdfClasses.h"
 
 #include "clang/AST/ASTContext.h"
 #include "clang/AST/RecursiveASTVisitor.h"
@@ -156,8 +157,7 @@ void MemberScratchAcrossSuspensionCheck::storeOptions(ClangTidyOptions::OptionMa
 }
 
 void MemberScratchAcrossSuspensionCheck::registerMatchers(MatchFinder* Finder) {
-  Finder->addMatcher(cxxRecordDecl(isDefinition(), unless(isLambda()), unless(isExpansionInSystemHeader())).bind("udf"),
-                     this);
+  Finder->addMatcher(translationUnitDecl().bind("tu"), this);
 }
 
 bool MemberScratchAcrossSuspensionCheck::isTracked(const FieldDecl* Field) {
@@ -171,14 +171,15 @@ bool MemberScratchAcrossSuspensionCheck::isTracked(const FieldDecl* Field) {
 }
 
 void MemberScratchAcrossSuspensionCheck::check(const MatchFinder::MatchResult& Result) {
-  const auto* Record = Result.Nodes.getNodeAs<CXXRecordDecl>("udf");
-  if (!Resolver.isUdfClass(Record) || Resolver.isInLibrary(Record)) return;
-  for (const CXXMethodDecl* Method : Record->methods()) {
-    if (isa<CXXConstructorDecl, CXXDestructorDecl>(Method) || Method->isStatic()) continue;
-    const FunctionDecl* Definition = Method->getDefinition();
-    const Stmt* Body = Definition ? functionBody(Definition) : nullptr;
-    if (Body) analyzeBody(Body, Body->getSourceRange(), PendingWrites(), *Result.Context, 0);
-  }
+  ASTContext& Ctx = *Result.Context;
+  forEachUdfClass(Ctx, Resolver, Names, [&](const CXXRecordDecl* Record) {
+    for (const CXXMethodDecl* Method : Record->methods()) {
+      if (isa<CXXConstructorDecl, CXXDestructorDecl>(Method) || Method->isStatic()) continue;
+      const FunctionDecl* Definition = Method->getDefinition();
+      const Stmt* Body = Definition ? functionBody(Definition) : nullptr;
+      if (Body) analyzeBody(Body, Body->getSourceRange(), PendingWrites(), Ctx, 0);
+    }
+  });
 }
 
 // Replays the body's events in source order. A write followed by a suspension (or

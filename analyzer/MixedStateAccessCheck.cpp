@@ -2,6 +2,7 @@
 
 #include "utils/Defaults.h"
 #include "utils/Matching.h"
+#include "utils/UdfClasses.h"
 
 #include "clang/AST/ASTContext.h"
 #include "clang/AST/RecursiveASTVisitor.h"
@@ -83,14 +84,16 @@ void MixedStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
 }
 
 void MixedStateAccessCheck::registerMatchers(MatchFinder* Finder) {
-  Finder->addMatcher(cxxRecordDecl(isDefinition(), unless(isLambda()), unless(isExpansionInSystemHeader())).bind("udf"),
-                     this);
+  Finder->addMatcher(translationUnitDecl().bind("tu"), this);
 }
 
 void MixedStateAccessCheck::check(const MatchFinder::MatchResult& Result) {
-  const auto* Record = Result.Nodes.getNodeAs<CXXRecordDecl>("udf");
-  if (!Resolver.isUdfClass(Record) || Resolver.isInLibrary(Record)) return;
-  StateCallCollector Collector(StateTypes, SyncMethods, Resolver, *Result.SourceManager);
+  forEachUdfClass(*Result.Context, Resolver, Names,
+                  [&](const CXXRecordDecl* Record) { checkClass(Record, *Result.SourceManager); });
+}
+
+void MixedStateAccessCheck::checkClass(const CXXRecordDecl* Record, const SourceManager& SM) {
+  StateCallCollector Collector(StateTypes, SyncMethods, Resolver, SM);
   for (const CXXMethodDecl* Method : Record->methods())
     if (const FunctionDecl* Definition = Method->getDefinition(); Definition && Definition->getBody())
       Collector.TraverseStmt(Definition->getBody());

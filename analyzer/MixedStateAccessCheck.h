@@ -20,6 +20,8 @@ class MixedStateAccessCheck : public AsyncStateCheck {
   void check(const ast_matchers::MatchFinder::MatchResult& Result) override;
 
  private:
+  void checkClass(const CXXRecordDecl* Record, const SourceManager& SM);
+
   const std::vector<std::string> StateTypes;
   const std::vector<std::string> SyncMethods;
 };
