@@ -9,8 +9,7 @@
 #include "clang/AST/StmtCXX.h"
 #include "clang/ASTMatchers/ASTMatchFinder.h"
 #include "llvm/ADT/DenseSet.h"
-
-#include <algorithm>
+#include "llvm/ADT/STLExtras.h"
 
 using namespace clang::ast_matchers;
 
@@ -205,10 +204,20 @@ void MemberScratchAcrossSuspensionCheck::analyzeBody(const Stmt* Body, SourceRan
   }
   // At one location (`scratch_ = co_await f()` ends where the co_await ends) the
   // suspension comes first: the write takes the value the record resumed with.
-  std::stable_sort(Events.begin(), Events.end(), [&](const Event& A, const Event& B) {
-    if (A.Loc == B.Loc) return A.What == Event::Suspend && B.What != Event::Suspend;
-    return SM.isBeforeInTranslationUnit(A.Loc, B.Loc);
+  // Otherwise events keep the order the walk found them in.
+  std::vector<unsigned> Order(Events.size());
+  for (unsigned I = 0; I < Order.size(); ++I) Order[I] = I;
+  llvm::sort(Order, [&](unsigned I, unsigned J) {
+    const Event& A = Events[I];
+    const Event& B = Events[J];
+    if (A.Loc != B.Loc) return SM.isBeforeInTranslationUnit(A.Loc, B.Loc);
+    const bool ASuspends = A.What == Event::Suspend, BSuspends = B.What == Event::Suspend;
+    return ASuspends != BSuspends ? ASuspends : I < J;
   });
+  std::vector<Event> Sorted;
+  Sorted.reserve(Events.size());
+  for (unsigned I : Order) Sorted.push_back(Events[I]);
+  Events = std::move(Sorted);
 
   // A continuation runs after the whole synchronous part of the record: a write
   // made after attaching it is clobbered by the next records just as well.
