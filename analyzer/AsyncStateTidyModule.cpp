@@ -3,6 +3,8 @@
 #include "BlockingCallbackCheck.h"
 #include "DanglingCaptureCheck.h"
 #include "DanglingCoroutineReferenceCheck.h"
+#include "MemberScratchAcrossSuspensionCheck.h"
+#include "MixedStateAccessCheck.h"
 #include "RawFutureCheck.h"
 #include "SwallowedExceptionCheck.h"
 #include "SyncStateAccessCheck.h"
@@ -21,6 +23,8 @@ class AsyncStateModule : public ClangTidyModule {
     Factories.registerCheck<DanglingCaptureCheck>("asyncstate-dangling-capture");
     Factories.registerCheck<BlockingCallbackCheck>("asyncstate-blocking-callback");
     Factories.registerCheck<DanglingCoroutineReferenceCheck>("asyncstate-dangling-coroutine-reference");
+    Factories.registerCheck<MemberScratchAcrossSuspensionCheck>("asyncstate-member-scratch-across-suspension");
+    Factories.registerCheck<MixedStateAccessCheck>("asyncstate-mixed-state-access");
   }
 };
 

@@ -82,4 +82,12 @@ inline constexpr const char PerRecordMethods[] = "processElement;onTimer";
 // Parameter types that only view memory owned elsewhere, like references do.
 inline constexpr const char ViewTypes[] = "::std::basic_string_view;::std::span";
 
+// asyncstate-member-scratch-across-suspension
+// Member types that hold values shared beyond one record by design (published to
+// other threads, or runtime-owned objects that are the same for every record).
+inline constexpr const char IgnoredMemberTypes[] =
+    "::std::atomic;::std::atomic_ref;::asyncstate::Collector;::asyncstate::RuntimeContext";
+// Member functions that give a member a fresh per-record value, like an assignment.
+inline constexpr const char ScratchResetMethods[] = "assign;clear;reset";
+
 }  // namespace clang::tidy::asyncstate::defaults

@@ -4,7 +4,7 @@
 1. For every check, the warnings it emits on its must-warn fixture (against the
    CHECK-MESSAGES lines there) and on its must-not-warn fixture (should be 0).
 2. Precision and recall of all checks together on sets of realistic UDF files
-   (fixtures/udf, fixtures/eval2): every `// CHECK-MESSAGES: :[[@LINE-N]]:...
+   (fixtures/udf, fixtures/eval2, fixtures/eval3): every `// CHECK-MESSAGES: :[[@LINE-N]]:...
    [asyncstate-x]` line is one expected finding at that line; a diagnostic of an
    asyncstate check at an expected (line, check) is a true positive, any other
    asyncstate diagnostic a false positive, an expected finding nobody reported a
@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 CHECKS = ["sync-state-access", "raw-future", "swallowed-exception", "dangling-capture", "blocking-callback",
-          "dangling-coroutine-reference"]
+          "dangling-coroutine-reference", "member-scratch-across-suspension", "mixed-state-access"]
 EXPECTATION = re.compile(r"//\s*CHECK-MESSAGES(?:-DAG)?:\s*:(?:\[\[@LINE([+-]\d+)?\]\]|(\d+)):.*?"
                          r"(?:\[(asyncstate-[a-z-]+)\])?\s*$")
 
@@ -64,7 +64,7 @@ def score(tidy, include, path):
 
 def main():
     tidy, include, fixtures = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
-    sets = sys.argv[4:] or ["udf", "eval2"]
+    sets = sys.argv[4:] or ["udf", "eval2", "eval3"]
     print("| check | must-warn cases (CHECK-MESSAGES) | warnings there | must-not-warn file: warnings |")
     print("|---|---|---|---|")
     for check in CHECKS:
