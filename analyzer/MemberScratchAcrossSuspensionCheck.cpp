@@ -156,6 +156,7 @@ void MemberScratchAcrossSuspensionCheck::storeOptions(ClangTidyOptions::OptionMa
 }
 
 void MemberScratchAcrossSuspensionCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   Finder->addMatcher(translationUnitDecl().bind("tu"), this);
 }
 

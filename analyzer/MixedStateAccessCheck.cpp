@@ -84,6 +84,7 @@ void MixedStateAccessCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
 }
 
 void MixedStateAccessCheck::registerMatchers(MatchFinder* Finder) {
+  traverseUserCodeOnly(Finder);
   Finder->addMatcher(translationUnitDecl().bind("tu"), this);
 }
 
