@@ -78,7 +78,9 @@ class EventCollector : public RecursiveASTVisitor<EventCollector> {
     if (Op->isCompoundAssignmentOp()) return accumulate(Op->getLHS());
     return true;
   }
-  bool VisitUnaryOperator(UnaryOperator* Op) { return Op->isIncrementDecrementOp() ? accumulate(Op->getSubExpr()) : true; }
+  bool VisitUnaryOperator(UnaryOperator* Op) {
+    return Op->isIncrementDecrementOp() ? accumulate(Op->getSubExpr()) : true;
+  }
   bool VisitCXXOperatorCallExpr(CXXOperatorCallExpr* Call) {
     if (Call->getNumArgs() == 0) return true;
     const OverloadedOperatorKind Op = Call->getOperator();
