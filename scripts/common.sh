@@ -7,6 +7,9 @@ jobs="$(nproc)"
 export CCACHE_BASEDIR="$root"
 export CCACHE_NOHASHDIR=true
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# The sanitizer builds' tests share a precompiled header; ccache caches their compiles only
+# when told that the header's macros and timestamps are accounted for (its manual's setting).
+export CCACHE_SLOPPINESS=pch_defines,time_macros
 
 # configure <dir> <c++ compiler> [cmake args...]
 # Debug info is line tables only (-g1): enough for sanitizer reports, backtraces and

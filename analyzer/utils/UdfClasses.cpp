@@ -1,6 +1,7 @@
 #include "utils/UdfClasses.h"
 
 #include "utils/Matching.h"
+#include "utils/UserCodeParents.h"
 
 #include "clang/AST/DeclTemplate.h"
 
@@ -15,11 +16,9 @@ void visitContext(const DeclContext* Context, const SourceManager& SM, AsyncScop
       Visit(Record);
   };
   for (const Decl* D : Context->decls()) {
-    const SourceLocation Loc = D->getLocation();
-    if (Loc.isInvalid() || SM.isInSystemHeader(SM.getExpansionLoc(Loc))) continue;
+    if (!isUserDecl(D, SM, Names.IgnoredNamespaces)) continue;
     if (const auto* Namespace = dyn_cast<NamespaceDecl>(D)) {
-      if (!Namespace->isStdNamespace() && !matchesQualifiedName(Namespace, Names.IgnoredNamespaces))
-        visitContext(Namespace, SM, Resolver, Names, Visit);
+      visitContext(Namespace, SM, Resolver, Names, Visit);
     } else if (const auto* Linkage = dyn_cast<LinkageSpecDecl>(D)) {
       visitContext(Linkage, SM, Resolver, Names, Visit);
     } else if (const auto* Template = dyn_cast<ClassTemplateDecl>(D)) {

@@ -44,6 +44,8 @@ class ParentIndexer : public RecursiveASTVisitor<ParentIndexer> {
   std::vector<DynTypedNode> Stack;
 };
 
+}  // namespace
+
 bool isUserDecl(const Decl* D, const SourceManager& SM, const std::vector<std::string>& IgnoredNamespaces) {
   const SourceLocation Loc = D->getLocation();
   if (Loc.isInvalid() || SM.isInSystemHeader(SM.getExpansionLoc(Loc))) return false;
@@ -51,8 +53,6 @@ bool isUserDecl(const Decl* D, const SourceManager& SM, const std::vector<std::s
     return !Namespace->isStdNamespace() && !matchesQualifiedName(Namespace, IgnoredNamespaces);
   return true;
 }
-
-}  // namespace
 
 UserCodeParents& UserCodeParents::instance() {
   static UserCodeParents Shared;

@@ -19,6 +19,10 @@
 
 namespace clang::tidy::asyncstate {
 
+// Whether a top-level (or namespace-level) declaration is user code: spelled outside
+// system headers and, for a namespace, neither std nor one of IgnoredNamespaces.
+bool isUserDecl(const Decl* D, const SourceManager& SM, const std::vector<std::string>& IgnoredNamespaces);
+
 class UserCodeParents {
  public:
   // One index per translation unit, shared by all checks.
