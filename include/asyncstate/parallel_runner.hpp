@@ -229,17 +229,19 @@ class ParallelRunner {
   RunStats run(Source<In>& source, Collector<Out>& sink) {
     LockedCollector locked(sink);
     const auto started = std::chrono::steady_clock::now();
-    for (auto& subtask : subtasks_) {
-      subtask->runner.attach(locked);
-      subtask->thread = std::thread([this, s = subtask.get()] { subtaskLoop(*s); });
-    }
     std::uint64_t thisRun = 0;
     try {
+      for (auto& subtask : subtasks_) {
+        subtask->runner.attach(locked);
+        subtask->thread = std::thread([this, s = subtask.get()] { subtaskLoop(*s); });
+      }
       route(source, thisRun);
     } catch (...) {
       abort(std::current_exception());
     }
-    for (auto& subtask : subtasks_) subtask->thread.join();
+    for (auto& subtask : subtasks_) {
+      if (subtask->thread.joinable()) subtask->thread.join();
+    }
     if (failure_) std::rethrow_exception(failure_);
     RunStats s;
     s.records = thisRun;
@@ -250,7 +252,7 @@ class ParallelRunner {
     return s;
   }
 
-  // Outputs emitted since the job began (across restores).
+  // Outputs emitted since the job began (across restores); read it while run() is not running.
   std::uint64_t outputs() const {
     std::uint64_t n = committedOutputs_;
     for (const auto& subtask : subtasks_) n += subtask->runner.outputs();
@@ -365,6 +367,17 @@ class ParallelRunner {
     }
   }
 
+  // An entry of `part` outside `range`, described; none: nullopt.
+  static std::optional<std::string> strayEntry(const Savepoint& part, const KeyGroupRange& range) {
+    for (const auto& [name, state] : part.states()) {
+      for (const SavepointEntry& e : state.entries) {
+        if (!range.contains(keyGroupOf(e.key)))
+          return "an entry of state '" + name + "' in key group " + std::to_string(keyGroupOf(e.key));
+      }
+    }
+    return std::nullopt;
+  }
+
   // The parts' ranges must tile [0, kMaxKeyGroups) and hold only their own key groups:
   // anything else would lose state or restore it twice.
   static void requireCoverage(const ParallelCheckpoint& checkpoint) {
@@ -386,13 +399,9 @@ class ParallelRunner {
         throw CorruptSavepointError("parallel checkpoint: no part holds key groups [" + std::to_string(next) + ", " +
                                     std::to_string(r.first - 1) + "]" + refused);
       next = r.last + 1;
-      for (const auto& [name, state] : part->savepoint.states()) {
-        for (const SavepointEntry& e : state.entries) {
-          if (!r.contains(keyGroupOf(e.key)))
-            throw CorruptSavepointError("parallel checkpoint: the part of key groups " + r.toString() +
-                                        " holds an entry of state '" + name + "' in key group " +
-                                        std::to_string(keyGroupOf(e.key)) + refused);
-        }
+      if (auto stray = strayEntry(part->savepoint, r)) {
+        throw CorruptSavepointError("parallel checkpoint: the part of key groups " + r.toString() + " holds " + *stray +
+                                    refused);
       }
       partTimers(*part);
     }
@@ -484,6 +493,14 @@ class ParallelRunner {
     cp.idleWatermarkDone = idleWatermarkDone_;
     cp.outputs = committedOutputs_;
     for (std::size_t i = 0; i < subtasks_.size(); ++i) {
+      // A store every subtask sees whole (Redis) run as PerSubtask would be restored
+      // over itself K times: refuse it here, before such a checkpoint exists.
+      if (auto stray = strayEntry(*parts_[i], subtasks_[i]->subtask.keyGroups)) {
+        lock.unlock();
+        throw std::logic_error("parallel checkpoint: the backend of subtask " + std::to_string(i) + " (key groups " +
+                               subtasks_[i]->subtask.keyGroups.toString() + ") holds " + *stray +
+                               ": its store is shared by the subtasks, so the job needs StatePlacement::Shared");
+      }
       cp.outputs += decode<std::uint64_t>(parts_[i]->metadata().at("outputs"));
       cp.parts.push_back({subtasks_[i]->subtask.keyGroups, std::move(*parts_[i])});
     }

@@ -308,6 +308,47 @@ TEST(ParallelRunner, ParallelismWithoutKeyGroupsIsRejected) {
   }
 }
 
+// A key whose records fail the task (the default error handler).
+class FailsOnOneUser final : public KeyedProcessFunction<std::string, Event, WindowCount> {
+ public:
+  void processElement(const Event& event, Context&, Collector<WindowCount>&) override {
+    if (event.userId == events()[4321].userId) throw std::runtime_error("bad record of " + event.userId);
+  }
+};
+
+TEST(ParallelRunner, AFailingSubtaskStopsTheJobAndRunRethrowsItsError) {
+  Job job([](const Subtask&) { return std::make_unique<MemoryBackend>(); },
+          [] { return std::make_unique<FailsOnOneUser>(); }, keyOf, timeOf, jobOptions(4, StatePlacement::PerSubtask));
+  VectorSource<Event> source(events());
+  VectorCollector<WindowCount> sink;
+  try {
+    job.run(source, sink);
+    ADD_FAILURE() << "the failure vanished";
+  } catch (const AsyncStateException& e) {
+    EXPECT_NE(std::string(e.what()).find("bad record of"), std::string::npos) << e.what();
+  }
+}
+
+#if ASYNCSTATE_TEST_WITH_REDIS
+// Every Redis backend of a job sees all its key groups: run as PerSubtask, a restore
+// would replace the store K times over. The first checkpoint refuses.
+TEST(ParallelRunner, ASharedStoreRunAsPerSubtaskIsRefusedAtTheFirstCheckpoint) {
+  const RedisOptions options = redisOptionsFor({sharedRedis().address()});
+  ParallelRunnerOptions o = jobOptions(2, StatePlacement::PerSubtask);
+  o.runner.checkpointEvery = 2000;
+  Job job([options](const Subtask&) { return std::make_unique<RedisBackend>(options); },
+          [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, keyOf, timeOf, o);
+  VectorSource<Event> source(events());
+  VectorCollector<WindowCount> sink;
+  try {
+    job.run(source, sink);
+    ADD_FAILURE() << "a checkpoint of a shared store run as PerSubtask was taken";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("StatePlacement::Shared"), std::string::npos) << e.what();
+  }
+}
+#endif
+
 TEST(KeyGroupRange, RangesTileTheKeyGroupsAsFlinkAssignsThem) {
   for (std::uint32_t parallelism = 1; parallelism <= kMaxKeyGroups; ++parallelism) {
     std::uint32_t next = 0;
