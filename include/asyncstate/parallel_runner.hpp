@@ -41,6 +41,7 @@
 #include <asyncstate/state_backend.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
