@@ -134,6 +134,14 @@ class EmbeddedRunner {
   // Returns how many outputs the checkpoint had already emitted (an exactly-once
   // sink keeps those and drops anything emitted after the checkpoint).
   std::uint64_t restore(const Savepoint& checkpoint, Source<In>& source) {
+    const std::uint64_t outputs = restore(checkpoint);
+    source.seek(decode<std::uint64_t>(checkpoint.metadata().at("source.position")));  // validated by restore()
+    return outputs;
+  }
+
+  // As above, for a caller that positions the source itself (ParallelRunner's subtasks
+  // read no source: the job's router does).
+  std::uint64_t restore(const Savepoint& checkpoint) {
     const auto started = observedStart();
     const auto& meta = checkpoint.metadata();
     auto field = [&](const char* name) -> const std::string& {
@@ -141,7 +149,7 @@ class EmbeddedRunner {
       if (it == meta.end()) throw CorruptSavepointError(std::string("checkpoint lacks runner field '") + name + "'");
       return it->second;
     };
-    const auto position = decode<std::uint64_t>(field("source.position"));
+    decode<std::uint64_t>(field("source.position"));  // checked here; restore(checkpoint, source) seeks to it
     const auto watermark = decode<std::int64_t>(field("watermark"));
     const auto maxTimestamp = decode<std::int64_t>(field("maxTimestamp"));
     const auto outputs = decode<std::uint64_t>(field("outputs"));
@@ -158,7 +166,6 @@ class EmbeddedRunner {
     timers.setWatermark(watermark);
     timers_ = std::move(timers);
     announcedWatermark_ = watermark;
-    source.seek(position);
     maxTimestamp_ = maxTimestamp;
     outputs_ = outputs;
     records_ = records;
@@ -190,11 +197,7 @@ class EmbeddedRunner {
       }
       idleWatermarkDone_ = false;
       if (status_ == WatermarkStatus::Idle) changeStatus(WatermarkStatus::Active);
-      const std::int64_t timestamp = timestampOf_(*element);
-      maxTimestamp_ = std::max(maxTimestamp_, timestamp);
-      K key = keyOf_(*element);
-      controller_.processRecord(key, ElementTask{this, &collector, std::move(*element)}, timestamp);
-      ++records_;
+      process(std::move(*element));
       ++thisRun;
       if (options_.watermarkEvery > 0 && ++sinceWatermark_ >= options_.watermarkEvery) {
         advanceWatermark(maxTimestamp_ - options_.maxOutOfOrderness, collector);
@@ -212,20 +215,46 @@ class EmbeddedRunner {
         return stats(started, thisRun);
       }
     }
-    // End of input: the final watermark fires every remaining timer.
-    advanceWatermark(std::numeric_limits<std::int64_t>::max(), collector);
-    controller_.drain();
+    finishInput();
     return stats(started, thisRun);
   }
 
   // Drains, then snapshots the backend together with the runner's own position.
-  Savepoint checkpoint(const Source<In>& source) {
+  Savepoint checkpoint(const Source<In>& source) { return checkpoint(source.position()); }
+
+  // Driving the runner without run(), for a caller that reads the source itself and
+  // decides when watermarks and checkpoints come (ParallelRunner's subtasks get them
+  // from the job's router, in source order). No periodic schedule runs; outputs go to
+  // the attached sink.
+  void attach(Collector<Out>& sink) noexcept { collector_.attach(sink); }
+
+  // One record, exactly as run() processes it.
+  void process(In element) {
+    const std::int64_t timestamp = timestampOf_(element);
+    maxTimestamp_ = std::max(maxTimestamp_, timestamp);
+    K key = keyOf_(element);
+    controller_.processRecord(key, ElementTask{this, &collector_, std::move(element)}, timestamp);
+    ++records_;
+  }
+
+  void advanceWatermarkTo(std::int64_t watermark) { advanceWatermark(watermark, collector_); }
+
+  // End of input: the final watermark fires every remaining timer, then everything drains.
+  void finishInput() {
+    advanceWatermark(std::numeric_limits<std::int64_t>::max(), collector_);
+    controller_.drain();
+  }
+
+  std::uint64_t outputs() const noexcept { return outputs_; }
+
+  // As checkpoint(source), with the source position given.
+  Savepoint checkpoint(std::uint64_t sourcePosition) {
     const auto started = observedStart();
     controller_.drain();
     Savepoint sp;
     backend_.snapshot(sp);
     auto& meta = sp.metadata();
-    meta["source.position"] = encode(source.position());
+    meta["source.position"] = encode(sourcePosition);
     meta["watermark"] = encode(timers_.currentWatermark());
     meta["maxTimestamp"] = encode(maxTimestamp_);
     meta["outputs"] = encode(outputs_);
