@@ -268,7 +268,10 @@ class EmbeddedRunner {
     meta["schedule.sinceCheckpoint"] = encode(sinceCheckpoint_);
     meta["schedule.idleWatermarkDone"] = encode(idleWatermarkDone_);
     meta["watermarkStatus"] = encode(static_cast<std::uint8_t>(status_));
-    if (lightweight_ != nullptr) meta[kLightweightCheckpointId] = encode(lightweight_->commitCheckpoint(meta));
+    if (lightweight_ != nullptr) {
+      const std::uint64_t id = lightweight_->commitCheckpoint(meta);
+      meta[kLightweightCheckpointId] = encode(id);
+    }
     ++checkpoints_;
     if (started) observer()->checkpointTaken(elapsedSince(*started), sp);
     if (options_.onCheckpoint) options_.onCheckpoint(sp);

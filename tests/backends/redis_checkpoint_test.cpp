@@ -7,6 +7,7 @@
 
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
+#include "redis_counting_job.hpp"
 
 #include <asyncstate/backend/redis.hpp>
 
@@ -333,6 +334,48 @@ TEST(RedisCheckpoint, AFreshBackendResumesTheEpochAfterTheLastCommittedCheckpoin
   second.rollBackTo(second.lastCheckpoint().id);
   EXPECT_EQ(savepointBytes(second), committed);
   EXPECT_EQ(second.commitCheckpoint({}), 2u);
+}
+
+// The runner's checkpoint() on `backend` after `records` records of the counting job.
+Savepoint checkpointAfter(StateBackend& backend, const std::vector<Hit>& hits, std::uint64_t records) {
+  CountingFunction function;
+  RunnerOptions options;
+  options.lightweightCheckpoints = true;
+  options.stopAfter = records;
+  EmbeddedRunner<std::string, Hit, int> runner(
+      backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, options);
+  VectorSource<Hit> source(hits);
+  VectorCollector<int> sink;
+  runner.run(source, sink);
+  return runner.checkpoint(source);
+}
+
+TEST(RedisCheckpoint, TheRunnerCommitsLightweightCheckpointsOnlyOnABackendThatHasThemEnabled) {
+  RedisServer server;
+  const std::vector<Hit> hits = countingInput(20, 10);
+  RedisOptions full = redisOptionsFor({server.address()});
+  full.job = "full";
+  RedisBackend withoutPreImages(full);
+  const Savepoint snapshot = checkpointAfter(withoutPreImages, hits, 100);
+  EXPECT_GT(snapshot.entryCount(), 0u) << "without pre-images a checkpoint stays a full snapshot";
+  EXPECT_EQ(snapshot.metadata().count("checkpoint.lightweight"), 0u);
+
+  RedisBackend backend(lightweightOptions(server));
+  const Savepoint checkpoint = checkpointAfter(backend, hits, 100);
+  EXPECT_EQ(checkpoint.entryCount(), 0u) << "a lightweight checkpoint copies no state";
+  EXPECT_EQ(checkpoint.metadata().at("checkpoint.lightweight"), encode(std::uint64_t{1}));
+  const std::string committed = savepointBytes(backend);
+  EXPECT_EQ(committed, savepointBytes(withoutPreImages));
+
+  runCountingJob(backend, hits);  // writes after the checkpoint
+  ASSERT_NE(savepointBytes(backend), committed);
+  CountingFunction function;
+  EmbeddedRunner<std::string, Hit, int> runner(
+      backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, {});
+  VectorSource<Hit> source(hits);
+  EXPECT_EQ(runner.restore(checkpoint, source), 0u);
+  EXPECT_EQ(source.position(), 100u);
+  EXPECT_EQ(savepointBytes(backend), committed) << "restore() of a lightweight checkpoint rolls back to it";
 }
 
 }  // namespace
