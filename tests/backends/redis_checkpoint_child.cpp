@@ -1,9 +1,9 @@
 // Child process of RedisCheckpoint.*KilledAtRandomPoints* (redis_checkpoint_test.cpp): a
 // job with value, map and list state on Redis with lightweight checkpoints. It recovers
 // from the job's last checkpoint, prints "recovered <outputs>" (the outputs that
-// checkpoint had emitted) and "pre-images <n>" (how many it wrote back), then every output as "out <key>=<count>" before the next
-// checkpoint commits, and "done" at the end of its input, until it is killed.
-// argv: seeds (comma-separated), job name, records, keys, records per checkpoint.
+// checkpoint had emitted) and "pre-images <n>" (how many it wrote back), then every output as "out <key>=<count>"
+// before the next checkpoint commits, and "done" at the end of its input, until it is killed. argv: seeds
+// (comma-separated), job name, records, keys, records per checkpoint.
 
 #include <asyncstate/asyncstate.hpp>
 #include <asyncstate/backend/redis.hpp>
@@ -97,8 +97,7 @@ int main(int argc, char** argv) {
     runnerOptions.checkpointEvery = std::stoul(argv[5]);
     runnerOptions.lightweightCheckpoints = true;
     asyncstate::EmbeddedRunner<std::string, Hit, std::string> runner(
-        backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; },
-        runnerOptions);
+        backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, runnerOptions);
     asyncstate::VectorSource<Hit> source(hits);
     say("recovered " + std::to_string(runner.recover(source)));
     say("pre-images " + std::to_string(backend.checkpointStats().lastRollBackPreImages));

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <string>
@@ -108,7 +108,7 @@ constexpr int kCheckpointEvery = 40;
 std::vector<std::string> childArgs(const std::vector<std::string>& seeds, const std::string& job) {
   std::string joined;
   for (const std::string& s : seeds) joined += (joined.empty() ? "" : ",") + s;
-  return {ASYNCSTATE_CHECKPOINT_CHILD, joined,          job, std::to_string(kRecords), std::to_string(kKeys),
+  return {ASYNCSTATE_CHECKPOINT_CHILD,     joined, job, std::to_string(kRecords), std::to_string(kKeys),
           std::to_string(kCheckpointEvery)};
 }
 
@@ -140,7 +140,8 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
     Child reference(childArgs(seeds, job + "-reference"));
     ASSERT_TRUE(collect(reference.finish(), expected)) << "the uninterrupted run did not finish";
   }
-  const auto runTime = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  const auto runTime =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(kRecords));
 
   std::mt19937 random(std::random_device{}());
@@ -281,10 +282,10 @@ TEST(RedisCheckpoint, RollbackRestoresEveryKindOfWriteAndCanBeRepeated) {
                   .ok);
   const std::uint64_t id = backend.commitCheckpoint({});
   const std::string committed = savepointBytes(backend);
-  for (const Outcome& o : run(backend, {put(v, "a", "9"), del(v, "b"), put(v, "c", "new"), append(l, "a", "y"),
-                                        append(l, "b", "z"), putEntry(m, "a", "p", "8"), del(m, "a", "q"),
-                                        putEntry(m, "a", "r", "7"), clear(m, "b"), putEntry(m, "b", "s", "6"),
-                                        put(v, "a", "10")})) {
+  for (const Outcome& o :
+       run(backend, {put(v, "a", "9"), del(v, "b"), put(v, "c", "new"), append(l, "a", "y"), append(l, "b", "z"),
+                     putEntry(m, "a", "p", "8"), del(m, "a", "q"), putEntry(m, "a", "r", "7"), clear(m, "b"),
+                     putEntry(m, "b", "s", "6"), put(v, "a", "10")})) {
     ASSERT_TRUE(o.ok) << o.error;
   }
   ASSERT_NE(savepointBytes(backend), committed);

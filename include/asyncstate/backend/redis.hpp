@@ -351,8 +351,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     try {
       marker = Savepoint::parse(std::string_view(stored->str, stored->len));
     } catch (const std::exception& e) {
-      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job + "' is corrupt: " +
-                         e.what());
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' is corrupt: " + e.what());
     }
     last.metadata = std::move(marker.metadata());
     const auto id = last.metadata.find(kMarkerId);
@@ -386,14 +386,14 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       detail::RedisRouter::Command c;
       c.script = true;
       c.slot = detail::redisSlotOf(generation);
-      c.args = {"4", generation, generation, keys_.undoHash(group, id + 1), keys_.undoHash(group, id),
-                "0", "0", generation_, "0"};
+      c.args = {"4", generation,  generation, keys_.undoHash(group, id + 1), keys_.undoHash(group, id), "0",
+                "0", generation_, "0"};
       addOp(c.args, "r", "3", {});
       addOp(c.args, "c", "4", {});
       scripts.push_back(std::move(c));
     }
-    scripts = admin_->runAll(std::move(scripts), "rolling job '" + options_.job + "' back to checkpoint " +
-                                                     std::to_string(id));
+    scripts = admin_->runAll(std::move(scripts),
+                             "rolling job '" + options_.job + "' back to checkpoint " + std::to_string(id));
     std::uint64_t restored = 0;
     for (const auto& c : scripts) {
       if (c.reply->type == REDIS_REPLY_ARRAY && c.reply->elements == 2) {
@@ -406,6 +406,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     checkpointStats_.lastRollBackPreImages = restored;
   }
 
+  // Task thread only, like commitCheckpoint() and rollBackTo().
   RedisCheckpointStats checkpointStats() const {
     std::lock_guard lock(statsMutex_);
     RedisCheckpointStats s = checkpointStats_;

@@ -37,9 +37,9 @@ struct RedisOptions {
 
 // What the lightweight checkpoints of a RedisBackend touched (see redis.hpp).
 struct RedisCheckpointStats {
-  std::uint64_t epoch = 0;              // the open checkpoint epoch: last committed id + 1
-  std::uint64_t keyGroupsWritten = 0;   // key groups with pre-images in the open epoch
-  std::uint64_t lastCommitDeletes = 0;  // undo hashes the last commit deleted
+  std::uint64_t epoch = 0;                  // the open checkpoint epoch: last committed id + 1
+  std::uint64_t keyGroupsWritten = 0;       // key groups with pre-images in the open epoch
+  std::uint64_t lastCommitDeletes = 0;      // undo hashes the last commit deleted
   std::uint64_t lastRollBackPreImages = 0;  // pre-images the last rollback wrote back
 };
 
