@@ -337,6 +337,21 @@ TEST(RedisCheckpoint, AFreshBackendResumesTheEpochAfterTheLastCommittedCheckpoin
   EXPECT_EQ(second.commitCheckpoint({}), 2u);
 }
 
+TEST(RedisCheckpoint, ACommitWhileABatchIsUnfinishedIsRefusedInsteadOfLosingItsPreImages) {
+  RedisServer server;
+  RedisBackend backend(lightweightOptions(server));
+  const std::uint32_t v = backend.registerState("v", StateKind::Value);
+  ASSERT_TRUE(run(backend, {put(v, "a", "committed")})[0].ok);
+  // The server holds every command for half a second: the batch cannot finish before the
+  // commit is asked for.
+  ASSERT_EQ(server.query({"CLIENT", "PAUSE", "500", "ALL"}), "OK");
+  CollectingSink sink;
+  backend.executeBatch({put(v, "a", "in flight")}, sink);
+  EXPECT_THROW(backend.commitCheckpoint({}), std::logic_error);
+  ASSERT_TRUE(sink.waitFor(1, backend, std::chrono::seconds(30)));
+  EXPECT_EQ(backend.commitCheckpoint({}), 1u) << "once the batch finished, the commit goes ahead";
+}
+
 // The runner's checkpoint() on `backend` after `records` records of the counting job.
 Savepoint checkpointAfter(StateBackend& backend, const std::vector<Hit>& hits, std::uint64_t records) {
   CountingFunction function;

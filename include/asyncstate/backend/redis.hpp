@@ -202,6 +202,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       std::lock_guard lock(mutex_);
       if (stopping_) throw BackendError("redis: executeBatch after the backend was stopped");
       queue_.push_back(std::move(job));
+      ++unfinishedBatches_;
     }
     wake_.notify_one();
   }
@@ -313,6 +314,16 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       throw std::logic_error("redis job '" + options_.job +
                              "': commitCheckpoint() needs RedisOptions::lightweightCheckpoints (pre-images are kept "
                              "from the backend's start only when it is set)");
+    }
+    {
+      // A batch still queued would keep its pre-images in the committed epoch's undo
+      // hash, which the commit deletes: its writes could then never be rolled back.
+      std::lock_guard lock(mutex_);
+      if (unfinishedBatches_ != 0) {
+        throw std::logic_error("redis job '" + options_.job + "': commitCheckpoint() with " +
+                               std::to_string(unfinishedBatches_) +
+                               " batches unfinished; wait for every completion first (the runner drains)");
+      }
     }
     const std::uint64_t id = epoch_;
     Savepoint marker;
@@ -684,6 +695,11 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
         std::lock_guard lock(statsMutex_);
         redisStats_ = router.stats();
       }
+      // Before the completions: a caller that saw every completion sees the batch done.
+      {
+        std::lock_guard lock(mutex_);
+        --unfinishedBatches_;
+      }
       deliver(job);
     }
   }
@@ -766,6 +782,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
+  std::size_t unfinishedBatches_ = 0;  // queued or running on the I/O thread
   bool stopping_ = false;
 
   mutable std::mutex statsMutex_;
