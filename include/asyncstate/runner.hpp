@@ -7,6 +7,7 @@
 
 #include <asyncstate/controller.hpp>
 #include <asyncstate/function.hpp>
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
@@ -16,6 +17,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +80,10 @@ struct RunnerOptions {
   // Whether records after a watermark wait until it took effect (Serial, deterministic)
   // or may run while its timers fire (Parallel); see docs/runtime.md#epochs.
   EpochMode epochMode = EpochMode::Serial;
+  // Checkpoints commit the backend's lightweight checkpoint (lightweight_checkpoint.hpp)
+  // instead of copying the state into a savepoint, when the backend has them enabled;
+  // otherwise they stay full snapshots. recover() resumes from the last one.
+  bool lightweightCheckpoints = false;
 };
 
 struct RunStats {
@@ -107,6 +113,10 @@ class EmbeddedRunner {
         controller_(backend, options_.controller),
         runtimeContext_(controller_, timers_),
         context_(controller_, timers_) {
+    if (options_.lightweightCheckpoints) {
+      auto* lightweight = dynamic_cast<LightweightCheckpoints*>(&backend_);
+      if (lightweight != nullptr && lightweight->lightweightCheckpointsEnabled()) lightweight_ = lightweight;
+    }
     function_.open(runtimeContext_);
   }
 
@@ -162,7 +172,12 @@ class EmbeddedRunner {
       throw CorruptSavepointError("checkpoint has unknown watermark status " + std::to_string(status));
     TimerService timers;
     timers.restoreAll(field("timers"));
-    backend_.restore(checkpoint);  // validated above: nothing is touched if a field is missing or corrupt
+    // Validated above: nothing is touched if a field is missing or corrupt.
+    if (auto lightweight = meta.find(kLightweightCheckpointId); lightweight != meta.end()) {
+      lightweightBackend().rollBackTo(decode<std::uint64_t>(lightweight->second));
+    } else {
+      backend_.restore(checkpoint);
+    }
     timers.setWatermark(watermark);
     timers_ = std::move(timers);
     announcedWatermark_ = watermark;
@@ -175,6 +190,22 @@ class EmbeddedRunner {
     status_ = static_cast<WatermarkStatus>(status);
     if (started) observer()->restored(elapsedSince(*started), checkpoint);
     return outputs;
+  }
+
+  // After a crash: rolls the backend back to its last lightweight checkpoint and resumes
+  // from there, like restore() (returns that checkpoint's outputs). With none committed
+  // yet it undoes every write and leaves the runner at the start (returns 0).
+  std::uint64_t recover(Source<In>& source) {
+    LightweightCheckpoints& backend = lightweightBackend();
+    LightweightCheckpoint last = backend.lastCheckpoint();
+    if (last.id == 0) {
+      backend.rollBackTo(0);
+      return 0;
+    }
+    Savepoint checkpoint;
+    checkpoint.metadata() = std::move(last.metadata);
+    checkpoint.metadata()[kLightweightCheckpointId] = encode(last.id);
+    return restore(checkpoint, source);
   }
 
   RunStats run(Source<In>& source, Collector<Out>& sink) {
@@ -219,7 +250,9 @@ class EmbeddedRunner {
     return stats(started, thisRun);
   }
 
-  // Drains, then snapshots the backend together with the runner's own position.
+  // Drains, then snapshots the backend together with the runner's own position. With
+  // lightweight checkpoints the backend commits instead, and the returned savepoint holds
+  // only the runner's position and the checkpoint's id (restore() rolls back to it).
   Savepoint checkpoint(const Source<In>& source) { return checkpoint(source.position()); }
 
   // Driving the runner without run(), for a caller that reads the source itself and
@@ -252,7 +285,7 @@ class EmbeddedRunner {
     const auto started = observedStart();
     controller_.drain();
     Savepoint sp;
-    backend_.snapshot(sp);
+    if (lightweight_ == nullptr) backend_.snapshot(sp);
     auto& meta = sp.metadata();
     meta["source.position"] = encode(sourcePosition);
     meta["watermark"] = encode(timers_.currentWatermark());
@@ -264,6 +297,10 @@ class EmbeddedRunner {
     meta["schedule.sinceCheckpoint"] = encode(sinceCheckpoint_);
     meta["schedule.idleWatermarkDone"] = encode(idleWatermarkDone_);
     meta["watermarkStatus"] = encode(static_cast<std::uint8_t>(status_));
+    if (lightweight_ != nullptr) {
+      const std::uint64_t id = lightweight_->commitCheckpoint(meta);
+      meta[kLightweightCheckpointId] = encode(id);
+    }
     ++checkpoints_;
     if (started) observer()->checkpointTaken(elapsedSince(*started), sp);
     if (options_.onCheckpoint) options_.onCheckpoint(sp);
@@ -297,6 +334,16 @@ class EmbeddedRunner {
     void operator()() const { runner->function_.processElement(element, runner->context_, *collector); }
     const In& input() const noexcept { return element; }
   };
+
+  static constexpr const char* kLightweightCheckpointId = "checkpoint.lightweight";
+
+  LightweightCheckpoints& lightweightBackend() {
+    auto* lightweight = dynamic_cast<LightweightCheckpoints*>(&backend_);
+    if (lightweight == nullptr || !lightweight->lightweightCheckpointsEnabled()) {
+      throw std::invalid_argument("backend " + backend_.name() + " has no lightweight checkpoints enabled");
+    }
+    return *lightweight;
+  }
 
   void logFailure(const std::string& text) const {
     if (options_.controller.log != nullptr)
@@ -395,6 +442,7 @@ class EmbeddedRunner {
   bool idleWatermarkDone_ = false;
   WatermarkStatus status_ = WatermarkStatus::Active;
   CountingCollector collector_{outputs_};
+  LightweightCheckpoints* lightweight_ = nullptr;  // set when checkpoints are lightweight
 };
 
 }  // namespace asyncstate

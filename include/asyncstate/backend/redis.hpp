@@ -34,6 +34,20 @@
 // group's marker first and fails when it is missing or replaced, so lost state is
 // never read as empty nor written over (snapshot() checks all markers the same way).
 //
+// Lightweight checkpoints (RedisOptions::lightweightCheckpoints, LightweightCheckpoints).
+// Writes belong to the open checkpoint epoch E. Each batch script, before it first
+// writes a key (or map entry) in E, keeps the key's pre-image in the key group's undo
+// hash {job:kg}:u:E, in the same script and slot as the write (redis_scripts.hpp).
+// commitCheckpoint() writes the commit marker {job:meta}:c (E, the job's generation and
+// the caller's metadata, in one SET), then deletes u:E in the key groups E wrote, and
+// opens E+1: its cost is one SET plus one UNLINK per key group written, whatever the
+// state's size. rollBackTo(C) runs one script per key group that writes every
+// pre-image of u:(C+1) back and deletes the hash, and deletes a u:C that a crash after
+// the commit left: it costs as much as the keys written since C. Every step is safe to
+// crash in: the marker commits atomically; before it, u:E still undoes E; after it,
+// a leftover u:E is garbage the next rollback deletes; a rollback that stopped midway
+// left the undo hashes of the key groups it has not done, and is repeated.
+//
 // Security. Credentials (ACL user + password, or the legacy password) are sent in AUTH
 // on every connection and reconnection; refused credentials fail at once, naming the
 // node and the user, never the password. aclRules(job) is the least-privilege ACL for
@@ -46,13 +60,16 @@
 #include <asyncstate/backend/redis_connection.hpp>
 #include <asyncstate/backend/redis_key_schema.hpp>
 #include <asyncstate/backend/redis_options.hpp>
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 #include <asyncstate/state_registry.hpp>
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <atomic>
+#include <bitset>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -73,7 +90,7 @@
 
 namespace asyncstate {
 
-class RedisBackend final : public StateBackend {
+class RedisBackend final : public StateBackend, public LightweightCheckpoints {
  public:
   explicit RedisBackend(RedisOptions options)
       : options_(std::move(options)),
@@ -90,6 +107,7 @@ class RedisBackend final : public StateBackend {
     admin_->requireReachable();
     refuseEvictingServers();
     establishGeneration();
+    if (options_.lightweightCheckpoints) epoch_ = lastCheckpoint().id + 1;
     io_ = std::thread([this] { ioLoop(); });
   }
 
@@ -100,7 +118,7 @@ class RedisBackend final : public StateBackend {
     const detail::RedisKeySchema keys(job);
     return "resetkeys ~" + keys.pattern() +
            " resetchannels -@all +ping +info +cluster|slots +asking +script|load +evalsha"
-           " +get +set +del +unlink +append +hget +hset +hsetnx +hdel +hgetall +zadd +zrem +zrangebylex +scan";
+           " +get +set +del +unlink +append +hget +hset +hsetnx +hexists +hdel +hgetall +zadd +zrem +zrangebylex +scan";
   }
 
   // Deletes every key of job `options.job` -- state, markers, metadata -- on every
@@ -150,7 +168,8 @@ class RedisBackend final : public StateBackend {
            ", eviction policy checked, batches pipelined on one I/O thread as one script per key group, up to " +
            std::to_string(options_.maxAttempts) + " attempts with backoff " +
            std::to_string(options_.initialBackoff.count()) + ".." + std::to_string(options_.maxBackoff.count()) +
-           " ms, command timeout " + std::to_string(options_.commandTimeout.count()) + " ms)\n" +
+           " ms, command timeout " + std::to_string(options_.commandTimeout.count()) + " ms" +
+           (options_.lightweightCheckpoints ? ", lightweight checkpoints (pre-images kept per epoch)" : "") + ")\n" +
            std::string(kNoLocalCacheWarning);
   }
 
@@ -183,6 +202,7 @@ class RedisBackend final : public StateBackend {
       std::lock_guard lock(mutex_);
       if (stopping_) throw BackendError("redis: executeBatch after the backend was stopped");
       queue_.push_back(std::move(job));
+      ++unfinishedBatches_;
     }
     wake_.notify_one();
   }
@@ -233,6 +253,16 @@ class RedisBackend final : public StateBackend {
     }
     registry_->requireKindsOf(in);
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
+    // The pre-images of the open epoch (and any a crash left of the last one) describe
+    // the old contents: rolled back onto the restored ones they would mix the two.
+    if (options_.lightweightCheckpoints) {
+      std::vector<detail::RedisRouter::Command> unlinks;
+      for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+        for (const std::uint64_t epoch : {epoch_ - 1, epoch_}) unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
+      }
+      admin_->runAll(std::move(unlinks), "restore (discarding the pre-images of the old contents)");
+      epochGroups_.reset();
+    }
 
     std::vector<detail::RedisRouter::Command> deletes;
     for (const std::string& key : jobKeys()) {
@@ -272,6 +302,128 @@ class RedisBackend final : public StateBackend {
     // The restored contents are this generation's: a restore onto a server that lost
     // the job's data is how the job recovers, so the markers are written again.
     writeGenerationMarkers(false);
+    // And they are the checkpoint a crash now rolls back to, with the savepoint's
+    // metadata (the runner's position): the old commit marker no longer matches them.
+    if (options_.lightweightCheckpoints) commitCheckpoint(in.metadata());
+  }
+
+  bool lightweightCheckpointsEnabled() const override { return options_.lightweightCheckpoints; }
+
+  std::uint64_t commitCheckpoint(const std::map<std::string, std::string>& metadata) override {
+    if (!options_.lightweightCheckpoints) {
+      throw std::logic_error("redis job '" + options_.job +
+                             "': commitCheckpoint() needs RedisOptions::lightweightCheckpoints (pre-images are kept "
+                             "from the backend's start only when it is set)");
+    }
+    {
+      // A batch still queued would keep its pre-images in the committed epoch's undo
+      // hash, which the commit deletes: its writes could then never be rolled back.
+      std::lock_guard lock(mutex_);
+      if (unfinishedBatches_ != 0) {
+        throw std::logic_error("redis job '" + options_.job + "': commitCheckpoint() with " +
+                               std::to_string(unfinishedBatches_) +
+                               " batches unfinished; wait for every completion first (the runner drains)");
+      }
+    }
+    const std::uint64_t id = epoch_;
+    Savepoint marker;
+    marker.metadata() = metadata;
+    marker.metadata()[kMarkerId] = std::to_string(id);
+    marker.metadata()[kMarkerGeneration] = generation_;
+    // Through the batch script, so the SET happens only while the job's generation
+    // marker (same slot) is this backend's: a server that lost the job never gets a
+    // marker that would send a later recovery to a position its state does not have.
+    const std::string meta = keys_.jobGenerationMarker();
+    std::vector<detail::RedisRouter::Command> commit(1);
+    commit[0].script = true;
+    commit[0].slot = detail::redisSlotOf(meta);
+    commit[0].args = {"3", meta, meta, keys_.checkpointMarker(), "0", "0", generation_, "0"};
+    addOp(commit[0].args, "p", "3", marker.serialize());
+    admin_->runAll(std::move(commit), "committing checkpoint " + std::to_string(id) + " of job '" + options_.job + "'");
+    std::vector<detail::RedisRouter::Command> unlinks;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (epochGroups_.test(group)) unlinks.push_back(unlink(keys_.undoHash(group, id)));
+    }
+    const std::size_t deletes = unlinks.size();
+    admin_->runAll(std::move(unlinks), "deleting the pre-images of committed checkpoint " + std::to_string(id));
+    epoch_ = id + 1;
+    epochGroups_.reset();
+    std::lock_guard lock(statsMutex_);
+    checkpointStats_.lastCommitDeletes = deletes;
+    return id;
+  }
+
+  LightweightCheckpoint lastCheckpoint() override {
+    const std::string key = keys_.checkpointMarker();
+    detail::RedisReplyPtr stored = admin_->runOne({"GET", key}, detail::redisSlotOf(key));
+    LightweightCheckpoint last;
+    if (stored->type != REDIS_REPLY_STRING) return last;
+    Savepoint marker;
+    try {
+      marker = Savepoint::parse(std::string_view(stored->str, stored->len));
+    } catch (const std::exception& e) {
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' is corrupt: " + e.what());
+    }
+    last.metadata = std::move(marker.metadata());
+    const auto id = last.metadata.find(kMarkerId);
+    const auto generation = last.metadata.find(kMarkerGeneration);
+    if (id == last.metadata.end() || generation == last.metadata.end() ||
+        id->second.find_first_not_of("0123456789") != std::string::npos || id->second.empty()) {
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' lacks its id or generation");
+    }
+    if (generation->second != generation_) {
+      throw BackendError("redis: the checkpoint marker " + key + " belongs to generation " + generation->second +
+                         ", not the job's " + generation_ + stateLostAdvice());
+    }
+    last.id = std::stoull(id->second);
+    last.metadata.erase(id);
+    last.metadata.erase(kMarkerGeneration);
+    return last;
+  }
+
+  void rollBackTo(std::uint64_t id) override {
+    verifyGeneration("rollback");
+    const std::uint64_t committed = lastCheckpoint().id;
+    if (committed != id) {
+      throw BackendError("redis: job '" + options_.job + "' cannot roll back to checkpoint " + std::to_string(id) +
+                         ": the last committed one is " + std::to_string(committed) +
+                         " (only the last can be rolled back to; restore a savepoint to go further back)");
+    }
+    std::vector<detail::RedisRouter::Command> scripts;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      const std::string generation = keys_.generationMarker(group);
+      detail::RedisRouter::Command c;
+      c.script = true;
+      c.slot = detail::redisSlotOf(generation);
+      c.args = {"4", generation,  generation, keys_.undoHash(group, id + 1), keys_.undoHash(group, id), "0",
+                "0", generation_, "0"};
+      addOp(c.args, "r", "3", {});
+      addOp(c.args, "c", "4", {});
+      scripts.push_back(std::move(c));
+    }
+    scripts = admin_->runAll(std::move(scripts),
+                             "rolling job '" + options_.job + "' back to checkpoint " + std::to_string(id));
+    std::uint64_t restored = 0;
+    for (const auto& c : scripts) {
+      if (c.reply->type == REDIS_REPLY_ARRAY && c.reply->elements == 2) {
+        restored += static_cast<std::uint64_t>(c.reply->element[0]->integer);
+      }
+    }
+    epoch_ = id + 1;
+    epochGroups_.reset();
+    std::lock_guard lock(statsMutex_);
+    checkpointStats_.lastRollBackPreImages = restored;
+  }
+
+  // Task thread only, like commitCheckpoint() and rollBackTo().
+  RedisCheckpointStats checkpointStats() const {
+    std::lock_guard lock(statsMutex_);
+    RedisCheckpointStats s = checkpointStats_;
+    s.epoch = epoch_;
+    s.keyGroupsWritten = epochGroups_.count();
+    return s;
   }
 
   BackendStats stats() const override { return BackendStats{batches_.load(), requests_.load(), failures_.load()}; }
@@ -457,16 +609,38 @@ class RedisBackend final : public StateBackend {
     }
   }
 
+  static constexpr const char* kMarkerId = "redis.checkpoint.id";
+  static constexpr const char* kMarkerGeneration = "redis.checkpoint.generation";
+
+  static detail::RedisRouter::Command unlink(const std::string& key) {
+    detail::RedisRouter::Command c;
+    c.args = {"UNLINK", key};
+    c.slot = detail::redisSlotOf(key);
+    return c;
+  }
+
+  // One operation of the batch script on KEYS[keyIndex] (see redis_scripts.hpp).
+  static void addOp(std::vector<std::string>& args, const char* op, const char* keyIndex, std::string value) {
+    args.insert(args.end(), {op, keyIndex, keyIndex, "", std::move(value), "-", "0"});
+  }
+
   detail::RedisRouter::Command scriptFor(const Job& job, std::uint32_t group, const std::vector<std::size_t>& indexes,
-                                         std::uint64_t batchId) const {
+                                         std::uint64_t batchId) {
     std::vector<std::string> keys{keys_.generationMarker(group), keys_.batchMarker(group, batchPrefix_, batchId)};
+    const bool writes = std::any_of(indexes.begin(), indexes.end(), [&](std::size_t i) {
+      return job.requests[i].type != RequestType::Get && job.requests[i].type != RequestType::Scan;
+    });
+    const bool keepPreImages = writes && options_.lightweightCheckpoints;
+    if (keepPreImages) {
+      keys.push_back(keys_.undoHash(group, epoch_));
+      epochGroups_.set(group);
+    }
     std::unordered_map<std::string, std::size_t> keyIndex;
     auto indexOf = [&](std::string key) {
       auto [it, inserted] = keyIndex.try_emplace(key, keys.size() + 1);
       if (inserted) keys.push_back(std::move(key));
       return std::to_string(it->second);
     };
-    bool writes = false;
     std::vector<std::string> ops;
     for (std::size_t i : indexes) {
       const StateRequest& r = job.requests[i];
@@ -482,7 +656,6 @@ class RedisBackend final : public StateBackend {
         case RequestType::Scan: op = "s"; break;
         case RequestType::Clear: op = "c"; break;
       }
-      writes = writes || (r.type != RequestType::Get && r.type != RequestType::Scan);
       const std::string main = indexOf(base + (isMap ? ":h" : ":v"));
       const std::string sorted = isMap ? indexOf(base + ":z") : main;
       ops.insert(ops.end(), {op, main, sorted, r.userKey, r.value, lexStart(r.cursor), std::to_string(r.limit)});
@@ -496,6 +669,7 @@ class RedisBackend final : public StateBackend {
     c.args.emplace_back(writes ? "1" : "0");
     c.args.push_back(std::to_string(options_.batchMarkerTtl.count()));
     c.args.push_back(generation_);
+    c.args.emplace_back(keepPreImages ? "1" : "0");
     for (std::string& o : ops) c.args.push_back(std::move(o));
     return c;
   }
@@ -520,6 +694,11 @@ class RedisBackend final : public StateBackend {
         router.run(job.commands);
         std::lock_guard lock(statsMutex_);
         redisStats_ = router.stats();
+      }
+      // Before the completions: a caller that saw every completion sees the batch done.
+      {
+        std::lock_guard lock(mutex_);
+        --unfinishedBatches_;
       }
       deliver(job);
     }
@@ -595,14 +774,20 @@ class RedisBackend final : public StateBackend {
   std::uint64_t batchPrefix_ = 0;
   std::string generation_;  // written at start; read by the I/O thread only after that
   std::uint64_t batchCounter_ = 0;
+  // Lightweight checkpoints, task thread only: the open epoch and the key groups that
+  // kept pre-images in it (whose undo hashes its commit deletes).
+  std::uint64_t epoch_ = 1;
+  std::bitset<kMaxKeyGroups> epochGroups_;
 
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
+  std::size_t unfinishedBatches_ = 0;  // queued or running on the I/O thread
   bool stopping_ = false;
 
   mutable std::mutex statsMutex_;
   RedisStats redisStats_;
+  RedisCheckpointStats checkpointStats_;
   std::atomic<std::uint64_t> batches_{0};
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> failures_{0};

@@ -8,8 +8,11 @@
 //   {job:kg}:<len(state)>:<state>:<key bytes>:z   map user keys (sorted set, all scores 0)
 //   {job:kg}:b:<batch id>                         batch marker (idempotent retries)
 //   {job:kg}:g                                    generation marker of the key group
+//   {job:kg}:u:<epoch>                            undo hash: pre-images of the keys written
+//                                                 in a checkpoint epoch (redis_scripts.hpp)
 //   {job:meta}:states                             state name -> kind
 //   {job:meta}:g                                  the job's generation (written first)
+//   {job:meta}:c                                  the last committed lightweight checkpoint
 
 #include <asyncstate/backend/redis_cluster.hpp>
 #include <asyncstate/backend/redis_connection.hpp>
@@ -58,6 +61,13 @@ class RedisKeySchema {
   // data is noticed by the next batch that touches it (see redis_scripts.hpp).
   std::string generationMarker(std::uint32_t keyGroup) const { return tag(keyGroup) + ":g"; }
   std::string jobGenerationMarker() const { return "{" + job_ + ":meta}:g"; }
+
+  // Lightweight checkpoints (redis.hpp): the pre-images of epoch `epoch` in one key
+  // group, and the commit marker, in the same slot as the job's generation marker.
+  std::string undoHash(std::uint32_t keyGroup, std::uint64_t epoch) const {
+    return tag(keyGroup) + ":u:" + std::to_string(epoch);
+  }
+  std::string checkpointMarker() const { return "{" + job_ + ":meta}:c"; }
 
   std::string batchMarker(std::uint32_t keyGroup, std::uint64_t prefix, std::uint64_t batchId) const {
     return tag(keyGroup) + ":b:" + std::to_string(prefix) + "-" + std::to_string(batchId);

@@ -29,6 +29,18 @@ struct RedisOptions {
   std::chrono::milliseconds maxBackoff{500};
   // How long a batch marker (and the reply it keeps) lives: longer than any retry.
   std::chrono::seconds batchMarkerTtl{600};
+  // Lightweight checkpoints (LightweightCheckpoints): every batch also keeps the
+  // pre-image of each key it writes first in a checkpoint epoch, so a checkpoint costs
+  // the same whatever the state's size and a rollback costs as much as the writes since.
+  bool lightweightCheckpoints = false;
+};
+
+// What the lightweight checkpoints of a RedisBackend touched (see redis.hpp).
+struct RedisCheckpointStats {
+  std::uint64_t epoch = 0;                  // the open checkpoint epoch: last committed id + 1
+  std::uint64_t keyGroupsWritten = 0;       // key groups with pre-images in the open epoch
+  std::uint64_t lastCommitDeletes = 0;      // undo hashes the last commit deleted
+  std::uint64_t lastRollBackPreImages = 0;  // pre-images the last rollback wrote back
 };
 
 struct RedisStats {

@@ -1,0 +1,45 @@
+#pragma once
+// A backend capability: checkpoints whose cost does not depend on the state's size.
+// A backend that offers it keeps, while it runs, what it needs to undo every write
+// since the last checkpoint (Redis: the pre-image of each key written, see
+// backend/redis.hpp). Committing a checkpoint then only marks that point; rolling back
+// undoes the writes since it, in proportion to them. Only the last committed checkpoint
+// can be rolled back to; full savepoints (StateBackend::snapshot/restore) stay the
+// portable form for moving between backends and for going back further.
+//
+// The runner uses it when RunnerOptions::lightweightCheckpoints is set and the backend
+// has it enabled (runner.hpp); it stores its own position in the checkpoint's metadata.
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace asyncstate {
+
+struct LightweightCheckpoint {
+  std::uint64_t id = 0;  // 0: no checkpoint was committed yet
+  std::map<std::string, std::string> metadata;
+};
+
+class LightweightCheckpoints {
+ public:
+  virtual ~LightweightCheckpoints() = default;
+
+  // Whether this backend instance records what it needs (a backend option turns it on,
+  // since recording must begin with the first write).
+  virtual bool lightweightCheckpointsEnabled() const = 0;
+
+  // Commits every write made so far, together with `metadata`, as the next checkpoint
+  // and returns its id (ids count up from 1). Nothing may be in flight (the runner
+  // drains first).
+  virtual std::uint64_t commitCheckpoint(const std::map<std::string, std::string>& metadata) = 0;
+
+  // The last committed checkpoint, read from the store (id 0 when there is none).
+  virtual LightweightCheckpoint lastCheckpoint() = 0;
+
+  // Undoes every write after checkpoint `id`, which must be the last committed one (0:
+  // every write since recording began). Safe to repeat after a crash midway.
+  virtual void rollBackTo(std::uint64_t id) = 0;
+};
+
+}  // namespace asyncstate

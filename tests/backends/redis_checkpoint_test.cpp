@@ -1,0 +1,398 @@
+// Lightweight checkpoints on Redis (issue 13): a checkpoint costs one marker plus one
+// UNLINK per key group written, whatever the state's size; a rollback writes back only
+// the keys written since; and a job killed with SIGKILL at random points, recovered
+// each time, emits every output exactly once and ends with the state of an
+// uninterrupted run, on one server and on Redis Cluster. The killed job is
+// tests/backends/redis_checkpoint_child.cpp.
+
+#include "backend_factories.hpp"
+#include "backend_test_util.hpp"
+#include "redis_counting_job.hpp"
+
+#include <asyncstate/backend/redis.hpp>
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace asyncstate::test {
+namespace {
+
+// A child process whose stdout is a pipe read line by line.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    std::vector<char*> args;
+    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      ::dup2(fds[1], STDOUT_FILENO);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    out_ = fds[0];
+  }
+  ~Child() {
+    if (pid_ > 0) kill();
+    ::close(out_);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  // The next line, or "" at the end of its output.
+  std::string readLine() {
+    std::string line;
+    char c;
+    while (::read(out_, &c, 1) == 1) {
+      if (c == '\n') return line;
+      line += c;
+    }
+    return line;
+  }
+
+  // Kills the child (SIGKILL) and returns every complete line it printed.
+  std::vector<std::string> kill() {
+    ::kill(pid_, SIGKILL);
+    return finish();
+  }
+
+  // Waits for the child to exit by itself and returns every complete line it printed.
+  std::vector<std::string> finish() {
+    std::vector<std::string> lines;
+    std::string partial;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(out_, buf, sizeof buf)) > 0) {
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] == '\n') {
+          lines.push_back(std::exchange(partial, {}));
+        } else {
+          partial += buf[i];
+        }
+      }
+    }
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return lines;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+};
+
+constexpr int kRecords = 1500;
+constexpr int kKeys = 40;
+constexpr int kCheckpointEvery = 40;
+
+std::vector<std::string> childArgs(const std::vector<std::string>& seeds, const std::string& job) {
+  std::string joined;
+  for (const std::string& s : seeds) joined += (joined.empty() ? "" : ",") + s;
+  return {ASYNCSTATE_CHECKPOINT_CHILD,     joined, job, std::to_string(kRecords), std::to_string(kKeys),
+          std::to_string(kCheckpointEvery)};
+}
+
+// Applies one child's lines to the exactly-once sink `outputs`: the outputs after the
+// checkpoint it recovered from are dropped, then its own are kept. Returns whether it
+// printed "done".
+bool collect(const std::vector<std::string>& lines, std::vector<std::string>& outputs) {
+  bool done = false;
+  for (const std::string& line : lines) {
+    if (line.rfind("recovered ", 0) == 0) {
+      const std::size_t kept = std::stoul(line.substr(10));
+      EXPECT_LE(kept, outputs.size()) << "a checkpoint counts outputs the sink never saw";
+      outputs.resize(std::min(kept, outputs.size()));
+    } else if (line.rfind("out ", 0) == 0) {
+      outputs.push_back(line.substr(4));
+    } else if (line == "done") {
+      done = true;
+    }
+  }
+  return done;
+}
+
+// Runs the job uninterrupted as `reference`, then as `job` killed `kills` times at
+// random points (recovered each time), and compares outputs and final state.
+void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const std::string& job, int kills) {
+  std::vector<std::string> expected;
+  const auto started = std::chrono::steady_clock::now();
+  {
+    Child reference(childArgs(seeds, job + "-reference"));
+    ASSERT_TRUE(collect(reference.finish(), expected)) << "the uninterrupted run did not finish";
+  }
+  const auto runTime =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  ASSERT_EQ(expected.size(), static_cast<std::size_t>(kRecords));
+
+  std::mt19937 random(std::random_device{}());
+  // A quarter of the kills land at a random time after the start (start-up, recovery),
+  // the rest after a random number of outputs plus up to a millisecond (batches,
+  // checkpoint commits), whatever the machine's speed.
+  std::uniform_int_distribution<int> killDuringStartUp(0, 3);
+  std::uniform_int_distribution<long> startUpMicros(0, runTime.count() / 4);
+  std::uniform_int_distribution<long> killAfterMicros(0, 1000);
+  std::vector<std::string> outputs;
+  bool done = false;
+  int killedMidRun = 0;
+  std::uint64_t preImagesRolledBack = 0;
+  for (int round = 0; round < kills && !done; ++round) {
+    Child child(childArgs(seeds, job));
+    std::vector<std::string> lines;
+    if (killDuringStartUp(random) == 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(startUpMicros(random)));
+    } else {
+      // Within the outputs left, so that most kills land before the end of input.
+      const int left = kRecords - static_cast<int>(outputs.size());
+      for (int seen = 0, target = std::uniform_int_distribution<int>(0, left * 3 / 4)(random); seen < target;) {
+        lines.push_back(child.readLine());
+        if (lines.back().empty() || lines.back() == "done") break;
+        if (lines.back().rfind("out ", 0) == 0) ++seen;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(killAfterMicros(random)));
+    }
+    for (std::string& line : child.kill()) lines.push_back(std::move(line));
+    for (const std::string& line : lines) {
+      if (line.rfind("pre-images ", 0) == 0) preImagesRolledBack += std::stoull(line.substr(11));
+    }
+    done = collect(lines, outputs);
+    killedMidRun += done ? 0 : 1;
+  }
+  std::printf("%d kills before the end of input; recoveries wrote back %llu pre-images\n", killedMidRun,
+              static_cast<unsigned long long>(preImagesRolledBack));
+  if (!done) {
+    Child last(childArgs(seeds, job));
+    ASSERT_TRUE(collect(last.finish(), outputs)) << "the job did not finish after its last recovery";
+  }
+
+  std::vector<std::string> want = expected;
+  std::sort(want.begin(), want.end());
+  std::sort(outputs.begin(), outputs.end());
+  EXPECT_EQ(outputs, want) << "outputs differ from the uninterrupted run (lost or duplicated)";
+
+  RedisOptions options;
+  options.seeds = seeds;
+  options.job = job + "-reference";
+  RedisBackend reference(options);
+  options.job = job;
+  RedisBackend recovered(options);
+  EXPECT_EQ(savepointBytes(recovered), savepointBytes(reference)) << "final state differs from the uninterrupted run";
+}
+
+TEST(RedisCheckpoint, AJobKilledAtRandomPointsEmitsEveryOutputOnceAndEndsInTheSameState) {
+  RedisServer server;
+  killAtRandomPointsAndCompare({server.address()}, "killed", 15);
+}
+
+TEST(RedisCheckpoint, AJobKilledAtRandomPointsOnRedisClusterEmitsEveryOutputOnceAndEndsInTheSameState) {
+  RedisCluster cluster;
+  killAtRandomPointsAndCompare(cluster.seeds(), "killed", 8);
+}
+
+// INFO commandstats: calls per command since the last CONFIG RESETSTAT.
+std::map<std::string, long> commandCalls(const RedisServer& server) {
+  const std::string text = server.query({"INFO", "commandstats"});
+  std::map<std::string, long> calls;
+  for (std::size_t at = text.find("cmdstat_"); at != std::string::npos; at = text.find("cmdstat_", at + 1)) {
+    const std::size_t colon = text.find(':', at);
+    const std::size_t value = text.find("calls=", colon) + 6;
+    calls[text.substr(at + 8, colon - at - 8)] = std::stol(text.substr(value, text.find(',', value) - value));
+  }
+  return calls;
+}
+
+RedisOptions lightweightOptions(const RedisServer& server) {
+  RedisOptions options = redisOptionsFor({server.address()});
+  options.lightweightCheckpoints = true;
+  return options;
+}
+
+TEST(RedisCheckpoint, ACheckpointAndARollbackTouchOnlyTheKeysWrittenSinceTheLastCheckpoint) {
+  RedisServer server;
+  RedisBackend backend(lightweightOptions(server));
+  const std::uint32_t v = backend.registerState("v", StateKind::Value);
+  constexpr int kStateKeys = 2000;
+  for (int chunk = 0; chunk < kStateKeys; chunk += 500) {
+    std::vector<StateRequest> puts;
+    for (int k = chunk; k < chunk + 500; ++k) puts.push_back(put(v, "k" + std::to_string(k), "old"));
+    ASSERT_TRUE(run(backend, puts)[0].ok);
+  }
+  ASSERT_EQ(backend.commitCheckpoint({{"position", "1"}}), 1u);
+  const std::string atCheckpoint = savepointBytes(backend);
+
+  constexpr int kChanged = 10;
+  auto writeChanges = [&] {
+    std::vector<StateRequest> puts;
+    for (int k = 0; k < kChanged; ++k) puts.push_back(put(v, "k" + std::to_string(k * 97), "new"));
+    ASSERT_TRUE(run(backend, puts)[0].ok);
+  };
+  writeChanges();
+  ASSERT_EQ(server.query({"CONFIG", "RESETSTAT"}), "OK");
+  ASSERT_EQ(backend.commitCheckpoint({{"position", "2"}}), 2u);
+  std::map<std::string, long> calls = commandCalls(server);
+  EXPECT_EQ(calls["set"], 1) << "a commit writes one marker";
+  EXPECT_EQ(calls["unlink"], static_cast<long>(backend.checkpointStats().lastCommitDeletes));
+  EXPECT_LE(calls["unlink"], kChanged) << "a commit deletes one undo hash per key group written, no more";
+  EXPECT_EQ(calls["get"], 1) << "a commit reads the job's generation marker and nothing of the state";
+  EXPECT_EQ(calls.count("hgetall") + calls.count("scan"), 0u) << "a commit reads nothing of the state";
+
+  const std::string atSecondCheckpoint = savepointBytes(backend);
+  writeChanges();
+  std::vector<StateRequest> more;
+  for (int k = 0; k < kChanged; ++k) more.push_back(put(v, "fresh" + std::to_string(k), "x"));
+  ASSERT_TRUE(run(backend, more)[0].ok);
+  ASSERT_EQ(server.query({"CONFIG", "RESETSTAT"}), "OK");
+  backend.rollBackTo(backend.lastCheckpoint().id);
+  calls = commandCalls(server);
+  EXPECT_EQ(backend.checkpointStats().lastRollBackPreImages, 2u * kChanged);
+  EXPECT_EQ(calls["set"], kChanged) << "the rollback writes back the changed keys only";
+  EXPECT_EQ(calls["del"], kChanged + 2 * static_cast<long>(kMaxKeyGroups))
+      << "and deletes the new keys, plus two undo hashes per key group (most are missing: a no-op)";
+  EXPECT_EQ(savepointBytes(backend), atSecondCheckpoint);
+  EXPECT_NE(atCheckpoint, atSecondCheckpoint);
+}
+
+TEST(RedisCheckpoint, RollbackRestoresEveryKindOfWriteAndCanBeRepeated) {
+  RedisServer server;
+  RedisBackend backend(lightweightOptions(server));
+  const std::uint32_t v = backend.registerState("v", StateKind::Value);
+  const std::uint32_t l = backend.registerState("l", StateKind::List);
+  const std::uint32_t m = backend.registerState("m", StateKind::Map);
+  ASSERT_TRUE(run(backend, {put(v, "a", "1"), put(v, "b", "2"), append(l, "a", "x"), putEntry(m, "a", "p", "1"),
+                            putEntry(m, "a", "q", "2"), putEntry(m, "b", "p", "3")})[0]
+                  .ok);
+  const std::uint64_t id = backend.commitCheckpoint({});
+  const std::string committed = savepointBytes(backend);
+  for (const Outcome& o :
+       run(backend, {put(v, "a", "9"), del(v, "b"), put(v, "c", "new"), append(l, "a", "y"), append(l, "b", "z"),
+                     putEntry(m, "a", "p", "8"), del(m, "a", "q"), putEntry(m, "a", "r", "7"), clear(m, "b"),
+                     putEntry(m, "b", "s", "6"), put(v, "a", "10")})) {
+    ASSERT_TRUE(o.ok) << o.error;
+  }
+  ASSERT_NE(savepointBytes(backend), committed);
+  backend.rollBackTo(id);
+  EXPECT_EQ(savepointBytes(backend), committed);
+  EXPECT_EQ(scanAll(backend, m, "a", 10), (std::vector<std::pair<std::string, std::string>>{{"p", "1"}, {"q", "2"}}));
+  backend.rollBackTo(id);  // a recovery that crashed midway is repeated
+  EXPECT_EQ(savepointBytes(backend), committed);
+  EXPECT_THROW(backend.rollBackTo(id + 1), BackendError) << "only the last committed checkpoint can be rolled back to";
+}
+
+TEST(RedisCheckpoint, ARestoredSavepointIsTheCheckpointARollbackReturnsTo) {
+  RedisServer server;
+  RedisBackend backend(lightweightOptions(server));
+  const std::uint32_t v = backend.registerState("v", StateKind::Value);
+  ASSERT_TRUE(run(backend, {put(v, "a", "saved")})[0].ok);
+  Savepoint savepoint;
+  backend.snapshot(savepoint);
+  savepoint.metadata()["position"] = "7";
+  const std::string saved = savepointBytes(backend);
+  ASSERT_TRUE(run(backend, {put(v, "a", "later"), put(v, "b", "later")})[0].ok);
+  backend.commitCheckpoint({{"position", "9"}});
+  ASSERT_TRUE(run(backend, {put(v, "a", "uncommitted")})[0].ok);
+
+  backend.restore(savepoint);
+  ASSERT_TRUE(run(backend, {put(v, "a", "after restore")})[0].ok);
+  const LightweightCheckpoint last = backend.lastCheckpoint();
+  EXPECT_EQ(last.metadata.at("position"), "7");
+  backend.rollBackTo(last.id);
+  EXPECT_EQ(savepointBytes(backend), saved);
+}
+
+TEST(RedisCheckpoint, AFreshBackendResumesTheEpochAfterTheLastCommittedCheckpoint) {
+  RedisServer server;
+  const RedisOptions options = lightweightOptions(server);
+  std::string committed;
+  {
+    RedisBackend first(options);
+    const std::uint32_t v = first.registerState("v", StateKind::Value);
+    ASSERT_TRUE(run(first, {put(v, "a", "1")})[0].ok);
+    EXPECT_EQ(first.commitCheckpoint({}), 1u);
+    committed = savepointBytes(first);
+    ASSERT_TRUE(run(first, {put(v, "a", "2"), put(v, "b", "2")})[0].ok);
+  }  // "crashes": its open epoch is never committed
+  RedisBackend second(options);
+  EXPECT_EQ(second.checkpointStats().epoch, 2u);
+  second.rollBackTo(second.lastCheckpoint().id);
+  EXPECT_EQ(savepointBytes(second), committed);
+  EXPECT_EQ(second.commitCheckpoint({}), 2u);
+}
+
+TEST(RedisCheckpoint, ACommitWhileABatchIsUnfinishedIsRefusedInsteadOfLosingItsPreImages) {
+  RedisServer server;
+  RedisBackend backend(lightweightOptions(server));
+  const std::uint32_t v = backend.registerState("v", StateKind::Value);
+  ASSERT_TRUE(run(backend, {put(v, "a", "committed")})[0].ok);
+  // The server holds every command for half a second: the batch cannot finish before the
+  // commit is asked for.
+  ASSERT_EQ(server.query({"CLIENT", "PAUSE", "500", "ALL"}), "OK");
+  CollectingSink sink;
+  backend.executeBatch({put(v, "a", "in flight")}, sink);
+  EXPECT_THROW(backend.commitCheckpoint({}), std::logic_error);
+  ASSERT_TRUE(sink.waitFor(1, backend, std::chrono::seconds(30)));
+  EXPECT_EQ(backend.commitCheckpoint({}), 1u) << "once the batch finished, the commit goes ahead";
+}
+
+// The runner's checkpoint() on `backend` after `records` records of the counting job.
+Savepoint checkpointAfter(StateBackend& backend, const std::vector<Hit>& hits, std::uint64_t records) {
+  CountingFunction function;
+  RunnerOptions options;
+  options.lightweightCheckpoints = true;
+  options.stopAfter = records;
+  EmbeddedRunner<std::string, Hit, int> runner(
+      backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, options);
+  VectorSource<Hit> source(hits);
+  VectorCollector<int> sink;
+  runner.run(source, sink);
+  return runner.checkpoint(source);
+}
+
+TEST(RedisCheckpoint, TheRunnerCommitsLightweightCheckpointsOnlyOnABackendThatHasThemEnabled) {
+  RedisServer server;
+  const std::vector<Hit> hits = countingInput(20, 10);
+  RedisOptions full = redisOptionsFor({server.address()});
+  full.job = "full";
+  RedisBackend withoutPreImages(full);
+  const Savepoint snapshot = checkpointAfter(withoutPreImages, hits, 100);
+  EXPECT_GT(snapshot.entryCount(), 0u) << "without pre-images a checkpoint stays a full snapshot";
+  EXPECT_EQ(snapshot.metadata().count("checkpoint.lightweight"), 0u);
+
+  RedisBackend backend(lightweightOptions(server));
+  const Savepoint checkpoint = checkpointAfter(backend, hits, 100);
+  EXPECT_EQ(checkpoint.entryCount(), 0u) << "a lightweight checkpoint copies no state";
+  EXPECT_EQ(checkpoint.metadata().at("checkpoint.lightweight"), encode(std::uint64_t{1}));
+  const std::string committed = savepointBytes(backend);
+  EXPECT_EQ(committed, savepointBytes(withoutPreImages));
+
+  runCountingJob(backend, hits);  // writes after the checkpoint
+  ASSERT_NE(savepointBytes(backend), committed);
+  CountingFunction function;
+  EmbeddedRunner<std::string, Hit, int> runner(
+      backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, {});
+  VectorSource<Hit> source(hits);
+  EXPECT_EQ(runner.restore(checkpoint, source), 0u);
+  EXPECT_EQ(source.position(), 100u);
+  EXPECT_EQ(savepointBytes(backend), committed) << "restore() of a lightweight checkpoint rolls back to it";
+}
+
+}  // namespace
+}  // namespace asyncstate::test
