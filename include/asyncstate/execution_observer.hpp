@@ -19,8 +19,6 @@
 
 namespace asyncstate {
 
-class Savepoint;
-
 // What sent a batch to the backend: it was full, its buffer timeout expired, or someone
 // had to wait for its answers (a drain, sync access, the in-flight limit).
 enum class BatchReason : std::uint8_t { Size, Timeout, Drain };

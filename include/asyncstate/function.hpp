@@ -80,8 +80,11 @@ class RecordCoroutinePromise : public PooledFrame {
 
 }  // namespace detail
 
-// Event-time timers, one set per function, keyed by (timestamp, encoded key).
-class TimerService {
+// Event-time timers, one set per function, keyed by (timestamp, encoded key). A class
+// template only so that its code is compiled by the translation units that run a
+// function; the name to use is TimerService.
+template <class = void>
+class BasicTimerService {
  public:
   static constexpr std::int64_t kNoWatermark = std::numeric_limits<std::int64_t>::min();
 
@@ -114,6 +117,8 @@ class TimerService {
   std::set<std::pair<std::int64_t, std::string>> timers_;
   std::int64_t watermark_ = kNoWatermark;
 };
+
+using TimerService = BasicTimerService<>;
 
 class RuntimeContext {
  public:

@@ -949,8 +949,11 @@ void requireUnconsumed(const std::vector<StateFuture<T>>& futures) {
 
 // Completes when every future has; values keep the input order. For
 // StateFuture<void> inputs the result is a StateFuture<void>.
+// The return type is spelled out, not deduced: a deduced one would compile the whole
+// combination wherever a template merely mentions a call (MapState::asyncPutAll).
 template <class T>
-auto combineAll(std::vector<StateFuture<T>> futures) {
+StateFuture<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> combineAll(
+    std::vector<StateFuture<T>> futures) {
   using Result = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
   if (futures.empty()) {
     if constexpr (std::is_void_v<T>) {

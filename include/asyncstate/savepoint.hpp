@@ -60,7 +60,11 @@ struct SavepointState {
   std::vector<SavepointEntry> entries;
 };
 
-class Savepoint {
+// Savepoint (declared in state_backend.hpp) is BasicSavepoint<>: a class template only so
+// that its code is compiled by the translation units that take or restore a savepoint,
+// not by every one that includes the umbrella header.
+template <class>
+class BasicSavepoint {
  public:
   static constexpr std::uint32_t kFormatVersion = 1;
   static constexpr std::string_view kMagic{"ASYNCSP\0", 8};
@@ -121,7 +125,7 @@ class Savepoint {
     return out;
   }
 
-  static Savepoint parse(std::string_view bytes) {
+  static BasicSavepoint parse(std::string_view bytes) {
     if (bytes.size() < kMagic.size() + 8 || bytes.substr(0, kMagic.size()) != kMagic) {
       throw CorruptSavepointError(
           "not an asyncstate savepoint (bad magic or too short: " + std::to_string(bytes.size()) + " bytes)");
@@ -141,7 +145,7 @@ class Savepoint {
         throw CorruptSavepointError("unsupported savepoint format version " + std::to_string(version) +
                                     " (this build reads version " + std::to_string(kFormatVersion) + ")");
       }
-      Savepoint sp;
+      BasicSavepoint sp;
       for (std::size_t n = detail::readLength(body, 8); n > 0; --n) {
         std::string k = Serializer<std::string>::read(body);
         sp.metadata_[std::move(k)] = Serializer<std::string>::read(body);
@@ -180,7 +184,7 @@ class Savepoint {
   // directories are created the same way (0700). A std::filesystem::path converts.
   void writeFile(const std::string& path) const { detail::replaceFileDurably(path, serialize()); }
 
-  static Savepoint readFile(const std::string& path) {
+  static BasicSavepoint readFile(const std::string& path) {
     std::string bytes;
     if (!detail::readWholeFile(path, bytes)) throw CorruptSavepointError("cannot open savepoint " + path);
     try {
@@ -190,7 +194,7 @@ class Savepoint {
     }
   }
 
-  friend bool operator==(const Savepoint& a, const Savepoint& b) { return a.serialize() == b.serialize(); }
+  friend bool operator==(const BasicSavepoint& a, const BasicSavepoint& b) { return a.serialize() == b.serialize(); }
 
  private:
   static std::string hex(std::uint32_t v) {

@@ -15,7 +15,10 @@
 
 namespace asyncstate {
 
-class Savepoint;
+// Defined in <asyncstate/savepoint.hpp>.
+template <class = void>
+class BasicSavepoint;
+using Savepoint = BasicSavepoint<>;
 
 enum class StateKind : std::uint8_t { Value = 1, List = 2, Map = 3, Reducing = 4, Aggregating = 5 };
 

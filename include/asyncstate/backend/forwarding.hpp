@@ -21,12 +21,16 @@
 
 namespace asyncstate {
 
-class ForwardingBackend : public StateBackend {
+// A class template only so that its code is compiled by the translation units that
+// construct a wrapper, not by every one that includes the umbrella header; the name to
+// use is ForwardingBackend.
+template <class = void>
+class BasicForwardingBackend : public StateBackend {
  public:
   // `wrapper` names the wrapper in name(): "<wrapper>(<inner name>)".
-  ForwardingBackend(StateBackend& inner, std::string wrapper) : inner_(inner), wrapper_(std::move(wrapper)) {}
-  ForwardingBackend(const ForwardingBackend&) = delete;
-  ForwardingBackend& operator=(const ForwardingBackend&) = delete;
+  BasicForwardingBackend(StateBackend& inner, std::string wrapper) : inner_(inner), wrapper_(std::move(wrapper)) {}
+  BasicForwardingBackend(const BasicForwardingBackend&) = delete;
+  BasicForwardingBackend& operator=(const BasicForwardingBackend&) = delete;
 
   std::string name() const override { return wrapper_ + "(" + inner_.name() + ")"; }
   std::string describeConfiguration() const override { return inner_.describeConfiguration(); }
@@ -99,5 +103,7 @@ class ForwardingBackend : public StateBackend {
   mutable std::mutex namesMutex_;  // names_ only; never held while taking another lock
   std::unordered_map<std::uint32_t, std::string> names_;
 };
+
+using ForwardingBackend = BasicForwardingBackend<>;
 
 }  // namespace asyncstate
