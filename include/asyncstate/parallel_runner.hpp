@@ -179,8 +179,9 @@ class ParallelRunner {
   using BackendFactory = std::function<std::unique_ptr<StateBackend>(const Subtask&)>;
   using FunctionFactory = std::function<std::unique_ptr<Function>()>;
 
-  ParallelRunner(BackendFactory makeBackend, FunctionFactory makeFunction, std::function<K(const In&)> keyOf,
-                 std::function<std::int64_t(const In&)> timestampOf, ParallelRunnerOptions options = {})
+  ParallelRunner(const BackendFactory& makeBackend, const FunctionFactory& makeFunction,
+                 std::function<K(const In&)> keyOf, std::function<std::int64_t(const In&)> timestampOf,
+                 ParallelRunnerOptions options = {})
       : keyOf_(std::move(keyOf)), timestampOf_(std::move(timestampOf)), options_(std::move(options)) {
     requireValidParallelism(options_.parallelism);
     RunnerOptions subtaskOptions = options_.runner;
@@ -385,6 +386,7 @@ class ParallelRunner {
     const std::string refused = "; nothing was restored";
     if (checkpoint.parts.empty()) throw CorruptSavepointError("parallel checkpoint has no parts" + refused);
     std::vector<const ParallelCheckpoint::Part*> parts;
+    parts.reserve(checkpoint.parts.size());
     for (const auto& part : checkpoint.parts) parts.push_back(&part);
     std::sort(parts.begin(), parts.end(), [](auto* a, auto* b) { return a->keyGroups.first < b->keyGroups.first; });
     std::uint32_t next = 0;
@@ -518,7 +520,7 @@ class ParallelRunner {
   void abort(std::exception_ptr error) {
     {
       std::lock_guard lock(mutex_);
-      if (!failure_) failure_ = error;
+      if (!failure_) failure_ = std::move(error);
     }
     spaceOrFailure_.notify_all();
     partsOrFailure_.notify_all();
