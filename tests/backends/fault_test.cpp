@@ -14,6 +14,9 @@
 #include <asyncstate/backend/latency.hpp>
 #include <asyncstate/backend/memory.hpp>
 #include <asyncstate/backend/retry.hpp>
+#if ASYNCSTATE_TEST_WITH_REDIS
+#include <asyncstate/backend/redis.hpp>
+#endif
 
 #include <gtest/gtest.h>
 

@@ -8,8 +8,15 @@
 #include "backend_factories.hpp"
 #include "ecommerce/async_job.hpp"
 
+#include <asyncstate/backend/memory.hpp>
 #include <asyncstate/key_group_range.hpp>
 #include <asyncstate/parallel_runner.hpp>
+#if ASYNCSTATE_TEST_WITH_ROCKSDB
+#include <asyncstate/backend/rocksdb.hpp>
+#endif
+#if ASYNCSTATE_TEST_WITH_REDIS
+#include <asyncstate/backend/redis.hpp>
+#endif
 
 #include <gtest/gtest.h>
 

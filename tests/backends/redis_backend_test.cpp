@@ -6,6 +6,7 @@
 #include "tcp_proxy.hpp"
 
 #include <asyncstate/backend/cache.hpp>
+#include <asyncstate/backend/memory.hpp>
 #include <asyncstate/backend/redis.hpp>
 
 #include <gtest/gtest.h>
