@@ -301,7 +301,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     flush();
     // The restored contents are this generation's: a restore onto a server that lost
     // the job's data is how the job recovers, so the markers are written again.
-    writeGenerationMarkers(false);
+    writeGenerationMarkers();
     // And they are the checkpoint a crash now rolls back to, with the savepoint's
     // metadata (the runner's position): the old commit marker no longer matches them.
     if (options_.lightweightCheckpoints) commitCheckpoint(in.metadata());
@@ -518,51 +518,72 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   }
 
   // Finds the job's generation, or starts one. The job marker {job:meta}:g is written
-  // first (SET NX, so concurrent starters agree), then every key group's marker. A job
+  // first (SET NX, so concurrent starters agree) with the value "<generation> starting",
+  // then every key group's marker, then the job marker again without the suffix. A start
+  // killed midway thus leaves a job marker that says so, and the next start completes it:
+  // no batch ran before the start finished, so nothing can have been lost. A complete job
   // marker without all key-group markers, or key-group markers without the job marker,
   // means a node lost the job's data while it was not running: refuse to start.
   void establishGeneration() {
-    detail::RedisReplyPtr job =
-        admin_->runOne({"GET", keys_.jobGenerationMarker()}, detail::redisSlotOf(keys_.jobGenerationMarker()));
-    if (job->type == REDIS_REPLY_STRING) {
-      generation_.assign(job->str, job->len);
-      verifyGeneration("start");
-      return;
-    }
-    if (options_.expectExistingState) {
-      throw BackendError("redis: job '" + options_.job + "' has no state on " + admin_->describeTopology() +
-                         " but expectExistingState is set: the server lost the job's data while it was down "
-                         "(or the job name or server is wrong); restore a savepoint into a new job instead");
-    }
-    const std::vector<std::string> found = groupGenerations();
-    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-      if (!found[group].empty()) {
-        throw BackendError("redis: job '" + options_.job +
-                           "' has key-group generation markers but lost its job marker " + keys_.jobGenerationMarker() +
-                           " on " + admin_->describeTopology() +
-                           ": part of its data is gone; restore a savepoint or deleteJobKeys() and start anew");
+    const std::string jobMarker = keys_.jobGenerationMarker();
+    const std::uint16_t jobSlot = detail::redisSlotOf(jobMarker);
+    detail::RedisReplyPtr job = admin_->runOne({"GET", jobMarker}, jobSlot);
+    if (job->type != REDIS_REPLY_STRING) {
+      if (options_.expectExistingState) {
+        throw BackendError("redis: job '" + options_.job + "' has no state on " + admin_->describeTopology() +
+                           " but expectExistingState is set: the server lost the job's data while it was down "
+                           "(or the job name or server is wrong); restore a savepoint into a new job instead");
+      }
+      const std::vector<std::string> found = groupGenerations();
+      for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+        if (!found[group].empty()) {
+          throw BackendError("redis: job '" + options_.job +
+                             "' has key-group generation markers but lost its job marker " + jobMarker + " on " +
+                             admin_->describeTopology() +
+                             ": part of its data is gone; restore a savepoint or deleteJobKeys() and start anew");
+        }
+      }
+      std::random_device entropy;
+      char text[17];
+      std::snprintf(text, sizeof text, "%08x%08x", entropy(), entropy());
+      admin_->runOne({"SET", jobMarker, std::string(text) + kStartingSuffix, "NX"}, jobSlot);
+      job = admin_->runOne({"GET", jobMarker}, jobSlot);
+      if (job->type != REDIS_REPLY_STRING) {
+        throw BackendError("redis: job '" + options_.job + "': the generation marker vanished right after it was set");
       }
     }
-    std::random_device entropy;
-    char text[17];
-    std::snprintf(text, sizeof text, "%08x%08x", entropy(), entropy());
-    admin_->runOne({"SET", keys_.jobGenerationMarker(), text, "NX"}, detail::redisSlotOf(keys_.jobGenerationMarker()));
-    detail::RedisReplyPtr winner =
-        admin_->runOne({"GET", keys_.jobGenerationMarker()}, detail::redisSlotOf(keys_.jobGenerationMarker()));
-    if (winner->type != REDIS_REPLY_STRING) {
-      throw BackendError("redis: job '" + options_.job + "': the generation marker vanished right after it was set");
+    const std::string_view value(job->str, job->len);
+    if (value.ends_with(kStartingSuffix)) {
+      generation_.assign(value.substr(0, value.size() - std::string_view(kStartingSuffix).size()));
+      completeStart();
+    } else {
+      generation_.assign(value);
+      verifyGeneration("start");
     }
-    generation_.assign(winner->str, winner->len);
-    writeGenerationMarkers(true);
-    verifyGeneration("start");
   }
 
-  void writeGenerationMarkers(bool onlyMissing) {
+  // Writes the key-group markers a start (this one, a concurrent one or a killed one) has
+  // not written yet, then marks the start complete. A key-group marker of another
+  // generation is not overwritten (NX) and verifyGeneration() refuses it.
+  void completeStart() {
+    std::vector<detail::RedisRouter::Command> sets;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      detail::RedisRouter::Command c;
+      c.args = {"SET", keys_.generationMarker(group), generation_, "NX"};
+      c.slot = detail::redisSlotOf(c.args[1]);
+      sets.push_back(std::move(c));
+    }
+    admin_->runAll(std::move(sets), "writing the generation markers of job '" + options_.job + "'");
+    verifyGeneration("start");
+    const std::string jobMarker = keys_.jobGenerationMarker();
+    admin_->runOne({"SET", jobMarker, generation_}, detail::redisSlotOf(jobMarker));
+  }
+
+  void writeGenerationMarkers() {
     std::vector<detail::RedisRouter::Command> sets;
     auto add = [&](const std::string& key) {
       detail::RedisRouter::Command c;
       c.args = {"SET", key, generation_};
-      if (onlyMissing) c.args.emplace_back("NX");
       c.slot = detail::redisSlotOf(key);
       sets.push_back(std::move(c));
     };
@@ -611,6 +632,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
 
   static constexpr const char* kMarkerId = "redis.checkpoint.id";
   static constexpr const char* kMarkerGeneration = "redis.checkpoint.generation";
+  // Ends the job marker's value while its start has not written every key-group marker.
+  static constexpr const char* kStartingSuffix = " starting";
 
   static detail::RedisRouter::Command unlink(const std::string& key) {
     detail::RedisRouter::Command c;
