@@ -5,6 +5,7 @@
 // uninterrupted run, on one server and on Redis Cluster. The killed job is
 // tests/backends/redis_checkpoint_child.cpp.
 
+#include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
 #include "redis_counting_job.hpp"
@@ -29,77 +30,6 @@
 
 namespace asyncstate::test {
 namespace {
-
-// A child process whose stdout is a pipe read line by line.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& argv) {
-    int fds[2];
-    if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    out_ = fds[0];
-  }
-  ~Child() {
-    if (pid_ > 0) kill();
-    ::close(out_);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  // The next line, or "" at the end of its output.
-  std::string readLine() {
-    std::string line;
-    char c;
-    while (::read(out_, &c, 1) == 1) {
-      if (c == '\n') return line;
-      line += c;
-    }
-    return line;
-  }
-
-  // Kills the child (SIGKILL) and returns every complete line it printed.
-  std::vector<std::string> kill() {
-    ::kill(pid_, SIGKILL);
-    return finish();
-  }
-
-  // Waits for the child to exit by itself and returns every complete line it printed.
-  std::vector<std::string> finish() {
-    std::vector<std::string> lines;
-    std::string partial;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(out_, buf, sizeof buf)) > 0) {
-      for (ssize_t i = 0; i < n; ++i) {
-        if (buf[i] == '\n') {
-          lines.push_back(std::exchange(partial, {}));
-        } else {
-          partial += buf[i];
-        }
-      }
-    }
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return lines;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-};
 
 constexpr int kRecords = 1500;
 constexpr int kKeys = 40;
@@ -137,7 +67,7 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
   std::vector<std::string> expected;
   const auto started = std::chrono::steady_clock::now();
   {
-    Child reference(childArgs(seeds, job + "-reference"));
+    PipedChild reference(childArgs(seeds, job + "-reference"));
     ASSERT_TRUE(collect(reference.finish(), expected)) << "the uninterrupted run did not finish";
   }
   const auto runTime =
@@ -156,7 +86,7 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
   int killedMidRun = 0;
   std::uint64_t preImagesRolledBack = 0;
   for (int round = 0; round < kills && !done; ++round) {
-    Child child(childArgs(seeds, job));
+    PipedChild child(childArgs(seeds, job));
     std::vector<std::string> lines;
     if (killDuringStartUp(random) == 0) {
       std::this_thread::sleep_for(std::chrono::microseconds(startUpMicros(random)));
@@ -180,7 +110,7 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
   std::printf("%d kills before the end of input; recoveries wrote back %llu pre-images\n", killedMidRun,
               static_cast<unsigned long long>(preImagesRolledBack));
   if (!done) {
-    Child last(childArgs(seeds, job));
+    PipedChild last(childArgs(seeds, job));
     ASSERT_TRUE(collect(last.finish(), outputs)) << "the job did not finish after its last recovery";
   }
 
