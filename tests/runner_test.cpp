@@ -5,6 +5,7 @@
 #include "ecommerce/async_job.hpp"
 #include "ecommerce/sync_job.hpp"
 #include "support/backends.hpp"
+#include "support/ecommerce_job.hpp"
 #include "support/ticks.hpp"
 
 #include <asyncstate/asyncstate.hpp>
@@ -17,29 +18,19 @@
 namespace asyncstate {
 namespace {
 
+using test::ecommerceKeyOf;
+using test::ecommerceRunnerOptions;
+using test::ecommerceTimeOf;
 using testing::Tick;
 
 using ecommerce::Event;
 using ecommerce::WindowCount;
 using Runner = EmbeddedRunner<std::string, Event, WindowCount>;
 
-RunnerOptions jobOptions() {
-  RunnerOptions o;
-  o.controller.log = nullptr;
-  o.controller.batchSize = 50;
-  o.controller.inFlightLimit = 200;
-  o.watermarkEvery = 500;
-  o.maxOutOfOrderness = 1000;
-  return o;
-}
-
-std::string keyOf(const Event& e) { return e.userId; }
-std::int64_t timeOf(const Event& e) { return e.timestamp; }
-
 template <class Function>
 std::vector<WindowCount> uninterrupted(const std::vector<Event>& events, StateBackend& backend) {
   Function function;
-  Runner runner(backend, function, keyOf, timeOf, jobOptions());
+  Runner runner(backend, function, ecommerceKeyOf, ecommerceTimeOf, ecommerceRunnerOptions());
   VectorSource<Event> source(events);
   VectorCollector<WindowCount> sink;
   runner.run(source, sink);
@@ -61,11 +52,11 @@ TEST_P(RunnerRecoveryTest, RestoreAndReplayFromACheckpointGivesTheUninterruptedO
   {
     auto backend = GetParam().make();
     ecommerce::AsyncActivityFunction function;
-    RunnerOptions o = jobOptions();
+    RunnerOptions o = ecommerceRunnerOptions();
     o.checkpointEvery = 4000;
     o.stopAfter = 17500;
     o.onCheckpoint = [&](const Savepoint& sp) { lastCheckpoint = Savepoint::parse(sp.serialize()); };
-    Runner runner(*backend, function, keyOf, timeOf, o);
+    Runner runner(*backend, function, ecommerceKeyOf, ecommerceTimeOf, o);
     VectorSource<Event> source(events);
     VectorCollector<WindowCount> sink;
     runner.run(source, sink);
@@ -76,7 +67,7 @@ TEST_P(RunnerRecoveryTest, RestoreAndReplayFromACheckpointGivesTheUninterruptedO
   // Second attempt on a fresh backend: restore, keep what the checkpoint had emitted, replay.
   auto backend = GetParam().make();
   ecommerce::AsyncActivityFunction function;
-  Runner runner(*backend, function, keyOf, timeOf, jobOptions());
+  Runner runner(*backend, function, ecommerceKeyOf, ecommerceTimeOf, ecommerceRunnerOptions());
   VectorSource<Event> source(events);
   const std::uint64_t committed = runner.restore(*lastCheckpoint, source);
   EXPECT_EQ(source.position(), 16000u);

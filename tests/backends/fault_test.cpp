@@ -1,6 +1,7 @@
 // Latency and fault injection, retries, the local cache, and tearing a job down while
 // a backend still owes answers (then restarting it from its last checkpoint).
 
+#include "../support/ecommerce_job.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
 #include "tcp_proxy.hpp"
@@ -357,19 +358,6 @@ using ecommerce::Event;
 using ecommerce::WindowCount;
 using Runner = EmbeddedRunner<std::string, Event, WindowCount>;
 
-RunnerOptions jobOptions() {
-  RunnerOptions o;
-  o.controller.log = nullptr;
-  o.controller.batchSize = 50;
-  o.controller.inFlightLimit = 200;
-  o.watermarkEvery = 500;
-  o.maxOutOfOrderness = 1000;
-  return o;
-}
-
-std::string keyOf(const Event& e) { return e.userId; }
-std::int64_t timeOf(const Event& e) { return e.timestamp; }
-
 // Silences the network when the job reaches `at` records: the next reply never comes,
 // and the controller's clock starts running so that it gives up (stalls) at once.
 class BlackoutAt final : public Source<Event> {
@@ -404,7 +392,7 @@ TEST(Teardown, AfterANetworkBlackoutTheJobRestartsFromItsLastCheckpointWithIdent
   {
     MemoryBackend reference;
     ecommerce::AsyncActivityFunction function;
-    Runner runner(reference, function, keyOf, timeOf, jobOptions());
+    Runner runner(reference, function, ecommerceKeyOf, ecommerceTimeOf, ecommerceRunnerOptions());
     VectorSource<Event> source(events);
     VectorCollector<WindowCount> sink;
     runner.run(source, sink);
@@ -422,7 +410,7 @@ TEST(Teardown, AfterANetworkBlackoutTheJobRestartsFromItsLastCheckpointWithIdent
     redisOptions.seeds = {proxy.address()};
     RedisBackend redis(redisOptions);
     testing::ManualClock time;
-    RunnerOptions o = jobOptions();
+    RunnerOptions o = ecommerceRunnerOptions();
     o.checkpointEvery = 1500;
     o.onCheckpoint = [&](const Savepoint& sp) { checkpoint = Savepoint::parse(sp.serialize()); };
     o.controller.stallTimeout = 1s;
@@ -431,7 +419,7 @@ TEST(Teardown, AfterANetworkBlackoutTheJobRestartsFromItsLastCheckpointWithIdent
     BlackoutAt source(events, 4000, proxy, time);
     VectorCollector<WindowCount> sink;
     {
-      Runner runner(redis, function, keyOf, timeOf, o);
+      Runner runner(redis, function, ecommerceKeyOf, ecommerceTimeOf, o);
       EXPECT_THROW(runner.run(source, sink), AsyncStateException);
     }  // runner and controller gone while Redis still waits for the lost reply
     emitted = std::move(sink.values);
@@ -441,7 +429,7 @@ TEST(Teardown, AfterANetworkBlackoutTheJobRestartsFromItsLastCheckpointWithIdent
   redisOptions.seeds = {sharedRedis().address()};
   RedisBackend redis(redisOptions);
   ecommerce::AsyncActivityFunction function;
-  Runner runner(redis, function, keyOf, timeOf, jobOptions());
+  Runner runner(redis, function, ecommerceKeyOf, ecommerceTimeOf, ecommerceRunnerOptions());
   VectorSource<Event> source(events);
   VectorCollector<WindowCount> sink;
   const std::uint64_t committed = runner.restore(*checkpoint, source);

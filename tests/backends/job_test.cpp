@@ -2,6 +2,7 @@
 // Redis -> memory through checkpoints gives the uninterrupted output, and a storage
 // outage during a run delays it without changing its output or its final state.
 
+#include "../support/ecommerce_job.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
 
@@ -24,19 +25,6 @@ using ecommerce::Event;
 using ecommerce::WindowCount;
 using Runner = EmbeddedRunner<std::string, Event, WindowCount>;
 
-RunnerOptions jobOptions() {
-  RunnerOptions o;
-  o.controller.log = nullptr;
-  o.controller.batchSize = 50;
-  o.controller.inFlightLimit = 200;
-  o.watermarkEvery = 500;
-  o.maxOutOfOrderness = 1000;
-  return o;
-}
-
-std::string keyOf(const Event& e) { return e.userId; }
-std::int64_t timeOf(const Event& e) { return e.timestamp; }
-
 std::unique_ptr<BackendStack> make(const std::string& name) {
   for (auto& f : backendFactories()) {
     if (f.name == name) return f.make();
@@ -46,7 +34,7 @@ std::unique_ptr<BackendStack> make(const std::string& name) {
 
 std::vector<WindowCount> uninterrupted(const std::vector<Event>& events, StateBackend& backend) {
   ecommerce::AsyncActivityFunction function;
-  Runner runner(backend, function, keyOf, timeOf, jobOptions());
+  Runner runner(backend, function, ecommerceKeyOf, ecommerceTimeOf, ecommerceRunnerOptions());
   VectorSource<Event> source(events);
   VectorCollector<WindowCount> sink;
   runner.run(source, sink);
@@ -76,11 +64,11 @@ TEST(ExampleJob, MovesMemoryToRocksDbToRedisToMemoryThroughCheckpointsWithIdenti
     const bool lastStage = i + 1 == stages.size();
     auto stack = make(stages[i]);
     ecommerce::AsyncActivityFunction function;
-    RunnerOptions o = jobOptions();
+    RunnerOptions o = ecommerceRunnerOptions();
     o.checkpointEvery = 1500;
     o.stopAfter = lastStage ? 0 : 4000;  // "killed" between checkpoints
     o.onCheckpoint = [&](const Savepoint& sp) { checkpoint = Savepoint::parse(sp.serialize()); };
-    Runner runner(stack->backend(), function, keyOf, timeOf, o);
+    Runner runner(stack->backend(), function, ecommerceKeyOf, ecommerceTimeOf, o);
     VectorSource<Event> source(events);
     VectorCollector<WindowCount> sink;
     if (checkpoint) {
@@ -135,7 +123,7 @@ TEST(ExampleJob, AStorageOutageDuringTheRunLosesNothing) {
   RetryingBackend backend(faulty, retry);
 
   ecommerce::AsyncActivityFunction function;
-  Runner runner(backend, function, keyOf, timeOf, jobOptions());
+  Runner runner(backend, function, ecommerceKeyOf, ecommerceTimeOf, ecommerceRunnerOptions());
   OutageAt source(events, 3000, faulty, 2000ms);
   VectorCollector<WindowCount> sink;
   const auto start = std::chrono::steady_clock::now();

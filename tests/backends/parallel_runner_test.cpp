@@ -5,6 +5,7 @@
 // Checkpoints that would lose or duplicate state, and parallelisms without key groups,
 // are refused before anything is touched.
 
+#include "../support/ecommerce_job.hpp"
 #include "backend_factories.hpp"
 #include "ecommerce/async_job.hpp"
 
@@ -37,19 +38,6 @@ using ecommerce::WindowCount;
 using Job = ParallelRunner<std::string, Event, WindowCount>;
 using ByKey = std::map<std::string, std::vector<WindowCount>>;
 
-std::string keyOf(const Event& e) { return e.userId; }
-std::int64_t timeOf(const Event& e) { return e.timestamp; }
-
-RunnerOptions runnerOptions() {
-  RunnerOptions o;
-  o.controller.log = nullptr;
-  o.controller.batchSize = 50;
-  o.controller.inFlightLimit = 200;
-  o.watermarkEvery = 500;
-  o.maxOutOfOrderness = 1000;
-  return o;
-}
-
 const std::vector<Event>& events() {
   static const std::vector<Event> all = ecommerce::generateEvents(12000, 5, 300);
   return all;
@@ -67,7 +55,8 @@ const ByKey& expected() {
   static const ByKey reference = [] {
     MemoryBackend backend;
     ecommerce::AsyncActivityFunction function;
-    EmbeddedRunner<std::string, Event, WindowCount> runner(backend, function, keyOf, timeOf, runnerOptions());
+    EmbeddedRunner<std::string, Event, WindowCount> runner(backend, function, ecommerceKeyOf, ecommerceTimeOf,
+                                                           ecommerceRunnerOptions());
     VectorSource<Event> source(events());
     VectorCollector<WindowCount> sink;
     runner.run(source, sink);
@@ -134,15 +123,15 @@ ParallelRunnerOptions jobOptions(std::uint32_t parallelism, StatePlacement place
   ParallelRunnerOptions o;
   o.parallelism = parallelism;
   o.placement = placement;
-  o.runner = runnerOptions();
+  o.runner = ecommerceRunnerOptions();
   o.queueCapacity = 256;
   return o;
 }
 
 Job makeJob(const Store& store, ParallelRunnerOptions options) {
   return Job(
-      store.makeFactory(), [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, keyOf, timeOf,
-      std::move(options));
+      store.makeFactory(), [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, ecommerceKeyOf,
+      ecommerceTimeOf, std::move(options));
 }
 
 // Through the file format, as a checkpoint restored elsewhere travels.
@@ -328,7 +317,8 @@ class FailsOnOneUser final : public KeyedProcessFunction<std::string, Event, Win
 
 TEST(ParallelRunner, AFailingSubtaskStopsTheJobAndRunRethrowsItsError) {
   Job job([](const Subtask&) { return std::make_unique<MemoryBackend>(); },
-          [] { return std::make_unique<FailsOnOneUser>(); }, keyOf, timeOf, jobOptions(4, StatePlacement::PerSubtask));
+          [] { return std::make_unique<FailsOnOneUser>(); }, ecommerceKeyOf, ecommerceTimeOf,
+          jobOptions(4, StatePlacement::PerSubtask));
   VectorSource<Event> source(events());
   VectorCollector<WindowCount> sink;
   try {
@@ -347,7 +337,7 @@ TEST(ParallelRunner, ASharedStoreRunAsPerSubtaskIsRefusedAtTheFirstCheckpoint) {
   ParallelRunnerOptions o = jobOptions(2, StatePlacement::PerSubtask);
   o.runner.checkpointEvery = 2000;
   Job job([options](const Subtask&) { return std::make_unique<RedisBackend>(options); },
-          [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, keyOf, timeOf, o);
+          [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, ecommerceKeyOf, ecommerceTimeOf, o);
   VectorSource<Event> source(events());
   VectorCollector<WindowCount> sink;
   try {
