@@ -109,7 +109,8 @@ TEST(RedisDataLoss, AStartKilledBeforeItsLastGenerationMarkerIsCompletedByTheNex
   const RedisOptions options = redisOptionsFor({server.address()});
   const detail::RedisKeySchema keys(options.job);
   server.query({"SET", keys.jobGenerationMarker(), "0123456789abcdef starting"});
-  for (std::uint32_t group = 0; group < 50; ++group) server.query({"SET", keys.generationMarker(group), "0123456789abcdef"});
+  for (std::uint32_t group = 0; group < 50; ++group)
+    server.query({"SET", keys.generationMarker(group), "0123456789abcdef"});
 
   {
     RedisBackend completed(options);
