@@ -9,6 +9,8 @@ Debian):
       the fixed file must match, and must still compile
   a fixture without CHECK-MESSAGES must produce no diagnostic at all, and a
   fixture without CHECK-FIXES must not be changed by --fix.
+  A fixture must compile against the real library headers: one that only "passes"
+  because it does not compile tests nothing.
 
 usage (from a lit RUN line):
   %check_tidy [--check-suffix=S] <fixture> <checks> [-- <clang-tidy args> [-- <compiler args>]]
@@ -103,6 +105,8 @@ def main():
         output = run.stdout + run.stderr
         if run.returncode < 0 or any(marker in output for marker in CRASH_MARKERS):
             fail(f"tool crashed (exit {run.returncode}): " + " ".join(command), output)
+        if "[clang-diagnostic-error]" in output:
+            fail("the fixture does not compile against the library's headers", output)
         output_path = os.path.join(workdir, "output.txt")
         with open(output_path, "w", encoding="utf-8") as f:
             f.write(output)
