@@ -25,36 +25,6 @@ using testing::FailingBackend;
 using testing::ManualClock;
 using testing::ShufflingBackend;
 
-// Holds every request unanswered until told, then answers from another thread: a
-// network that comes back after its client gave up.
-class SilentBackend final : public StateBackend {
- public:
-  std::string name() const override { return "silent"; }
-  std::uint32_t registerState(const std::string&, StateKind) override { return 0; }
-  void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
-    std::lock_guard lock(mutex_);
-    for (const StateRequest& r : batch) held_.emplace_back(r.ticket, &sink);
-  }
-  void snapshot(Savepoint&) override {}
-  void restore(const Savepoint&) override {}
-
-  std::size_t held() {
-    std::lock_guard lock(mutex_);
-    return held_.size();
-  }
-  void answerAllFromAnotherThread() {
-    std::thread([this] {
-      std::lock_guard lock(mutex_);
-      for (auto& [ticket, sink] : held_) sink->complete(ticket, StateResult{});
-      held_.clear();
-    }).join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::pair<std::uint64_t, CompletionSink*>> held_;
-};
-
 ControllerOptions quiet() {
   ControllerOptions o;
   o.log = nullptr;
@@ -179,7 +149,7 @@ TEST(ControllerTest, BufferTimeoutSlackIsAFewRecordsWhileRecordsKeepArriving) {
 }
 
 TEST(ControllerTest, ABackendThatStopsAnsweringIsReportedAfterTheStallTimeout) {
-  SilentBackend backend;
+  testing::HoldingBackend backend;
   ManualClock time(400ms);  // every reading of the clock moves it on
   ControllerOptions o = quiet();
   o.stallTimeout = 1s;
@@ -201,7 +171,7 @@ TEST(ControllerTest, ABackendThatStopsAnsweringIsReportedAfterTheStallTimeout) {
 
 // Issue 11.1: the backend answered into a controller that had been destroyed.
 TEST(ControllerTest, AnswersArrivingAfterTheControllerWasDestroyedAreDroppedHarmlessly) {
-  SilentBackend backend;
+  testing::HoldingBackend backend;
   ManualClock time(400ms);
   ControllerOptions o = quiet();
   o.stallTimeout = 1s;
@@ -221,7 +191,7 @@ TEST(ControllerTest, AnswersArrivingAfterTheControllerWasDestroyedAreDroppedHarm
     controller.processRecord(0, [] { ADD_FAILURE() << "a record blocked behind a stalled one must not run"; });
     EXPECT_THROW(controller.drain(), AsyncStateException);
   }
-  EXPECT_NE(told.find("destroyed before backend silent answered"), std::string::npos) << told;
+  EXPECT_NE(told.find("destroyed before backend holding answered"), std::string::npos) << told;
   EXPECT_EQ(backend.held(), 3u);
   backend.answerAllFromAnotherThread();
 }

@@ -3,6 +3,7 @@
 // checkpoints, restores and watermarks; JobMetrics attached as the observer turns them
 // into its series.
 #include "../support/controller_fixture.hpp"
+#include "../support/test_backends.hpp"
 #include "click_job.hpp"
 
 #include <asyncstate/execution_observer.hpp>
@@ -17,28 +18,8 @@
 namespace asyncstate {
 namespace {
 
+using testing::HoldingBackend;
 using testing::ManualClock;
-
-// Holds every answer until the test releases it (on the test thread), or answers at once.
-class HoldingBackend final : public StateBackend {
- public:
-  std::string name() const override { return "holding"; }
-  std::uint32_t registerState(const std::string&, StateKind) override { return 0; }
-  void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
-    for (const StateRequest& r : batch) held_.emplace_back(r.ticket, &sink);
-    if (answerAtOnce) answerAll();
-  }
-  void snapshot(Savepoint&) override {}
-  void restore(const Savepoint&) override {}
-
-  void answerAll() {
-    for (auto& [ticket, sink] : std::exchange(held_, {})) sink->complete(ticket, StateResult{});
-  }
-  bool answerAtOnce = false;
-
- private:
-  std::vector<std::pair<std::uint64_t, CompletionSink*>> held_;
-};
 
 class RecordingObserver final : public ExecutionObserver {
  public:

@@ -1,7 +1,7 @@
 #pragma once
 // Backends for controller tests: one that answers from its own thread in shuffled
-// order (effects still applied in submission order, as the interface requires), and
-// one that fails chosen requests.
+// order (effects still applied in submission order, as the interface requires), one
+// that fails chosen requests, and one that holds its answers until the test releases them.
 
 #include <asyncstate/backend/memory.hpp>
 #include <asyncstate/state_backend.hpp>
@@ -116,6 +116,45 @@ class FailingBackend final : public StateBackend {
 
  private:
   MemoryBackend inner_;
+};
+
+// Holds every request unanswered until the test releases them: on the test's thread
+// (answerAll), from another thread (a network that comes back after its client gave up),
+// or at once when answerAtOnce is set.
+class HoldingBackend final : public StateBackend {
+ public:
+  std::string name() const override { return "holding"; }
+  std::uint32_t registerState(const std::string&, StateKind) override { return 0; }
+  void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+    {
+      std::lock_guard lock(mutex_);
+      for (const StateRequest& r : batch) held_.emplace_back(r.ticket, &sink);
+    }
+    if (answerAtOnce) answerAll();
+  }
+  void snapshot(Savepoint&) override {}
+  void restore(const Savepoint&) override {}
+
+  std::size_t held() {
+    std::lock_guard lock(mutex_);
+    return held_.size();
+  }
+  void answerAll() {
+    std::vector<std::pair<std::uint64_t, CompletionSink*>> answers;
+    {
+      std::lock_guard lock(mutex_);
+      answers = std::exchange(held_, {});
+    }
+    for (auto& [ticket, sink] : answers) sink->complete(ticket, StateResult{});
+  }
+  void answerAllFromAnotherThread() {
+    std::thread([this] { answerAll(); }).join();
+  }
+  bool answerAtOnce = false;
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<std::uint64_t, CompletionSink*>> held_;
 };
 
 }  // namespace asyncstate::testing
