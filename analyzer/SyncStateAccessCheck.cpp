@@ -9,6 +9,7 @@
 #include "clang/AST/RecursiveASTVisitor.h"
 #include "clang/ASTMatchers/ASTMatchFinder.h"
 #include "clang/Lex/Lexer.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
@@ -258,12 +259,8 @@ SyncStateAccessCheck::AwaitSite SyncStateAccessCheck::awaitSite(const CallExpr* 
       if (isLambdaCallOperator(Function))
         return {nullptr, "inside a lambda, where co_await would suspend the lambda and not the record's coroutine"};
       if (Resolver.isTaskCoroutine(Function) || becomesRecordCoroutine(Function)) {
-        OwnReturns Visitor;
-        Visitor.TraverseStmt(Function->getBody());
-        for (const ReturnStmt* Return : Visitor.Returns)
-          if (Return->getRetValue() || !Return->getReturnLoc().isFileID())
-            return {nullptr,
-                    "'" + Function->getNameAsString() + "' has a return statement that cannot become co_return"};
+        if (!returnsCanBecomeCoReturn(Function))
+          return {nullptr, "'" + Function->getNameAsString() + "' has a return statement that cannot become co_return"};
         return {Function, ""};
       }
       std::string Names;
@@ -274,6 +271,19 @@ SyncStateAccessCheck::AwaitSite SyncStateAccessCheck::awaitSite(const CallExpr* 
     if (Current.get<CXXRecordDecl>() || Current.get<TranslationUnitDecl>()) break;
   }
   return {nullptr, "not inside a function body"};
+}
+
+// Computed once per function: a body with many sync calls is not walked once per call.
+bool SyncStateAccessCheck::returnsCanBecomeCoReturn(const FunctionDecl* Function) {
+  const auto [Known, Inserted] = ReturnsConvertible.try_emplace(Function, true);
+  if (Inserted) {
+    OwnReturns Visitor;
+    Visitor.TraverseStmt(Function->getBody());
+    Known->second = llvm::none_of(Visitor.Returns, [](const ReturnStmt* Return) {
+      return Return->getRetValue() || !Return->getReturnLoc().isFileID();
+    });
+  }
+  return Known->second;
 }
 
 // A void UDF member named in RecordCoroutineMethods with a Collector& parameter: the

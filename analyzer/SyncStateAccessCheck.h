@@ -2,6 +2,7 @@
 
 #include "utils/AsyncStateCheck.h"
 
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
 
 #include <string>
@@ -24,6 +25,7 @@ class SyncStateAccessCheck : public AsyncStateCheck {
   void onStartOfTranslationUnit() override {
     AsyncStateCheck::onStartOfTranslationUnit();
     Migrated.clear();
+    ReturnsConvertible.clear();
   }
 
  private:
@@ -40,6 +42,9 @@ class SyncStateAccessCheck : public AsyncStateCheck {
   };
   AwaitSite awaitSite(const CallExpr* Call, ASTContext& Ctx);
   bool becomesRecordCoroutine(const FunctionDecl* Function) const;
+  // Whether every `return` of Function can become `co_return` (none returns a value or
+  // comes from a macro).
+  bool returnsCanBecomeCoReturn(const FunctionDecl* Function);
   bool needsParentheses(const CallExpr* Call, ASTContext& Ctx) const;
 
   const std::vector<std::string> StateTypes;
@@ -54,6 +59,7 @@ class SyncStateAccessCheck : public AsyncStateCheck {
   const std::vector<std::string> CollectorTypes;
   // Functions whose `return;` statements were already rewritten to `co_return;`.
   llvm::DenseSet<const FunctionDecl*> Migrated;
+  llvm::DenseMap<const FunctionDecl*, bool> ReturnsConvertible;
 };
 
 }  // namespace clang::tidy::asyncstate
