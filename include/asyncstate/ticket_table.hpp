@@ -73,7 +73,7 @@ class TicketTable {
   // when those are out of cache; the controller calls this one answer ahead.
   void prefetch(std::uint64_t ticket) const noexcept {
     const auto index = static_cast<std::uint32_t>(ticket);
-    if (index >= slots_.size()) return;
+    if (index >= slots_.size() || slots_[index].core == nullptr) return;  // a ticket nobody issued
     const Slot& slot = slots_[index];
     ASYNCSTATE_PREFETCH(slot.core);
     ASYNCSTATE_PREFETCH(reinterpret_cast<const unsigned char*>(slot.core) + kCacheLine);
