@@ -8,31 +8,45 @@
 #   bench/run.sh                 # everything (~5 min)
 #   bench/run.sh --futures-only  # the futures binary and instruction counts; the state
 #                                # numbers in the report stay those of docs/bench/state.json
+#   bench/run.sh --state-only    # the state binary only; the futures numbers stay those of
+#                                # docs/bench/futures*.json
 set -euo pipefail
 futures_only=false
-[[ "${1:-}" == --futures-only ]] && futures_only=true
+state_only=false
+case "${1:-}" in
+  --futures-only) futures_only=true ;;
+  --state-only) state_only=true ;;
+  "") ;;
+  *) echo "usage: bench/run.sh [--futures-only | --state-only]" >&2; exit 2 ;;
+esac
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 out="$root/docs/bench"
 mkdir -p "$out" "$root/build"
 
 configure bench g++ -DASYNCSTATE_BUILD_TESTS=OFF -DASYNCSTATE_BUILD_EXAMPLES=OFF -DASYNCSTATE_BUILD_ANALYZER=OFF
-targets=(asyncstate_bench_futures)
+targets=()
+$state_only || targets+=(asyncstate_bench_futures)
 $futures_only || targets+=(asyncstate_bench_state)
 cmake --build "$root/build/bench" -j "$jobs" --target "${targets[@]}"
 
-{
-  lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|Hypervisor vendor|L1d cache|L2 cache|L3 cache)'
-  echo "Kernel:                                  $(uname -srm)"
-  echo "Compiler:                                $(g++ --version | head -1)"
-  echo "Memory:                                  $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
-  echo "Sources:                                 commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$root" diff --quiet HEAD -- include bench examples 2>/dev/null || echo ' plus uncommitted changes')"
-} >"$out/machine.txt"
+# A state-only run keeps the recorded machine description (it names the futures run's sources).
+if ! $state_only; then
+  {
+    lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|Hypervisor vendor|L1d cache|L2 cache|L3 cache)'
+    echo "Kernel:                                  $(uname -srm)"
+    echo "Compiler:                                $(g++ --version | head -1)"
+    echo "Memory:                                  $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+    echo "Sources:                                 commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$root" diff --quiet HEAD -- include bench examples 2>/dev/null || echo ' plus uncommitted changes')"
+  } >"$out/machine.txt"
+fi
 
 common=(--benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
         --benchmark_out_format=json)
-"$root/build/bench/bench/asyncstate_bench_futures" "${common[@]}" --benchmark_repetitions=5 \
-  --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01 --benchmark_out="$out/futures.json"
-"$root/bench/instructions.sh"
+if ! $state_only; then
+  "$root/build/bench/bench/asyncstate_bench_futures" "${common[@]}" --benchmark_repetitions=5 \
+    --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01 --benchmark_out="$out/futures.json"
+  "$root/bench/instructions.sh"
+fi
 if ! $futures_only; then
   "$root/build/bench/bench/asyncstate_bench_state" "${common[@]}" --benchmark_repetitions=5 \
     --benchmark_min_time=0.2 --benchmark_out="$out/state.json"

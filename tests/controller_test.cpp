@@ -502,6 +502,28 @@ TEST(ControllerTest, QuietKeysNeverRaiseAHotKeyWarning) {
   controller.drain();
 }
 
+// Issue 10.4: the clock is not read per record, not even for records waiting for their key
+// (only the buffer timeout's check every 32 records and latency samples read it).
+TEST(ControllerTest, RecordsWaitingForTheirKeyDoNotReadTheClock) {
+  ShufflingBackend backend;
+  ManualClock time;
+  std::size_t clockReads = 0;
+  ControllerOptions o = quiet();
+  o.bufferTimeout = 1h;
+  o.latencySampleEvery = 0;
+  o.clock = [&, clock = time.clock()] {
+    ++clockReads;
+    return clock();
+  };
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+  // Every key twice among 640 in flight: 320 records wait, no key is hot.
+  for (int i = 0; i < 640; ++i) controller.processRecord(i / 2, [&] { (void)v.asyncValue(); });
+  EXPECT_EQ(controller.hotKeys().waitingRecords().totalWeight(), 320u);
+  EXPECT_LE(clockReads, 640u / 32 + 1);  // one per timeout check, one for the batch's deadline
+  controller.drain();
+}
+
 TEST(ControllerTest, StartupLogShowsTheConfigurationSoSlowDefaultsAreVisible) {
   MemoryBackend backend;
   std::ostringstream log;

@@ -405,7 +405,7 @@ class AsyncExecutionController final {
 
   // Buffers one request for the current record and returns the future of its result.
   template <class R>
-  StateFuture<R> submit(StateRequest request, const StateHandle& state, const char* operation, Decoder<R> decode,
+  StateFuture<R> submit(StateRequest&& request, const StateHandle& state, const char* operation, Decoder<R> decode,
                         const void* context = nullptr) {
     detail::RecordContext& record = currentRecord(operation);
     if (closing_) {
@@ -497,9 +497,11 @@ class AsyncExecutionController final {
       start(record);
     } else {
       // Only records that wait are counted (hot keys are what make records wait), by their
-      // key's bytes: the text is decoded only when a key is reported.
-      hotKeys_.recordWaiting(record->keyBytes(), describe, keys_.recordsOf(record->keyBytes(), record->keyHash()),
-                             inFlight_, now());
+      // key's bytes: the text is decoded only when a key is reported. The clock is read
+      // only for a key over the warning threshold (it spaces the warnings), not per record.
+      const std::size_t recordsOfKey = keys_.recordsOf(record->keyBytes(), record->keyHash());
+      hotKeys_.recordWaiting(record->keyBytes(), describe, recordsOfKey, inFlight_,
+                             hotKeys_.policy().exceeds(recordsOfKey, inFlight_) ? now() : TimePoint{});
     }  // a waiting record is handed out by finished() when its key frees
     if (derived) return;
     pump();
@@ -714,7 +716,9 @@ class AsyncExecutionController final {
       }
       progressed = true;
       if (roundTrips_) observeAnswered(batch);
-      for (detail::Completion& completion : batch) {
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (i + 1 < batch.size()) tickets_.prefetch(batch[i + 1].ticket);
+        detail::Completion& completion = batch[i];
         if (!tickets_.settle(*runtime_, completion.ticket, &completion.result, std::move(completion.error))) {
           logLine("backend " + backend_.name() + " answered unknown or already answered request ticket " +
                   std::to_string(completion.ticket) + "; ignored");

@@ -3,6 +3,8 @@
 // future core is created and released on the task thread that owns the controller,
 // so the free lists need no locks and no atomics.
 
+#include <asyncstate/detail/config.hpp>
+
 #include <array>
 #include <bit>
 #include <cstddef>
@@ -60,6 +62,9 @@ class FuturePool {
     if (block != nullptr) {
       ++stats_.reused;
       free_[cls] = block->next;
+      // The next block handed out was freed long ago when many records are in flight:
+      // start loading it now rather than stall on its link at the next allocation.
+      ASYNCSTATE_PREFETCH(free_[cls]);
       return block;
     }
     if (fresh_[cls] == freshEnd_[cls]) carve(cls);
