@@ -6,7 +6,7 @@
 // nothing per record. Callbacks run on the task thread and must not throw.
 //
 // Backend round trips are timed only for an observer whose measuresRoundTrips() is
-// true: that costs two clock reads per batch and a hash-map entry per request in flight.
+// true: that costs two clock reads per batch and a table entry per request in flight.
 
 #include <asyncstate/state_backend.hpp>
 
@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 namespace asyncstate {
@@ -46,40 +45,67 @@ class ExecutionObserver {
 namespace detail {
 
 // Times batches from send to last answer: the controller tells it which tickets a batch
-// carries and which ticket was answered.
+// carries and which ticket was answered. A ticket names a slot of the controller's
+// TicketTable in its low 32 bits (ticket_table.hpp), so the batch a ticket went in is
+// kept per slot, and batches in order of sending: no hashing per request.
 class RoundTripTimer {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
   void sent(const std::vector<StateRequest>& batch, TimePoint now) {
     if (batch.empty()) return;
-    const std::uint64_t id = nextBatch_++;
-    batches_.emplace(id, Batch{now, batch.size()});
-    for (const StateRequest& request : batch) batchOf_[request.ticket] = id;
+    const std::uint64_t id = firstBatch_ + batches_.size();
+    batches_.push_back(Batch{now, batch.size()});
+    ++inFlight_;
+    for (const StateRequest& request : batch) {
+      const auto slot = static_cast<std::uint32_t>(request.ticket);
+      if (slot >= sentIn_.size()) sentIn_.resize(std::size_t{slot} + 1);
+      sentIn_[slot] = Sent{request.ticket, id, true};
+    }
   }
 
   // The batch's round trip when `ticket` was the last of its batch to be answered.
   std::optional<std::chrono::nanoseconds> answered(std::uint64_t ticket, TimePoint now) {
-    const auto request = batchOf_.find(ticket);
-    if (request == batchOf_.end()) return std::nullopt;  // not timed (sent before observing, or unknown)
-    const auto batch = batches_.find(request->second);
-    batchOf_.erase(request);
-    if (batch == batches_.end() || --batch->second.unanswered > 0) return std::nullopt;
-    const auto duration = std::chrono::duration_cast<std::chrono::nanoseconds>(now - batch->second.sentAt);
-    batches_.erase(batch);
+    const auto slot = static_cast<std::uint32_t>(ticket);
+    // Not timed: sent before observing, unknown, or answered already.
+    if (slot >= sentIn_.size() || !sentIn_[slot].timed || sentIn_[slot].ticket != ticket) return std::nullopt;
+    sentIn_[slot].timed = false;
+    Batch& batch = batches_[sentIn_[slot].batch - firstBatch_];
+    if (--batch.unanswered > 0) return std::nullopt;
+    const auto duration = std::chrono::duration_cast<std::chrono::nanoseconds>(now - batch.sentAt);
+    --inFlight_;
+    dropAnsweredBatches();
     return duration;
   }
 
-  std::size_t batchesInFlight() const noexcept { return batches_.size(); }
+  std::size_t batchesInFlight() const noexcept { return inFlight_; }
 
  private:
   struct Batch {
     TimePoint sentAt;
     std::size_t unanswered = 0;
   };
-  std::uint64_t nextBatch_ = 0;
-  std::unordered_map<std::uint64_t, Batch> batches_;
-  std::unordered_map<std::uint64_t, std::uint64_t> batchOf_;  // ticket -> batch
+  struct Sent {
+    std::uint64_t ticket = 0;
+    std::uint64_t batch = 0;
+    bool timed = false;
+  };
+
+  // Batches finish out of order; the answered ones at the front go, in amortised O(1).
+  void dropAnsweredBatches() {
+    while (head_ < batches_.size() && batches_[head_].unanswered == 0) ++head_;
+    if (head_ == batches_.size() || head_ * 2 >= batches_.size()) {
+      batches_.erase(batches_.begin(), batches_.begin() + static_cast<std::ptrdiff_t>(head_));
+      firstBatch_ += head_;
+      head_ = 0;
+    }
+  }
+
+  std::vector<Batch> batches_;  // batch firstBatch_ + i at i; those before head_ are answered
+  std::uint64_t firstBatch_ = 0;
+  std::size_t head_ = 0;
+  std::size_t inFlight_ = 0;
+  std::vector<Sent> sentIn_;  // by ticket slot
 };
 
 }  // namespace detail

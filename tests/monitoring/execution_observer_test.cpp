@@ -89,6 +89,43 @@ TEST(ExecutionObserver, ControllerReportsBatchesAndTheirRoundTripsByItsClock) {
   EXPECT_EQ(controller.metrics().batchesSent, observer.batches.size());
 }
 
+// Tickets as the TicketTable makes them: a slot in the low 32 bits, its generation above.
+std::vector<StateRequest> requestsWithTickets(std::initializer_list<std::uint64_t> tickets) {
+  std::vector<StateRequest> batch(tickets.size());
+  std::size_t i = 0;
+  for (std::uint64_t ticket : tickets) batch[i++].ticket = ticket;
+  return batch;
+}
+
+TEST(ExecutionObserver, RoundTripsOfBatchesAnsweredOutOfOrderAndOfReusedSlots) {
+  using TimePoint = detail::RoundTripTimer::TimePoint;
+  const TimePoint t0{};
+  const std::uint64_t nextGeneration = std::uint64_t{1} << 32;
+  detail::RoundTripTimer timer;
+  timer.sent(requestsWithTickets({0, 1}), t0);
+  timer.sent(requestsWithTickets({2}), t0 + milliseconds(1));
+  timer.sent(requestsWithTickets({3, 4}), t0 + milliseconds(2));
+  EXPECT_EQ(timer.batchesInFlight(), 3U);
+
+  // The last batch finishes first, the first one last.
+  EXPECT_EQ(timer.answered(4, t0 + milliseconds(10)), std::nullopt);
+  EXPECT_EQ(timer.answered(4, t0 + milliseconds(10)), std::nullopt) << "a repeated answer is not a second request";
+  EXPECT_EQ(timer.answered(3, t0 + milliseconds(12)), milliseconds(10));
+  EXPECT_EQ(timer.answered(0, t0 + milliseconds(13)), std::nullopt);
+  EXPECT_EQ(timer.answered(2, t0 + milliseconds(14)), milliseconds(13));
+  EXPECT_EQ(timer.answered(nextGeneration | 1, t0 + milliseconds(15)), std::nullopt) << "another generation";
+  EXPECT_EQ(timer.answered(1, t0 + milliseconds(15)), milliseconds(15));
+  EXPECT_EQ(timer.batchesInFlight(), 0U);
+
+  // Slots come back with a new generation; an answer for the old ticket is not this one.
+  timer.sent(requestsWithTickets({nextGeneration | 0, 99}), t0 + milliseconds(20));
+  EXPECT_EQ(timer.answered(0, t0 + milliseconds(21)), std::nullopt);
+  EXPECT_EQ(timer.answered(99, t0 + milliseconds(22)), std::nullopt);
+  EXPECT_EQ(timer.answered(nextGeneration | 0, t0 + milliseconds(25)), milliseconds(5));
+  EXPECT_EQ(timer.answered(12345, t0 + milliseconds(25)), std::nullopt) << "never sent";
+  EXPECT_EQ(timer.batchesInFlight(), 0U);
+}
+
 TEST(ExecutionObserver, RoundTripsAreNotTimedUnlessTheObserverAsks) {
   HoldingBackend backend;
   backend.answerAtOnce = true;
