@@ -163,9 +163,11 @@ class FutureBody {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
   ASYNCSTATE_ALWAYS_INLINE ~FutureBody() {
-    // Only a failed or pending future has anything to report or release; keeping the
-    // common case inline makes a ready continuation cost little more than a call.
-    if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]] {
+    // Inline, so that on a ready future it folds down to a test of the mode and a
+    // dropped pending one (a write's future) releases its core without a call.
+    if (mode_ == Mode::Pending) {
+      core_->dropConsumer();
+    } else if (mode_ == Mode::Failed) [[unlikely]] {
       discard();
     } else if (mode_ == Mode::Ready) {
       destroyValue();
