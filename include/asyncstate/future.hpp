@@ -658,9 +658,7 @@ class FutureBody {
   }
 
   // Hands the error to exactly one new owner; this future no longer reports it.
-  AsyncError releaseError() {
-    return std::move(*releaseErrorBox());
-  }
+  AsyncError releaseError() { return std::move(*releaseErrorBox()); }
 
   // Only for a future that is complete (inline or in its core).
   Self takeReady() {
