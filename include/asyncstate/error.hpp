@@ -3,6 +3,7 @@
 // handler type. The rule the library enforces: every failure reaches exactly one
 // place -- a downstream exceptionally()/handle(), or the controller's ErrorHandler.
 
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -12,6 +13,61 @@
 #include <vector>
 
 namespace asyncstate {
+
+namespace detail {
+
+// A failure travels down a chain of futures as one boxed AsyncError. The boxes come from
+// a small per-thread cache of returned ones, so that failing in steady state takes
+// nothing from the heap (the controller's pool cannot serve them: a box may outlive
+// the controller, or be freed outside its thread's scope).
+class ErrorBoxCache {
+ public:
+  static void* take(std::size_t size) {
+    if (head_ != nullptr) {
+      Block* block = head_;
+      head_ = block->next;
+      --kept_;
+      return block;
+    }
+    return ::operator new(size);
+  }
+
+  static void give(void* box, std::size_t size) noexcept {
+    if (closed_ || kept_ == kKept) {
+      ::operator delete(box, size);
+      return;
+    }
+    // Constructed with the first box kept on this thread; its destructor frees them all
+    // when the thread ends. Boxes freed after that go straight back to the heap.
+    static thread_local Drain drain;
+    auto* block = static_cast<Block*>(box);
+    block->next = head_;
+    head_ = block;
+    ++kept_;
+  }
+
+ private:
+  struct Block {
+    Block* next;
+  };
+  struct Drain {
+    Drain() = default;
+    Drain(const Drain&) = delete;
+    Drain& operator=(const Drain&) = delete;
+    ~Drain() {
+      closed_ = true;
+      while (head_ != nullptr) ::operator delete(std::exchange(head_, head_->next));
+      kept_ = 0;
+    }
+  };
+  static constexpr std::size_t kKept = 64;
+  // Trivially destructible, so they stay usable until the thread is gone.
+  static inline thread_local Block* head_ = nullptr;
+  static inline thread_local std::size_t kept_ = 0;
+  static inline thread_local bool closed_ = false;
+};
+
+}  // namespace detail
 
 class AsyncError {
  public:
@@ -48,6 +104,19 @@ class AsyncError {
   }
 
   [[noreturn]] void rethrow() const { std::rethrow_exception(error_); }
+
+  // Where a boxed AsyncError (std::make_unique<AsyncError>) lives: see ErrorBoxCache.
+  // (A class derived from AsyncError has boxes of another size: those use the heap.)
+  static void* operator new(std::size_t size) {
+    return size == sizeof(AsyncError) ? detail::ErrorBoxCache::take(size) : ::operator new(size);
+  }
+  static void operator delete(void* box, std::size_t size) noexcept {
+    if (size == sizeof(AsyncError)) {
+      detail::ErrorBoxCache::give(box, size);
+    } else {
+      ::operator delete(box, size);
+    }
+  }
 
  private:
   std::exception_ptr error_;

@@ -140,25 +140,16 @@ class FutureBody {
  public:
   using value_type = T;
 
-  FutureBody(FutureBody&& other) noexcept
-      : mode_(std::exchange(other.mode_, Mode::Empty)),
-        consumedBy_(mode_ == Mode::Empty ? other.consumedBy_ : nullptr),
-        value_(std::move(other.value_)),
-        error_(std::move(other.error_)),
-        core_(std::exchange(other.core_, nullptr)) {
-    other.value_.reset();
-    other.consumedBy_ = "a move";
-  }
+  FutureBody(FutureBody&& other) noexcept : mode_(other.mode_) { takeOver(other); }
   FutureBody& operator=(FutureBody&& other) noexcept {
     if (this != &other) {
-      if (mode_ == Mode::Failed || mode_ == Mode::Pending) discard();
-      mode_ = std::exchange(other.mode_, Mode::Empty);
-      consumedBy_ = mode_ == Mode::Empty ? other.consumedBy_ : nullptr;
-      value_ = std::move(other.value_);
-      other.value_.reset();
-      error_ = std::move(other.error_);
-      core_ = std::exchange(other.core_, nullptr);
-      other.consumedBy_ = "a move";
+      if (mode_ == Mode::Failed || mode_ == Mode::Pending) {
+        discard();
+      } else if (mode_ == Mode::Ready) {
+        destroyValue();
+      }
+      mode_ = other.mode_;
+      takeOver(other);
     }
     return *this;
   }
@@ -172,10 +163,15 @@ class FutureBody {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
   ASYNCSTATE_ALWAYS_INLINE ~FutureBody() {
-    // Only a failed or pending future has anything to report or release; keeping the
-    // common case inline makes a ready continuation cost little more than a call.
-    if (mode_ == Mode::Failed || mode_ == Mode::Pending) [[unlikely]]
+    // Inline, so that on a ready future it folds down to a test of the mode and a
+    // dropped pending one (a write's future) releases its core without a call.
+    if (mode_ == Mode::Pending) {
+      core_->dropConsumer();
+    } else if (mode_ == Mode::Failed) [[unlikely]] {
       discard();
+    } else if (mode_ == Mode::Ready) {
+      destroyValue();
+    }
   }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -337,7 +333,7 @@ class FutureBody {
           auto call = [&]() -> decltype(auto) {
             if constexpr (std::is_invocable_v<F&, Outcome<T>>) {
               if (ready.mode_ == Mode::Failed) return std::invoke(fn, Outcome<T>(ready.releaseError()));
-              return std::invoke(fn, Outcome<T>(std::move(*ready.value_)));
+              return std::invoke(fn, Outcome<T>(std::move(ready.value_)));
             } else {
               std::optional<AsyncError> failure;
               if (ready.mode_ == Mode::Failed) failure.emplace(ready.releaseError());
@@ -346,7 +342,7 @@ class FutureBody {
                 return std::invoke(fn, error);
               } else {
                 std::optional<T> value;
-                if (error == nullptr) value.emplace(std::move(*ready.value_));
+                if (error == nullptr) value.emplace(std::move(ready.value_));
                 return std::invoke(fn, std::move(value), error);
               }
             }
@@ -439,14 +435,14 @@ class FutureBody {
       consumedBy_ = operation;
       return StateFuture<U>::failedFrom(std::move(error));
     }
-    mode_ = Mode::Empty;
-    consumedBy_ = operation;
     try {
+      // The value is gone once the call returned or threw.
+      Consume consume{*this, operation};
       if constexpr (std::is_void_v<U>) {
-        call(*value_);
+        call(value_);
         return readyVoid();
       } else {
-        return completedFuture<U>(call(*value_));
+        return completedFuture<U>(call(value_));
       }
     } catch (...) {
       return failedFuture<U>(continuationError(std::current_exception(), operation));
@@ -473,7 +469,7 @@ class FutureBody {
   template <class U, class Call>
   StateFuture<U> mapPending(Call&& call, const char* operation) {
     using SU = Stored<U>;
-    Core<StoredT>* source = std::exchange(core_, nullptr);
+    Core<StoredT>* source = core_;
     mode_ = Mode::Empty;
     consumedBy_ = operation;
     Runtime& runtime = source->runtime();
@@ -514,7 +510,7 @@ class FutureBody {
     return std::move(self()).template then<U>(
         [fn = std::forward<F>(f)](Self&& ready) mutable -> StateFuture<U> {
           if (ready.mode_ == Mode::Failed) return StateFuture<U>::failedFrom(ready.releaseErrorBox());
-          StateFuture<U> inner(invokeWithValue<T>(fn, *ready.value_));
+          StateFuture<U> inner(invokeWithValue<T>(fn, ready.value_));
           // Checked here, not only in forward(): on a complete source the step's result is
           // handed to the caller as is, and an empty future would drop the mistake silently.
           if (!inner.valid()) throw FutureMisuseError("thenCompose: the function returned a consumed StateFuture");
@@ -535,20 +531,16 @@ class FutureBody {
   }
 
   // Kept out of line and cold so that the success path pays nothing for the reporting.
-  ASYNCSTATE_COLD static void reportDropped(std::unique_ptr<AsyncError>& error) noexcept {
+  ASYNCSTATE_COLD static void reportDropped(std::unique_ptr<AsyncError> error) noexcept {
     if (error) currentRuntime().reportUnhandled(std::move(*error));
-    error.reset();
   }
 
   // Drops this future's interest: a failure nobody will look at goes to the handler.
   ASYNCSTATE_NOINLINE void discard() noexcept {
     switch (mode_) {
-      case Mode::Failed: reportDropped(error_); break;
-      case Mode::Pending:
-        core_->dropConsumer();
-        core_ = nullptr;
-        break;
-      case Mode::Ready: value_.reset(); break;
+      case Mode::Failed: reportDropped(std::unique_ptr<AsyncError>(error_)); break;
+      case Mode::Pending: core_->dropConsumer(); break;
+      case Mode::Ready: destroyValue(); break;
       case Mode::Empty: break;
     }
     mode_ = Mode::Empty;
@@ -559,13 +551,10 @@ class FutureBody {
   static Self fromCore(Core<StoredT>& core) {
     Self ready;
     if (core.status() == CoreBase::Status::Value) {
-      ready.mode_ = Mode::Ready;
-      ready.value_.emplace(core.takeValue());
+      ready.emplaceValue(core.takeValue());
     } else {
-      ready.mode_ = Mode::Failed;
-      ready.error_ = core.takeError();
+      ready.holdError(core.takeError());
     }
-    ready.consumedBy_ = nullptr;
     return ready;
   }
 
@@ -584,11 +573,12 @@ class FutureBody {
     using SU = Stored<U>;
     using Source = FutureBody<U>;
     switch (source.mode_) {
-      case Source::Mode::Ready: target->setValue(std::move(*source.value_)); break;
+      case Source::Mode::Ready: target->setValue(std::move(source.value_)); break;
       case Source::Mode::Failed: target->setError(source.releaseErrorBox()); break;
       case Source::Mode::Pending: {
-        Core<SU>* inner = std::exchange(source.core_, nullptr);
+        Core<SU>* inner = source.core_;
         source.mode_ = Source::Mode::Empty;
+        source.consumedBy_ = "thenCompose";
         if (inner->status() != CoreBase::Status::Pending) {
           StateFuture<U> done = Source::fromCore(*inner);
           inner->release();
@@ -614,10 +604,10 @@ class FutureBody {
   template <class U, class Step>
   StateFuture<U> then(Step&& step, const char* operation) && {
     requireUsable(operation);
-    consumedBy_ = operation;
     if (mode_ == Mode::Pending && core_->status() == CoreBase::Status::Pending) {
-      Core<StoredT>* source = std::exchange(core_, nullptr);
+      Core<StoredT>* source = core_;
       mode_ = Mode::Empty;
+      consumedBy_ = operation;
       Runtime& runtime = source->runtime();
       auto* result = Core<Stored<U>>::create(runtime);
       RecordContext* record = runtime.currentRecord();
@@ -641,50 +631,41 @@ class FutureBody {
     // Inline outcome: the step reads it in place, so a ready continuation builds no
     // intermediate future.
     StateFuture<U> out = runStep<U>(step, std::move(self()), operation);
-    mode_ = Mode::Empty;
-    consumedBy_ = operation;
+    clear(operation);
     return out;
   }
 
   // As releaseError(), keeping the allocation: a failure travels down a chain without
   // being copied or re-boxed at each stage.
   std::unique_ptr<AsyncError> releaseErrorBox() {
-    mode_ = Mode::Empty;
-    consumedBy_ = "error delivery";
-    return std::move(error_);
-  }
-
-  // completedVoidFuture(), spelled through T (StateFuture<void> is completed later).
-  static VoidFuture readyVoid() {
-    VoidFuture future;
-    future.mode_ = VoidFuture::Mode::Ready;
-    future.consumedBy_ = nullptr;
-    future.value_.emplace();
-    return future;
-  }
-
-  static Self failedFrom(std::unique_ptr<AsyncError> error) {
-    Self future;
-    future.mode_ = Mode::Failed;
-    future.consumedBy_ = nullptr;
-    future.error_ = std::move(error);
-    return future;
-  }
-
-  // Hands the error to exactly one new owner; this future no longer reports it.
-  AsyncError releaseError() {
-    AsyncError error = std::move(*error_);
-    error_.reset();
+    std::unique_ptr<AsyncError> error(error_);
     mode_ = Mode::Empty;
     consumedBy_ = "error delivery";
     return error;
   }
 
+  // completedVoidFuture(), spelled through T (StateFuture<void> is completed later).
+  static VoidFuture readyVoid() {
+    VoidFuture future;
+    future.emplaceValue();
+    return future;
+  }
+
+  static Self failedFrom(std::unique_ptr<AsyncError> error) {
+    Self future;
+    future.holdError(std::move(error));
+    return future;
+  }
+
+  // Hands the error to exactly one new owner; this future no longer reports it.
+  AsyncError releaseError() { return std::move(*releaseErrorBox()); }
+
   // Only for a future that is complete (inline or in its core).
   Self takeReady() {
     if (mode_ == Mode::Pending) {
-      Core<StoredT>* core = std::exchange(core_, nullptr);
+      Core<StoredT>* core = core_;
       mode_ = Mode::Empty;
+      consumedBy_ = nullptr;
       Self ready = fromCore(*core);
       core->release();
       return ready;
@@ -700,7 +681,7 @@ class FutureBody {
   void observe(Fn&& fn, const char* operation) && {
     requireUsable(operation);
     if (mode_ == Mode::Pending && core_->status() == CoreBase::Status::Pending) {
-      Core<StoredT>* source = std::exchange(core_, nullptr);
+      Core<StoredT>* source = core_;
       mode_ = Mode::Empty;
       consumedBy_ = operation;
       RecordContext* record = source->runtime().currentRecord();
@@ -719,11 +700,66 @@ class FutureBody {
     fn(std::move(ready));
   }
 
+  // The outcome in place, as the mode says; what a future holds in one mode it does
+  // not hold in another, so a StateFuture<int> is two words.
+  void emplaceValue(auto&&... value) {
+    ::new (static_cast<void*>(&value_)) StoredT(std::forward<decltype(value)>(value)...);
+    mode_ = Mode::Ready;
+  }
+  void holdError(std::unique_ptr<AsyncError> error) noexcept {
+    error_ = error.release();
+    mode_ = Mode::Failed;
+  }
+  void destroyValue() noexcept {
+    if constexpr (!std::is_trivially_destructible_v<StoredT>) value_.~StoredT();
+  }
+
+  // Moves `other`'s outcome into this future, whose mode_ is already other's; `other`
+  // reads as consumed by the move.
+  void takeOver(FutureBody& other) noexcept {
+    switch (mode_) {
+      case Mode::Empty: consumedBy_ = other.consumedBy_; break;
+      case Mode::Ready:
+        ::new (static_cast<void*>(&value_)) StoredT(std::move(other.value_));
+        other.destroyValue();
+        break;
+      case Mode::Failed: error_ = other.error_; break;
+      case Mode::Pending: core_ = other.core_; break;
+    }
+    other.mode_ = Mode::Empty;
+    other.consumedBy_ = "a move";
+  }
+
+  // After a step read this future in place: whatever it left goes, unreported.
+  void clear(const char* operation) noexcept {
+    switch (mode_) {
+      case Mode::Ready: destroyValue(); break;
+      case Mode::Failed: delete error_; break;
+      case Mode::Pending: core_->dropConsumer(); break;
+      case Mode::Empty: break;
+    }
+    mode_ = Mode::Empty;
+    consumedBy_ = operation;
+  }
+
+  // Ends a value step on a ready future: the value is destroyed, the future consumed.
+  struct Consume {
+    FutureBody& future;
+    const char* operation;
+    ~Consume() {
+      future.destroyValue();
+      future.mode_ = Mode::Empty;
+      future.consumedBy_ = operation;
+    }
+  };
+
   Mode mode_;
-  const char* consumedBy_ = nullptr;
-  std::optional<StoredT> value_;
-  std::unique_ptr<AsyncError> error_;
-  Core<StoredT>* core_ = nullptr;
+  union {
+    const char* consumedBy_;  // Empty: what consumed it, for the misuse message
+    StoredT value_;           // Ready
+    AsyncError* error_;       // Failed: owned
+    Core<StoredT>* core_;     // Pending: the consumer's reference
+  };
 };
 
 }  // namespace detail
@@ -754,17 +790,13 @@ class StateFuture<void> : public detail::FutureBody<void> {
 template <class T>
 StateFuture<T> completedFuture(T value) {
   StateFuture<T> future;
-  future.mode_ = StateFuture<T>::Mode::Ready;
-  future.consumedBy_ = nullptr;
-  future.value_.emplace(std::move(value));
+  future.emplaceValue(std::move(value));
   return future;
 }
 
 inline StateFuture<void> completedVoidFuture() {
   StateFuture<void> future;
-  future.mode_ = StateFuture<void>::Mode::Ready;
-  future.consumedBy_ = nullptr;
-  future.value_.emplace();
+  future.emplaceValue();
   return future;
 }
 
@@ -792,7 +824,7 @@ struct FutureAccess {
   static void consumeReady(StateFuture<T>&& ready, OnValue&& onValue, OnError&& onError) {
     StateFuture<T> done = ready.takeReady();
     if (done.mode_ == StateFuture<T>::Mode::Ready) {
-      onValue(*done.value_);
+      onValue(done.value_);
     } else {
       AsyncError error = done.releaseError();
       onError(error);
@@ -812,7 +844,7 @@ struct FutureAccess {
   }
   template <class T>
   static detail::Stored<T>& valueOf(StateFuture<T>& ready) {
-    return *ready.value_;
+    return ready.value_;
   }
 
   // The same outcome as `future`, after fn() ran once `future` completed (either way).

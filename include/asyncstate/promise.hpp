@@ -3,6 +3,7 @@
 // timer, an external event source, a benchmark). Obtained from the controller
 // (AsyncExecutionController::newPromise); completed exactly once.
 
+#include <asyncstate/detail/config.hpp>
 #include <asyncstate/detail/future_core.hpp>
 #include <asyncstate/error.hpp>
 #include <asyncstate/future.hpp>
@@ -37,12 +38,14 @@ class StatePromise {
   }
 
  private:
-  void requireUncompleted(const char* operation) const {
-    if (!producer_) {
-      throw FutureMisuseError(std::string("StatePromise::") + operation +
-                              ": the promise was already completed, or was default-constructed instead of taken "
-                              "from AsyncExecutionController::newPromise()");
-    }
+  ASYNCSTATE_ALWAYS_INLINE void requireUncompleted(const char* operation) const {
+    if (!producer_) [[unlikely]]
+      throwCompleted(operation);
+  }
+  [[noreturn]] ASYNCSTATE_COLD static void throwCompleted(const char* operation) {
+    throw FutureMisuseError(std::string("StatePromise::") + operation +
+                            ": the promise was already completed, or was default-constructed instead of taken "
+                            "from AsyncExecutionController::newPromise()");
   }
 
   detail::Producer<detail::Stored<T>> producer_;
