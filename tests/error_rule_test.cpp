@@ -325,6 +325,22 @@ class ChainFuzzer {
   std::vector<StateFuture<int>> held_;
 };
 
+// Failure boxes are recycled per thread (ErrorBoxCache), except under AddressSanitizer,
+// which must still see a box used after it was freed.
+TEST(ErrorRule, FreedFailureBoxesAreRecycledExceptUnderAddressSanitizer) {
+  const void* first = nullptr;
+  {
+    auto box = std::make_unique<AsyncError>(std::make_exception_ptr(std::runtime_error("x")), "v", "k", "get");
+    first = box.get();
+  }
+  auto second = std::make_unique<AsyncError>(std::make_exception_ptr(std::runtime_error("y")), "v", "k", "get");
+  if (ASYNCSTATE_ADDRESS_SANITIZER) {
+    EXPECT_NE(second.get(), first) << "a freed box came back without the heap: AddressSanitizer cannot see its misuse";
+  } else {
+    EXPECT_EQ(second.get(), first) << "a freed box was not kept for the next failure";
+  }
+}
+
 TEST(ErrorRuleRandomized, EveryInjectedFailureIsObservedExactlyOnce) {
   constexpr int kSeeds = 20;
   constexpr int kChains = 500;

@@ -3,6 +3,8 @@
 // handler type. The rule the library enforces: every failure reaches exactly one
 // place -- a downstream exceptionally()/handle(), or the controller's ErrorHandler.
 
+#include <asyncstate/detail/config.hpp>
+
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -60,7 +62,7 @@ class ErrorBoxCache {
       kept_ = 0;
     }
   };
-  static constexpr std::size_t kKept = 64;
+  static constexpr std::size_t kKept = ASYNCSTATE_ADDRESS_SANITIZER ? 0 : 64;
   // Trivially destructible, so they stay usable until the thread is gone.
   static inline thread_local Block* head_ = nullptr;
   static inline thread_local std::size_t kept_ = 0;

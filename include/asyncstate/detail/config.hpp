@@ -1,6 +1,6 @@
 #pragma once
 // Inlining and cache hints for the hot paths (measured in bench/futures_bench.cpp and
-// bench/state_bench.cpp).
+// bench/state_bench.cpp), and whether AddressSanitizer is watching.
 
 #if defined(__GNUC__)
 #define ASYNCSTATE_ALWAYS_INLINE [[gnu::always_inline]] inline
@@ -12,4 +12,18 @@
 #define ASYNCSTATE_NOINLINE
 #define ASYNCSTATE_COLD
 #define ASYNCSTATE_PREFETCH(address) ((void)(address))
+#endif
+
+// Caches of freed memory (ErrorBoxCache in error.hpp) hand a block out again without the
+// heap seeing it, which would hide a use after free from AddressSanitizer: under it they
+// keep nothing.
+#if defined(__SANITIZE_ADDRESS__)
+#define ASYNCSTATE_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASYNCSTATE_ADDRESS_SANITIZER 1
+#endif
+#endif
+#ifndef ASYNCSTATE_ADDRESS_SANITIZER
+#define ASYNCSTATE_ADDRESS_SANITIZER 0
 #endif
