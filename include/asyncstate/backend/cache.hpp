@@ -99,8 +99,7 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
         }
         if (r.type == RequestType::Get) ++stats_.misses;
         applyWrite(owner, r);
-        pending_[nextTicket_] =
-            Pending{&sink, r.ticket, r.type, owner, r.userKey, generationOf(owner, r.type), drops_};
+        pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, owner, r.userKey, generationOf(owner, r.type), drops_};
         r.ticket = nextTicket_++;
         forward.push_back(std::move(r));
       }
