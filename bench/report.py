@@ -484,14 +484,20 @@ STORY_CONFIGS = [("rocksdb_full", "RocksDB, full snapshots (before)"),
                  ("redis_lightweight", "Redis + local cache, lightweight checkpoints")]
 # The migration the project comes from (seconds): before, after.
 STORY_CLAIMS = {"checkpoint_s": ("2 min, growing", "30 s, constant"), "recovery_s": ("22 min", "30 s"),
-                "rescale_s": ("15 min", "60 s")}
-STORY_METRICS = [("checkpoint_s", "checkpoint (after 1 % of keys changed)"), ("recovery_s", "recovery"),
+                "fixed_checkpoint_s": ("(as above)", "(as above)"), "rescale_s": ("15 min", "60 s")}
+STORY_METRICS = [("checkpoint_s", "checkpoint (after 1 % of keys changed)"),
+                 ("fixed_checkpoint_s", "checkpoint (after 100 keys changed; fastest of 5)"),
+                 ("recovery_s", "recovery"),
                  ("rescale_s", "rescale 1 → 2")]
 
 
 def fmt_s(s):
     if s is None:
         return "–"
+    if s >= 60:
+        return f"{s / 60:.1f} min"
+    if s >= 1:
+        return f"{s:.2f} s"
     return fmt_ns(s * 1e9)
 
 
@@ -507,9 +513,12 @@ def story_goals(small, large):
         return case[config].get(metric)
 
     for config, label in STORY_CONFIGS[1:]:
-        growth = get(large, config, "checkpoint_s") / get(small, config, "checkpoint_s")
-        goals.append((f"{label}: checkpoint at {fmt_size(large['size_mb'])} ÷ at {fmt_size(small['size_mb'])}",
-                      "≤ 2×", growth, growth <= 2))
+        for metric, changed in (("checkpoint_s", "1 % of keys"), ("fixed_checkpoint_s", "100 keys")):
+            if get(large, config, metric) is None:
+                continue
+            growth = get(large, config, metric) / get(small, config, metric)
+            goals.append((f"{label}: checkpoint at {fmt_size(large['size_mb'])} ÷ at {fmt_size(small['size_mb'])} "
+                          f"({changed} changed)", "≤ 2×", growth, growth <= 2))
         faster = get(large, "rocksdb_full", "checkpoint_s") / get(large, config, "checkpoint_s")
         goals.append((f"{label}: full snapshot ÷ its checkpoint at {fmt_size(large['size_mb'])}", "≥ 20×", faster,
                       faster >= 20))
@@ -523,11 +532,12 @@ def story_goals(small, large):
 
 def plot_story(cases, plots):
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    metrics = [(m, t) for m, t in STORY_METRICS if all(c[k].get(m) for c in cases for k, _ in STORY_CONFIGS[1:])]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3.8))
     sizes = [c["size_mb"] for c in cases]
-    for ax, (metric, title) in zip(axes, STORY_METRICS):
+    for ax, (metric, title) in zip(axes, metrics):
         for config, label in STORY_CONFIGS:
-            ax.plot(sizes, [c[config][metric] for c in cases], "o-", label=label)
+            ax.plot(sizes, [c[config].get(metric) for c in cases], "o-", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("keyed state (MB)")
@@ -554,10 +564,14 @@ def story_section(path, plots):
            "", f"### The story's table, measured at {fmt_size(large['size_mb'])}", ""]
     rows = []
     for metric, title in STORY_METRICS:
+        if metric not in STORY_CLAIMS:
+            continue
         before, after = STORY_CLAIMS[metric]
-        rows.append([title, before, after] + [fmt_s(large[c][metric]) for c, _ in STORY_CONFIGS])
+        rows.append([title, before, after] + [fmt_s(large[c].get(metric)) for c, _ in STORY_CONFIGS])
     out.append(table(["", "story: before", "story: after"] + [label for _, label in STORY_CONFIGS], rows))
-    out += ["", "### Goals (ratios in this run)", ""]
+    out += ["", "Both RocksDB columns rescale the same way, through the full savepoint (one measurement); "
+            "throughput and p99 are those of the change set, record by record through the embedded runner, "
+            "and are the same run for both RocksDB columns.", "", "### Goals (ratios in this run)", ""]
     out.append(table(["ratio", "goal", "measured", "met"],
                      [[g, goal, fmt_ratio(v), "yes" if ok else "**no**"] for g, goal, v, ok in story_goals(small, large)]))
     out += ["", "### Every size", ""]
@@ -566,10 +580,12 @@ def story_section(path, plots):
         for config, label in STORY_CONFIGS:
             m = c[config]
             hit = f"{100 * m['cache_hit_rate']:.1f} %" if "cache_hit_rate" in m else "– (no cache)"
-            rows.append([fmt_size(c["size_mb"]), label, fmt_s(m["checkpoint_s"]), fmt_s(m["recovery_s"]),
+            rows.append([fmt_size(c["size_mb"]), label, fmt_s(m["checkpoint_s"]), fmt_s(m.get("fixed_checkpoint_s")),
+                         fmt_s(m["recovery_s"]),
                          fmt_s(m["rescale_s"]), fmt_rate(m["throughput_rps"]), fmt_ns(m["p99_us"] * 1e3), hit,
                          fmt_bytes(m.get("checkpoint_bytes")) if "checkpoint_bytes" in m else "–"])
-    out.append(table(["state", "configuration", "checkpoint", "recovery", "rescale 1 → 2", "throughput",
+    out.append(table(["state", "configuration", "checkpoint (1 % changed)", "checkpoint (100 keys)", "recovery",
+                      "rescale 1 → 2", "throughput",
                       "p99 record latency", "cache hit rate", "checkpoint writes"], rows))
     if plots:
         out += ["", plot_story(cases, plots)]
