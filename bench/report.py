@@ -477,6 +477,121 @@ def plot_cache(ca, plots):
     return md
 
 
+# --- the story: disaggregated state (bench/story_bench.cpp, bench/story.sh) ---------------
+
+STORY_CONFIGS = [("rocksdb_full", "RocksDB, full snapshots (before)"),
+                 ("rocksdb_incremental", "RocksDB, incremental checkpoints"),
+                 ("redis_lightweight", "Redis + local cache, lightweight checkpoints")]
+# The migration the project comes from (seconds): before, after.
+STORY_CLAIMS = {"checkpoint_s": ("2 min, growing", "30 s, constant"), "recovery_s": ("22 min", "30 s"),
+                "fixed_checkpoint_s": ("(as above)", "(as above)"), "rescale_s": ("15 min", "60 s")}
+STORY_METRICS = [("checkpoint_s", "checkpoint (after 1 % of keys changed)"),
+                 ("fixed_checkpoint_s", "checkpoint (after 100 keys changed; fastest of 5)"),
+                 ("recovery_s", "recovery"),
+                 ("rescale_s", "rescale 1 → 2")]
+
+
+def fmt_s(s):
+    if s is None:
+        return "–"
+    if s >= 60:
+        return f"{s / 60:.1f} min"
+    if s >= 1:
+        return f"{s:.2f} s"
+    return fmt_ns(s * 1e9)
+
+
+def fmt_size(mb):
+    return f"{mb / 1000:g} GB" if mb >= 1000 else f"{mb:g} MB"
+
+
+def story_goals(small, large):
+    """(goal, measured text, met) for the issue's ratio goals, from the smallest and largest case."""
+    goals = []
+
+    def get(case, config, metric):
+        return case[config].get(metric)
+
+    for config, label in STORY_CONFIGS[1:]:
+        for metric, changed in (("checkpoint_s", "1 % of keys"), ("fixed_checkpoint_s", "100 keys")):
+            if get(large, config, metric) is None:
+                continue
+            growth = get(large, config, metric) / get(small, config, metric)
+            goals.append((f"{label}: checkpoint at {fmt_size(large['size_mb'])} ÷ at {fmt_size(small['size_mb'])} "
+                          f"({changed} changed)", "≤ 2×", growth, growth <= 2))
+        faster = get(large, "rocksdb_full", "checkpoint_s") / get(large, config, "checkpoint_s")
+        goals.append((f"{label}: full snapshot ÷ its checkpoint at {fmt_size(large['size_mb'])}", "≥ 20×", faster,
+                      faster >= 20))
+        recovery = get(large, "rocksdb_full", "recovery_s") / get(large, config, "recovery_s")
+        goals.append((f"{label}: full restore ÷ its recovery at {fmt_size(large['size_mb'])}", "≥ 20×", recovery,
+                      recovery >= 20))
+    rescale = get(large, "rocksdb_full", "rescale_s") / get(large, "redis_lightweight", "rescale_s")
+    goals.append((f"RocksDB rescale ÷ Redis rescale at {fmt_size(large['size_mb'])}", "≥ 20×", rescale, rescale >= 20))
+    return goals
+
+
+def plot_story(cases, plots):
+    plt = pyplot()
+    metrics = [(m, t) for m, t in STORY_METRICS if all(c[k].get(m) for c in cases for k, _ in STORY_CONFIGS[1:])]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.8 * len(metrics), 3.8))
+    sizes = [c["size_mb"] for c in cases]
+    for ax, (metric, title) in zip(axes, metrics):
+        for config, label in STORY_CONFIGS:
+            ax.plot(sizes, [c[config].get(metric) for c in cases], "o-", label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("keyed state (MB)")
+        ax.set_ylabel("seconds")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7)
+    md = save(fig, plots, "story.png")
+    plt.close(fig)
+    return md
+
+
+def story_section(path, plots):
+    with open(path) as f:
+        data = json.load(f)
+    cases = sorted(data["cases"], key=lambda c: c["size_mb"])
+    run = data.get("run", {})
+    small, large = cases[0], cases[-1]
+    out = ["Generated from `docs/bench/story.json`, recorded by:", "", "```sh",
+           f"{run.get('command', 'bench/story.sh')}   # build/bench (g++ 12, RelWithDebInfo), "
+           "a private redis-server on a free loopback port, then this page", "```", "",
+           f"Run {run.get('date', '?')} at commit {run.get('commit', '?')}, load average at start "
+           f"{', '.join(f'{x:.2f}' for x in run.get('load_avg', []))}; values of {large['value_bytes']} bytes, "
+           f"a local cache of {fmt_bytes(data.get('cache_bytes'))} in front of Redis. All numbers come from one run.",
+           "", f"### The story's table, measured at {fmt_size(large['size_mb'])}", ""]
+    rows = []
+    for metric, title in STORY_METRICS:
+        if metric not in STORY_CLAIMS:
+            continue
+        before, after = STORY_CLAIMS[metric]
+        rows.append([title, before, after] + [fmt_s(large[c].get(metric)) for c, _ in STORY_CONFIGS])
+    out.append(table(["", "story: before", "story: after"] + [label for _, label in STORY_CONFIGS], rows))
+    out += ["", "Both RocksDB columns rescale the same way, through the full savepoint (one measurement); "
+            "throughput and p99 are those of the change set, record by record through the embedded runner, "
+            "and are the same run for both RocksDB columns.", "", "### Goals (ratios in this run)", ""]
+    out.append(table(["ratio", "goal", "measured", "met"],
+                     [[g, goal, fmt_ratio(v), "yes" if ok else "**no**"] for g, goal, v, ok in story_goals(small, large)]))
+    out += ["", "### Every size", ""]
+    rows = []
+    for c in cases:
+        for config, label in STORY_CONFIGS:
+            m = c[config]
+            hit = f"{100 * m['cache_hit_rate']:.1f} %" if "cache_hit_rate" in m else "– (no cache)"
+            rows.append([fmt_size(c["size_mb"]), label, fmt_s(m["checkpoint_s"]), fmt_s(m.get("fixed_checkpoint_s")),
+                         fmt_s(m["recovery_s"]),
+                         fmt_s(m["rescale_s"]), fmt_rate(m["throughput_rps"]), fmt_ns(m["p99_us"] * 1e3), hit,
+                         fmt_bytes(m.get("checkpoint_bytes")) if "checkpoint_bytes" in m else "–"])
+    out.append(table(["state", "configuration", "checkpoint (1 % changed)", "checkpoint (100 keys)", "recovery",
+                      "rescale 1 → 2", "throughput",
+                      "p99 record latency", "cache hit rate", "checkpoint writes"], rows))
+    if plots:
+        out += ["", plot_story(cases, plots)]
+    return "\n".join(out)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 def machine_section(context, machine_path):
@@ -502,6 +617,7 @@ def main():
     parser.add_argument("--instructions", default=os.path.join(ROOT, "docs/bench/futures_instructions.json"))
     parser.add_argument("--out", default=os.path.join(ROOT, "docs/benchmarks.md"))
     parser.add_argument("--plots", default=os.path.join(ROOT, "docs/bench"))
+    parser.add_argument("--story", default=os.path.join(ROOT, "docs/bench/story.json"))
     args = parser.parse_args()
 
     plots = args.plots if pyplot() else None
@@ -538,6 +654,9 @@ def main():
     if instructions:
         doc += ["### Instructions per operation", "", instructions, ""]
     doc += ["## State (`bench/state_bench.cpp`)", "", state_md, ""]
+    if os.path.exists(args.story):
+        doc += ["## Disaggregated state: the story's before/after table (`bench/story_bench.cpp`)", "",
+                story_section(args.story, plots), ""]
     with open(args.out, "w") as f:
         f.write("\n".join(doc))
     print(f"report: wrote {os.path.relpath(args.out, ROOT)}" + (f" and plots in {os.path.relpath(plots, ROOT)}"

@@ -16,6 +16,12 @@
 
 namespace asyncstate {
 
+// The metadata field of a runner checkpoint taken as a lightweight checkpoint: its id.
+// Such a savepoint holds the runner's position and no state; restoring it means rolling
+// the backend back to that id (EmbeddedRunner::restore), never replacing the state
+// with its (empty) contents, which a backend's restore() therefore refuses.
+inline constexpr const char* kLightweightCheckpointField = "checkpoint.lightweight";
+
 struct LightweightCheckpoint {
   std::uint64_t id = 0;  // 0: no checkpoint was committed yet
   std::map<std::string, std::string> metadata;

@@ -335,7 +335,7 @@ class EmbeddedRunner {
     const In& input() const noexcept { return element; }
   };
 
-  static constexpr const char* kLightweightCheckpointId = "checkpoint.lightweight";
+  static constexpr const char* kLightweightCheckpointId = kLightweightCheckpointField;
 
   LightweightCheckpoints& lightweightBackend() {
     auto* lightweight = dynamic_cast<LightweightCheckpoints*>(&backend_);

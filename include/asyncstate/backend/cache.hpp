@@ -17,6 +17,9 @@
 // the id is unknown there too) instead of the cache answering for a state that does not
 // exist.
 //
+// restore() and rollBackTo() (lightweight checkpoints, forwarded to the wrapped backend)
+// replace the wrapped backend's contents behind the cache's back: both empty the cache.
+//
 // Capacity 0 disables caching and makes describeConfiguration() say so in a line of
 // its own starting with "WARNING:", which the controller logs at start.
 
@@ -78,7 +81,7 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
       for (StateRequest& r : batch) {
         if (!registeredHere(r.stateId)) {
           // No owner: its answer neither fills nor changes the cache.
-          pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, {}, {}, 0};
+          pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, {}, {}, 0, drops_};
           r.ticket = nextTicket_++;
           forward.push_back(std::move(r));
           continue;
@@ -96,7 +99,7 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
         }
         if (r.type == RequestType::Get) ++stats_.misses;
         applyWrite(owner, r);
-        pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, owner, r.userKey, generationOf(owner, r.type)};
+        pending_[nextTicket_] = Pending{&sink, r.ticket, r.type, owner, r.userKey, generationOf(owner, r.type), drops_};
         r.ticket = nextTicket_++;
         forward.push_back(std::move(r));
       }
@@ -107,11 +110,18 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
 
   void restore(const Savepoint& in) override {
     ForwardingBackend::restore(in);
-    std::lock_guard lock(mutex_);
-    owners_.clear();
-    lru_.clear();
-    stats_.bytes = 0;
-    stats_.entries = 0;
+    dropEverything();
+  }
+
+  void rollBackTo(std::uint64_t id) override {
+    // Emptied even when the rollback fails midway: some keys may be rolled back already.
+    try {
+      ForwardingBackend::rollBackTo(id);
+    } catch (...) {
+      dropEverything();
+      throw;
+    }
+    dropEverything();
   }
 
   CacheStats cacheStats() const {
@@ -140,7 +150,19 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
     std::string owner;
     std::string userKey;
     std::uint64_t generation;
+    std::uint64_t drops;  // dropEverything() calls before it was sent
   };
+
+  // A Get still out when this runs is not cached when it answers: it may have read the
+  // contents from before.
+  void dropEverything() {
+    std::lock_guard lock(mutex_);
+    ++drops_;
+    owners_.clear();
+    lru_.clear();
+    stats_.bytes = 0;
+    stats_.entries = 0;
+  }
 
   // (state, key): the unit that Clear and the write generation cover.
   static std::string ownerKey(const StateRequest& r) {
@@ -240,7 +262,7 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
       pending_.erase(it);
       if (p.type == RequestType::Get) {
         auto o = owners_.find(p.owner);
-        const bool unchanged = o != owners_.end() && o->second.generation == p.generation;
+        const bool unchanged = o != owners_.end() && o->second.generation == p.generation && p.drops == drops_;
         if (o != owners_.end()) --o->second.pendingGets;
         if (unchanged && capacity_ > 0) store(p.owner, p.userKey, result.found, result.value);
         o = owners_.find(p.owner);
@@ -279,6 +301,7 @@ class BasicCachingBackend final : public ForwardingBackend, private CompletionSi
   std::list<std::pair<std::string, std::string>> lru_;  // front: most recently used
   std::unordered_map<std::uint64_t, Pending> pending_;
   std::uint64_t nextTicket_ = 1;
+  std::uint64_t drops_ = 0;
   CacheStats stats_;
 };
 

@@ -8,12 +8,19 @@
 // registered through it (the inner backend's ids and their names), which is all of the
 // inner backend's state registry a wrapper needs: names for its error messages, and
 // which ids it may treat as known states.
+//
+// Lightweight checkpoints (lightweight_checkpoint.hpp) are forwarded too, so that a
+// wrapped Redis keeps them: a wrapper is enabled exactly when its inner backend is. A
+// wrapper that keeps state of its own (the cache) drops it after a rollback.
 
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -25,7 +32,7 @@ namespace asyncstate {
 // construct a wrapper, not by every one that includes the umbrella header; the name to
 // use is ForwardingBackend.
 template <class = void>
-class BasicForwardingBackend : public StateBackend {
+class BasicForwardingBackend : public StateBackend, public LightweightCheckpoints {
  public:
   // `wrapper` names the wrapper in name(): "<wrapper>(<inner name>)".
   BasicForwardingBackend(StateBackend& inner, std::string wrapper) : inner_(inner), wrapper_(std::move(wrapper)) {}
@@ -70,6 +77,26 @@ class BasicForwardingBackend : public StateBackend {
     return inner_.stats();
   }
 
+  bool lightweightCheckpointsEnabled() const override {
+    const auto* lightweight = dynamic_cast<const LightweightCheckpoints*>(&inner_);
+    return lightweight != nullptr && lightweight->lightweightCheckpointsEnabled();
+  }
+
+  std::uint64_t commitCheckpoint(const std::map<std::string, std::string>& metadata) override {
+    std::lock_guard lock(innerMutex_);
+    return innerCheckpoints("commitCheckpoint()").commitCheckpoint(metadata);
+  }
+
+  LightweightCheckpoint lastCheckpoint() override {
+    std::lock_guard lock(innerMutex_);
+    return innerCheckpoints("lastCheckpoint()").lastCheckpoint();
+  }
+
+  void rollBackTo(std::uint64_t id) override {
+    std::lock_guard lock(innerMutex_);
+    innerCheckpoints("rollBackTo()").rollBackTo(id);
+  }
+
  protected:
   // The wrapped backend, for what does not call into it (its name, its configuration).
   const StateBackend& inner() const noexcept { return inner_; }
@@ -97,6 +124,15 @@ class BasicForwardingBackend : public StateBackend {
   }
 
  private:
+  LightweightCheckpoints& innerCheckpoints(const char* call) {
+    auto* lightweight = dynamic_cast<LightweightCheckpoints*>(&inner_);
+    if (lightweight == nullptr || !lightweight->lightweightCheckpointsEnabled()) {
+      throw std::logic_error(name() + ": " + call + " needs lightweight checkpoints, which " + inner_.name() +
+                             " does not have enabled");
+    }
+    return *lightweight;
+  }
+
   StateBackend& inner_;
   std::string wrapper_;
   mutable std::mutex innerMutex_;  // serialises every call into inner_

@@ -246,6 +246,13 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   // so the replacement itself is not atomic: a failure midway throws BackendError and
   // the restore must be repeated.
   void restore(const Savepoint& in) override {
+    if (in.metadata().contains(kLightweightCheckpointField)) {
+      throw std::invalid_argument(
+          "redis job '" + options_.job + "': restore() was given lightweight checkpoint " +
+          in.metadata().at(kLightweightCheckpointField) +
+          ", which holds the runner's position and no state; nothing was touched (restore it with "
+          "EmbeddedRunner::restore or recover(), which roll back to it, or restore a full savepoint)");
+    }
     const std::map<std::string, StateKind> stored = storedKinds();
     for (const auto& [stateName, state] : in.states()) {
       auto it = stored.find(stateName);
