@@ -315,6 +315,65 @@ TEST(RocksDbCheckpoint, ACheckpointRocksDbCannotOpenLeavesTheTargetAsItWas) {
   EXPECT_TRUE(fs::is_empty(dir.path() / "empty"));
 }
 
+ino_t inodeOf(const fs::path& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("stat " + path.string() + " failed");
+  return st.st_ino;
+}
+
+// Recovery writes none of the state: the table files are hard links to the checkpoint's
+// (only what RocksDB appends to is copied), and the restored database changing and
+// compacting its files leaves the checkpoint as it was.
+TEST(RocksDbCheckpoint, RecoveryLinksTheTableFilesAndLeavesTheCheckpointIntact) {
+  TempDir dir;
+  const fs::path root = dir.path() / "remote";
+  RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
+  fillStates(db);
+  const CheckpointHandle handle = db.checkpoint(root);
+  const std::string atCheckpoint = savepointBytes(db);
+
+  const RocksDbCheckpointStore store(root);
+  const fs::path materialized = dir.path() / "materialized";
+  store.materialize(store.read(handle.id), materialized);
+  std::size_t linked = 0;
+  for (const CheckpointFile& file : handle.files) {
+    const bool sameFile =
+        inodeOf(materialized / file.name) ==
+        inodeOf(file.sharedName.empty() ? handle.directory / file.name : store.sharedDirectory() / file.sharedName);
+    EXPECT_EQ(sameFile, !file.sharedName.empty()) << file.name;
+    linked += sameFile ? 1 : 0;
+  }
+  EXPECT_GE(linked, 4u);
+
+  {
+    auto restored = RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "r1"});
+    const std::uint32_t value = restored->registerState("value", StateKind::Value);
+    std::vector<StateRequest> overwrite;
+    for (int i = 0; i < 200; ++i) overwrite.push_back(put(value, "k" + std::to_string(i), "overwritten"));
+    run(*restored, std::move(overwrite));
+    restored->compact();
+  }
+  auto again = RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{dir.path() / "r2"});
+  EXPECT_EQ(savepointBytes(*again), atCheckpoint);
+}
+
+TEST(RocksDbCheckpoint, HardwareAndPortableCrc32cAgree) {
+  EXPECT_EQ(detail::crc32c(0, "123456789"), 0xE3069283u) << "the CRC-32C check value";
+  EXPECT_EQ(detail::crc32cPortable(0, "123456789"), 0xE3069283u);
+  std::string bytes;
+  std::uint32_t seed = 7;
+  for (int i = 0; i < 1000; ++i) bytes += static_cast<char>((seed = seed * 1103515245u + 12345u) >> 16);
+  for (std::size_t length : {0u, 1u, 7u, 8u, 9u, 63u, 1000u}) {
+    for (std::size_t offset : {0u, 1u, 3u}) {
+      const std::string_view part = std::string_view(bytes).substr(offset, std::min(length, bytes.size() - offset));
+      EXPECT_EQ(detail::crc32c(0, part), detail::crc32cPortable(0, part)) << length << " at " << offset;
+      const std::size_t half = part.size() / 2;
+      EXPECT_EQ(detail::crc32c(detail::crc32c(0, part.substr(0, half)), part.substr(half)),
+                detail::crc32cPortable(0, part));
+    }
+  }
+}
+
 TEST(RocksDbCheckpoint, RestoreNeverOverwritesAnExistingDirectory) {
   TempDir dir;
   const fs::path root = dir.path() / "remote";

@@ -210,8 +210,9 @@ class RocksDbBackend final : public StateBackend {
   }
 
   // Opens checkpoint `id` of `root` as a new database at `options.path` (missing or an
-  // empty directory): its files are copied there, sizes and checksums checked, and
-  // RocksDB opens them as they are; no entry is rewritten. A missing or corrupt manifest
+  // empty directory): its table files are hard-linked there (copied when `root` is on
+  // another file system), the few files RocksDB appends to are copied, sizes and
+  // checksums are checked, and RocksDB opens them as they are; no entry is rewritten. A missing or corrupt manifest
   // or file fails with a BackendError and leaves `options.path` as it was. The restored
   // backend's next checkpoint into `root` copies only files that are new since `id`.
   static std::unique_ptr<RocksDbBackend> restoreFromCheckpoint(const std::filesystem::path& root, std::uint64_t id,
