@@ -38,6 +38,30 @@ inline int freeLoopbackPort() {
   return ntohs(addr.sin_port);
 }
 
+// Starts args[0] (a path) with args and returns its pid. In the child, `redirect` (which
+// may only make async-signal-safe calls: the parent may run threads) sets up its file
+// descriptors before exec. The child gets PR_SET_PDEATHSIG, so it dies with the test.
+template <class Redirect>
+pid_t spawnChild(const std::vector<std::string>& args, Redirect&& redirect) {
+  if (args.empty()) throw std::invalid_argument("test harness: no program to start");
+  // Built before fork: the child of a multithreaded process may only make
+  // async-signal-safe calls until exec.
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("test harness: fork failed starting " + args.front());
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    redirect();
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 class ChildProcess {
  public:
   ChildProcess() = default;
@@ -49,29 +73,15 @@ class ChildProcess {
   // given, else inherited. Stops a child this object still runs first.
   void start(const std::vector<std::string>& args, const std::filesystem::path& log = {}) {
     stop();
-    if (args.empty()) throw std::invalid_argument("test harness: no program to start");
-    // Built before fork: the child of a multithreaded process may only make
-    // async-signal-safe calls until exec.
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     const std::string logPath = log.string();
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("test harness: fork failed starting " + args.front());
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      if (!logPath.empty()) {
-        const int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-          ::dup2(fd, STDOUT_FILENO);
-          ::dup2(fd, STDERR_FILENO);
-        }
+    pid_ = spawnChild(args, [&] {
+      if (logPath.empty()) return;
+      const int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
       }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    });
   }
 
   // Whether the child still runs; reaps it (and forgets its pid) when it has exited.

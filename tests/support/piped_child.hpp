@@ -2,8 +2,9 @@
 // A child process the test starts with its stdout on a pipe, read line by line, and kills
 // (SIGKILL) at a moment of the test's choosing: the crash tests' job under test.
 
+#include "child_process.hpp"
+
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,20 +22,11 @@ class PipedChild {
   explicit PipedChild(const std::vector<std::string>& argv) {
     int fds[2];
     if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      // A test binary that dies (an ASan abort, a timeout) takes its job child with it.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    pid_ = spawnChild(argv, [&] {
       ::dup2(fds[1], STDOUT_FILENO);
       ::close(fds[0]);
       ::close(fds[1]);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
+    });
     ::close(fds[1]);
     out_ = fds[0];
   }

@@ -573,30 +573,33 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   // not written yet, then marks the start complete. A key-group marker of another
   // generation is not overwritten (NX) and verifyGeneration() refuses it.
   void completeStart() {
-    std::vector<detail::RedisRouter::Command> sets;
-    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-      detail::RedisRouter::Command c;
-      c.args = {"SET", keys_.generationMarker(group), generation_, "NX"};
-      c.slot = detail::redisSlotOf(c.args[1]);
-      sets.push_back(std::move(c));
-    }
-    admin_->runAll(std::move(sets), "writing the generation markers of job '" + options_.job + "'");
+    admin_->runAll(generationMarkerSets(true), "writing the generation markers of job '" + options_.job + "'");
     verifyGeneration("start");
     const std::string jobMarker = keys_.jobGenerationMarker();
     admin_->runOne({"SET", jobMarker, generation_}, detail::redisSlotOf(jobMarker));
   }
 
   void writeGenerationMarkers() {
-    std::vector<detail::RedisRouter::Command> sets;
-    auto add = [&](const std::string& key) {
-      detail::RedisRouter::Command c;
-      c.args = {"SET", key, generation_};
-      c.slot = detail::redisSlotOf(key);
-      sets.push_back(std::move(c));
-    };
-    add(keys_.jobGenerationMarker());
-    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) add(keys_.generationMarker(group));
+    std::vector<detail::RedisRouter::Command> sets = generationMarkerSets(false);
+    detail::RedisRouter::Command job;
+    job.args = {"SET", keys_.jobGenerationMarker(), generation_};
+    job.slot = detail::redisSlotOf(job.args[1]);
+    sets.push_back(std::move(job));
     admin_->runAll(std::move(sets), "writing the generation markers of job '" + options_.job + "'");
+  }
+
+  // One SET of this generation per key group's marker (NX: only those missing).
+  std::vector<detail::RedisRouter::Command> generationMarkerSets(bool onlyMissing) const {
+    std::vector<detail::RedisRouter::Command> sets;
+    sets.reserve(kMaxKeyGroups + 1);
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      detail::RedisRouter::Command c;
+      c.args = {"SET", keys_.generationMarker(group), generation_};
+      if (onlyMissing) c.args.emplace_back("NX");
+      c.slot = detail::redisSlotOf(c.args[1]);
+      sets.push_back(std::move(c));
+    }
+    return sets;
   }
 
   // The value of every key group's marker ("" when missing), read in one pipeline.
