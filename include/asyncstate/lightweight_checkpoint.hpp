@@ -3,9 +3,10 @@
 // A backend that offers it keeps, while it runs, what it needs to undo every write
 // since the last checkpoint (Redis: the pre-image of each key written, see
 // backend/redis.hpp). Committing a checkpoint then only marks that point; rolling back
-// undoes the writes since it, in proportion to them. Only the last committed checkpoint
-// can be rolled back to; full savepoints (StateBackend::snapshot/restore) stay the
-// portable form for moving between backends and for going back further.
+// undoes the writes since it, in proportion to them. The newest few committed checkpoints
+// are retained (a backend option) and any retained one can be rolled back to; full
+// savepoints (StateBackend::snapshot/restore) stay the portable form for moving between
+// backends and for going back further.
 //
 // The runner uses it when RunnerOptions::lightweightCheckpoints is set and the backend
 // has it enabled (runner.hpp); it stores its own position in the checkpoint's metadata.
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace asyncstate {
 
@@ -43,8 +45,15 @@ class LightweightCheckpoints {
   // The last committed checkpoint, read from the store (id 0 when there is none).
   virtual LightweightCheckpoint lastCheckpoint() = 0;
 
-  // Undoes every write after checkpoint `id`, which must be the last committed one (0:
-  // every write since recording began). Safe to repeat after a crash midway.
+  // The checkpoints that can be rolled back to, read from the store, oldest first.
+  virtual std::vector<LightweightCheckpoint> retainedCheckpoints() = 0;
+
+  // Undoes every write after checkpoint `id`, which must be a retained one (0: every
+  // write since recording began, while nothing was committed yet); checkpoints newer
+  // than `id` are no longer retained afterwards. Refuses any other id with
+  // std::invalid_argument before touching anything. Safe to repeat after a crash
+  // midway, and a crash midway never leaves a state that a roll-back to another id
+  // could mistake for a checkpoint.
   virtual void rollBackTo(std::uint64_t id) = 0;
 };
 

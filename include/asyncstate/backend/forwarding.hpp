@@ -92,6 +92,11 @@ class BasicForwardingBackend : public StateBackend, public LightweightCheckpoint
     return innerCheckpoints("lastCheckpoint()").lastCheckpoint();
   }
 
+  std::vector<LightweightCheckpoint> retainedCheckpoints() override {
+    std::lock_guard lock(innerMutex_);
+    return innerCheckpoints("retainedCheckpoints()").retainedCheckpoints();
+  }
+
   void rollBackTo(std::uint64_t id) override {
     std::lock_guard lock(innerMutex_);
     innerCheckpoints("rollBackTo()").rollBackTo(id);

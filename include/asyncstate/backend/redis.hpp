@@ -390,6 +390,13 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     return last;
   }
 
+  // Only the last committed checkpoint is retained so far.
+  std::vector<LightweightCheckpoint> retainedCheckpoints() override {
+    LightweightCheckpoint last = lastCheckpoint();
+    if (last.id == 0) return {};
+    return {std::move(last)};
+  }
+
   void rollBackTo(std::uint64_t id) override {
     verifyGeneration("rollback");
     const std::uint64_t committed = lastCheckpoint().id;
