@@ -35,7 +35,7 @@ inline constexpr const char StateTypes[] =
     "::asyncstate::ReducingState;::asyncstate::AggregatingState";
 inline constexpr const char SyncMethods[] =
     "value;update;get;put;putAll;remove;contains;entries;keys;values;isEmpty;clear;add;addAll";
-inline constexpr const char SyncBlockingFunctions[] = "::asyncstate::AsyncExecutionController::await";
+inline constexpr const char SyncBlockingFunctions[] = "::asyncstate::BasicAsyncExecutionController::await";
 inline constexpr const char BlockingAnnotation[] = "asyncstate::blocking";
 // UDF members the migration may turn into coroutines (the library's coroutine_traits
 // accept a void member with a Collector& parameter).

@@ -29,13 +29,14 @@ struct Completion {
   std::exception_ptr error;  // set: the backend failed the request
 };
 
-class CompletionMailbox final : public CompletionSink {
+template <class = void>
+class BasicCompletionMailbox final : public CompletionSink {
  public:
   // `owner` identifies the task thread: answers given while it is the thread's runtime are inline.
-  static CompletionMailbox* open(const Runtime* owner) { return new CompletionMailbox(owner); }
+  static BasicCompletionMailbox* open(const Runtime* owner) { return new BasicCompletionMailbox(owner); }
 
-  CompletionMailbox(const CompletionMailbox&) = delete;
-  CompletionMailbox& operator=(const CompletionMailbox&) = delete;
+  BasicCompletionMailbox(const BasicCompletionMailbox&) = delete;
+  BasicCompletionMailbox& operator=(const BasicCompletionMailbox&) = delete;
 
   // Task thread, before the batch goes to the backend: `tickets` more answers are owed.
   void expect(std::size_t tickets) noexcept { refs_.fetch_add(tickets, std::memory_order_relaxed); }
@@ -84,8 +85,8 @@ class CompletionMailbox final : public CompletionSink {
   }
 
  private:
-  explicit CompletionMailbox(const Runtime* owner) : owner_(owner) {}
-  ~CompletionMailbox() override = default;
+  explicit BasicCompletionMailbox(const Runtime* owner) : owner_(owner) {}
+  ~BasicCompletionMailbox() override = default;
 
   void deliver(Completion&& completion) {
     if (tlsRuntime == owner_ && !closed_.load(std::memory_order_relaxed)) {
@@ -117,6 +118,7 @@ class CompletionMailbox final : public CompletionSink {
   std::vector<Completion> inbox_;
   std::atomic<bool> inboxFilled_{false};  // inbox_ is not empty
 };
+using CompletionMailbox = BasicCompletionMailbox<>;  // a template so its members compile only where used (include cost)
 
 // Owns the controller's reference: closes the mailbox when the controller goes.
 class MailboxHandle {

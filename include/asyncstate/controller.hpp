@@ -101,16 +101,29 @@ struct ControllerMetrics {
   std::size_t pendingEpochs = 0;        // closed epochs whose non-record's final action has not run
 };
 
-class AsyncExecutionController;
+template <class = void>
+class BasicAsyncExecutionController;
+// A class template under its old name, so that its members compile only in translation
+// units that use them (including asyncstate costs every UDF file; see bench/analysis.md).
+using AsyncExecutionController = BasicAsyncExecutionController<>;
 
 namespace detail {
 
 // Keeps the runtime alive after the controller when futures outlive it (reported).
+template <class Controller>
 class ControllerRuntime final : public Runtime {
  public:
-  ControllerRuntime(AsyncExecutionController* owner, AllocationPolicy policy) : Runtime(policy), owner_(owner) {}
-  inline void reportUnhandled(AsyncError error) override;
-  inline void recordFinished(RecordContext* record) override;
+  ControllerRuntime(Controller* owner, AllocationPolicy policy) : Runtime(policy), owner_(owner) {}
+  void reportUnhandled(AsyncError error) override {
+    if (owner_ != nullptr) {
+      owner_->reportFailure(std::move(error), currentRecord());
+    } else {
+      std::cerr << "asyncstate: failure after its controller was destroyed: " << error.message() << '\n';
+    }
+  }
+  void recordFinished(RecordContext* record) override {
+    if (owner_ != nullptr) owner_->finished(record);
+  }
   // The controller is gone but futures still live in this pool: the runtime frees
   // itself when the last of them is released.
   void orphan() noexcept { owner_ = nullptr; }
@@ -120,7 +133,7 @@ class ControllerRuntime final : public Runtime {
     if (owner_ == nullptr) delete this;
   }
 
-  AsyncExecutionController* owner_;
+  Controller* owner_;
 };
 
 // Makes `runtime` the thread's current one for the duration of a controller call.
@@ -214,14 +227,16 @@ struct StateHandle {
   StateKind kind = StateKind::Value;
 };
 
-class AsyncExecutionController final {
+template <class>
+class BasicAsyncExecutionController final {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  explicit AsyncExecutionController(StateBackend& backend, ControllerOptions options = {})
+  explicit BasicAsyncExecutionController(StateBackend& backend, ControllerOptions options = {})
       : backend_(backend),
         options_(std::move(options)),
-        runtime_(std::make_unique<detail::ControllerRuntime>(this, options_.allocationPolicy)),
+        runtime_(std::make_unique<detail::ControllerRuntime<BasicAsyncExecutionController>>(this,
+                                                                                            options_.allocationPolicy)),
         mailbox_(runtime_.get()),
         buffer_(options_.batchSize == 0 ? 1 : options_.batchSize),
         hotKeys_(options_.hotKeys, options_.log) {
@@ -241,12 +256,12 @@ class AsyncExecutionController final {
     }
   }
 
-  AsyncExecutionController(const AsyncExecutionController&) = delete;
-  AsyncExecutionController& operator=(const AsyncExecutionController&) = delete;
+  BasicAsyncExecutionController(const BasicAsyncExecutionController&) = delete;
+  BasicAsyncExecutionController& operator=(const BasicAsyncExecutionController&) = delete;
 
   // Drains; what cannot finish (a stalled backend) is failed or dropped, and the
   // mailbox is closed so that the backend's late answers find nobody (they are dropped).
-  ~AsyncExecutionController() {
+  ~BasicAsyncExecutionController() {
     detail::TaskThreadScope scope(runtime_.get());
     try {
       drainAll();
@@ -443,7 +458,7 @@ class AsyncExecutionController final {
   }
 
  private:
-  friend class detail::ControllerRuntime;
+  friend class detail::ControllerRuntime<BasicAsyncExecutionController>;
 
   enum class FlushReason { Size, Timeout, Wait };
 
@@ -854,7 +869,7 @@ class AsyncExecutionController final {
 
   StateBackend& backend_;
   ControllerOptions options_;
-  std::unique_ptr<detail::ControllerRuntime> runtime_;
+  std::unique_ptr<detail::ControllerRuntime<BasicAsyncExecutionController>> runtime_;
   detail::MailboxHandle mailbox_;
   detail::RequestBuffer buffer_;
   detail::TicketTable tickets_;
@@ -875,17 +890,5 @@ class AsyncExecutionController final {
   std::vector<AsyncError> failures_;
   LatencyHistogram latency_;
 };
-
-void detail::ControllerRuntime::reportUnhandled(AsyncError error) {
-  if (owner_ != nullptr) {
-    owner_->reportFailure(std::move(error), currentRecord());
-  } else {
-    std::cerr << "asyncstate: failure after its controller was destroyed: " << error.message() << '\n';
-  }
-}
-
-void detail::ControllerRuntime::recordFinished(RecordContext* record) {
-  if (owner_ != nullptr) owner_->finished(record);
-}
 
 }  // namespace asyncstate

@@ -93,9 +93,10 @@ struct HotKey {
   std::uint64_t error = 0;  // how much of count may belong to keys this counter replaced
 };
 
-class HotKeySketch {
+template <class = void>
+class BasicHotKeySketch {
  public:
-  explicit HotKeySketch(std::size_t capacity = 16, std::size_t maxKeyBytes = 64)
+  explicit BasicHotKeySketch(std::size_t capacity = 16, std::size_t maxKeyBytes = 64)
       : maxKeyBytes_(maxKeyBytes),
         counters_(validCapacity(capacity)),
         heap_(capacity),
@@ -257,6 +258,7 @@ class HotKeySketch {
   std::vector<std::uint32_t> index_;  // open addressing: hash -> counter slot, kNone when empty
   std::uint64_t total_ = 0;
 };
+using HotKeySketch = BasicHotKeySketch<>;  // a template so its members compile only where used (include cost)
 
 struct HotKeyPolicyOptions {
   double maxWindowShare = 0.25;  // warn when one key holds more than this share of the in-flight records
@@ -265,11 +267,13 @@ struct HotKeyPolicyOptions {
 };
 
 // Decides whether one key's share of the in-flight window deserves a warning, and words it.
-class HotKeyPolicy {
+template <class = void>
+class BasicHotKeyPolicy {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit HotKeyPolicy(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr) : options_(options), log_(log) {
+  explicit BasicHotKeyPolicy(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr)
+      : options_(options), log_(log) {
     const bool inRange = options_.maxWindowShare > 0 && options_.maxWindowShare <= 1;  // false for NaN too
     if (!inRange) {
       throw std::invalid_argument("HotKeyPolicy: maxWindowShare must be in (0, 1], not " +
@@ -326,15 +330,17 @@ class HotKeyPolicy {
   Clock::time_point lastWarnedAt_;
   std::uint64_t warnings_ = 0;
 };
+using HotKeyPolicy = BasicHotKeyPolicy<>;  // a template so its members compile only where used (include cost)
 
 // What the controller calls on its hot path; everything is bounded and allocation-free
 // in steady state. Single-threaded: call it from the task thread that owns the controller.
-class HotKeyMonitor {
+template <class = void>
+class BasicHotKeyMonitor {
  public:
   using Clock = HotKeyPolicy::Clock;
 
-  explicit HotKeyMonitor(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr, std::size_t capacity = 16,
-                         std::size_t maxKeyBytes = 64)
+  explicit BasicHotKeyMonitor(HotKeyPolicyOptions options = {}, std::ostream* log = nullptr, std::size_t capacity = 16,
+                              std::size_t maxKeyBytes = 64)
       : waiting_(capacity, maxKeyBytes),
         blocked_(capacity, maxKeyBytes),
         policy_(options, log),
@@ -401,5 +407,6 @@ class HotKeyMonitor {
   std::size_t hottestRecords_ = 0;
   std::size_t hottestInFlight_ = 0;
 };
+using HotKeyMonitor = BasicHotKeyMonitor<>;  // a template so its members compile only where used (include cost)
 
 }  // namespace asyncstate

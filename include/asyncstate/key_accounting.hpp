@@ -13,7 +13,8 @@
 
 namespace asyncstate::detail {
 
-class KeyAccounting {
+template <class = void>
+class BasicKeyAccounting {
  public:
   // True if `record` now holds its key (start it); false if it waits behind the key's
   // earlier records and will be handed out by release().
@@ -136,5 +137,6 @@ class KeyAccounting {
   std::size_t blockedRecords_ = 0;
   std::size_t blockedKeys_ = 0;
 };
+using KeyAccounting = BasicKeyAccounting<>;  // a template so its members compile only where used (include cost)
 
 }  // namespace asyncstate::detail
