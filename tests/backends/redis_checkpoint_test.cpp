@@ -180,9 +180,10 @@ TEST(RedisCheckpoint, ACheckpointAndARollbackTouchOnlyTheKeysWrittenSinceTheLast
   ASSERT_EQ(backend.commitCheckpoint({{"position", "2"}}), 2u);
   std::map<std::string, long> calls = commandCalls(server);
   EXPECT_EQ(calls["set"], 1) << "a commit writes one marker";
+  EXPECT_EQ(calls["hset"], 1) << "and moves the previous one into the history";
   EXPECT_EQ(calls["unlink"], static_cast<long>(backend.checkpointStats().lastCommitDeletes));
-  EXPECT_LE(calls["unlink"], kChanged) << "a commit deletes one undo hash per key group written, no more";
-  EXPECT_EQ(calls["get"], 1) << "a commit reads the job's generation marker and nothing of the state";
+  EXPECT_EQ(calls["unlink"], 0) << "both checkpoints are retained: no undo hash is deleted yet";
+  EXPECT_EQ(calls["get"], 2) << "a commit reads the job's generation marker and the last marker, nothing of the state";
   EXPECT_EQ(calls.count("hgetall") + calls.count("scan"), 0u) << "a commit reads nothing of the state";
 
   const std::string atSecondCheckpoint = savepointBytes(backend);
@@ -194,9 +195,10 @@ TEST(RedisCheckpoint, ACheckpointAndARollbackTouchOnlyTheKeysWrittenSinceTheLast
   backend.rollBackTo(backend.lastCheckpoint().id);
   calls = commandCalls(server);
   EXPECT_EQ(backend.checkpointStats().lastRollBackPreImages, 2u * kChanged);
-  EXPECT_EQ(calls["set"], kChanged) << "the rollback writes back the changed keys only";
-  EXPECT_EQ(calls["del"], kChanged + 2 * static_cast<long>(kMaxKeyGroups))
-      << "and deletes the new keys, plus two undo hashes per key group (most are missing: a no-op)";
+  EXPECT_EQ(calls["set"], kChanged + 1) << "the rollback writes its intent and back the changed keys only";
+  EXPECT_EQ(calls["del"], kChanged + static_cast<long>(kMaxKeyGroups) + 1)
+      << "and deletes the new keys, the open epoch's undo hash per key group (most are missing: a no-op) and the "
+         "intent";
   EXPECT_EQ(savepointBytes(backend), atSecondCheckpoint);
   EXPECT_NE(atCheckpoint, atSecondCheckpoint);
 }
@@ -224,7 +226,8 @@ TEST(RedisCheckpoint, RollbackRestoresEveryKindOfWriteAndCanBeRepeated) {
   EXPECT_EQ(scanAll(backend, m, "a", 10), (std::vector<std::pair<std::string, std::string>>{{"p", "1"}, {"q", "2"}}));
   backend.rollBackTo(id);  // a recovery that crashed midway is repeated
   EXPECT_EQ(savepointBytes(backend), committed);
-  EXPECT_THROW(backend.rollBackTo(id + 1), BackendError) << "only the last committed checkpoint can be rolled back to";
+  EXPECT_THROW(backend.rollBackTo(id + 1), std::invalid_argument) << "a checkpoint never committed is refused";
+  EXPECT_EQ(savepointBytes(backend), committed);
 }
 
 TEST(RedisCheckpoint, ARestoredSavepointIsTheCheckpointARollbackReturnsTo) {
