@@ -1,9 +1,12 @@
-// Lightweight checkpoints on Redis (issue 13): a checkpoint costs one marker plus one
-// UNLINK per key group written, whatever the state's size; a rollback writes back only
-// the keys written since; and a job killed with SIGKILL at random points, recovered
-// each time, emits every output exactly once and ends with the state of an
-// uninterrupted run, on one server and on Redis Cluster. The killed job is
-// tests/backends/redis_checkpoint_child.cpp.
+// Lightweight checkpoints on Redis (issue 13): a checkpoint costs one marker script plus
+// one UNLINK per key group the epoch falling out of retention wrote, whatever the
+// state's size; a rollback writes back only the keys written since; any retained
+// checkpoint can be rolled back to, exactly, and a rollback stopped midway is completed
+// by the next call or start while other ids are refused; markers of the single-marker
+// format still read; and a job killed with SIGKILL at random points, recovered each time
+// (sometimes to an older retained checkpoint), emits every output exactly once and ends
+// with the state of an uninterrupted run, on one server and on Redis Cluster. The killed
+// job is tests/backends/redis_checkpoint_child.cpp.
 
 #include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
@@ -43,8 +46,13 @@ constexpr int kCheckpointEvery = 40;
 std::vector<std::string> childArgs(const std::vector<std::string>& seeds, const std::string& job, int back = 0) {
   std::string joined;
   for (const std::string& s : seeds) joined += (joined.empty() ? "" : ",") + s;
-  return {ASYNCSTATE_CHECKPOINT_CHILD,       joined, job, std::to_string(kRecords), std::to_string(kKeys),
-          std::to_string(kCheckpointEvery), std::to_string(back)};
+  return {ASYNCSTATE_CHECKPOINT_CHILD,
+          joined,
+          job,
+          std::to_string(kRecords),
+          std::to_string(kKeys),
+          std::to_string(kCheckpointEvery),
+          std::to_string(back)};
 }
 
 // Applies one child's lines to the exactly-once sink `outputs`: the outputs after the
@@ -116,9 +124,10 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
     done = collect(lines, outputs);
     killedMidRun += done ? 0 : 1;
   }
-  std::printf("%d kills before the end of input; %d recoveries to an older checkpoint; recoveries wrote back %llu "
-              "pre-images\n",
-              killedMidRun, wentBack, static_cast<unsigned long long>(preImagesRolledBack));
+  std::printf(
+      "%d kills before the end of input; %d recoveries to an older checkpoint; recoveries wrote back %llu "
+      "pre-images\n",
+      killedMidRun, wentBack, static_cast<unsigned long long>(preImagesRolledBack));
   if (!done) {
     PipedChild last(childArgs(seeds, job));
     ASSERT_TRUE(collect(last.finish(), outputs)) << "the job did not finish after its last recovery";
@@ -336,7 +345,6 @@ TEST(RedisCheckpoint, TheRunnerCommitsLightweightCheckpointsOnlyOnABackendThatHa
   EXPECT_EQ(source.position(), 100u);
   EXPECT_EQ(savepointBytes(backend), committed) << "restore() of a lightweight checkpoint rolls back to it";
 }
-
 
 // The states of the retention tests: a value, a list and a map, written across many
 // key groups with every kind of write, differently in each epoch.

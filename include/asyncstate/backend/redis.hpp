@@ -38,15 +38,29 @@
 // Writes belong to the open checkpoint epoch E. Each batch script, before it first
 // writes a key (or map entry) in E, keeps the key's pre-image in the key group's undo
 // hash {job:kg}:u:E, in the same script and slot as the write (redis_scripts.hpp).
-// commitCheckpoint() writes the commit marker {job:meta}:c (E, the job's generation and
-// the caller's metadata, in one SET), then deletes u:E in the key groups E wrote, and
-// opens E+1: its cost is one SET plus one UNLINK per key group written, whatever the
-// state's size. rollBackTo(C) runs one script per key group that writes every
-// pre-image of u:(C+1) back and deletes the hash, and deletes a u:C that a crash after
-// the commit left: it costs as much as the keys written since C. Every step is safe to
-// crash in: the marker commits atomically; before it, u:E still undoes E; after it,
-// a leftover u:E is garbage the next rollback deletes; a rollback that stopped midway
-// left the undo hashes of the key groups it has not done, and is repeated.
+// commitCheckpoint() runs one script in the job's meta slot that moves the last commit
+// marker {job:meta}:c into the history hash {job:meta}:ch, writes the new one (E, the
+// job's generation, the key groups E wrote and the caller's metadata) and drops the
+// history's ids that fell out of retention (RedisOptions::retainedCheckpoints = N);
+// then it UNLINKs the undo hashes no retained checkpoint needs any more -- those of the
+// epoch of the new oldest retained checkpoint, in the key groups its marker names -- and
+// opens E+1. Its cost is one script plus one UNLINK per key group the dropped epoch
+// wrote, whatever the state's size; Redis holds the pre-images of the last N-1 closed
+// epochs plus the open one. A marker of the single-marker format (no history, no key
+// groups) reads as the one retained checkpoint, whose epoch may have written any group.
+//
+// rollBackTo(k), for a retained k: first the rollback intent {job:meta}:r = k is written;
+// then per key group one script applies u:(open), u:(last), ..., u:(k+1), newest first
+// (so the oldest pre-image of a key is the one left), and deletes them; then one meta
+// script makes k the last marker, drops the history's newer ids and deletes the intent.
+// Every step is safe to crash in and to repeat: a key group done has no undo hashes
+// left; an intent left behind is completed by the next start, lastCheckpoint(),
+// retainedCheckpoints(), commitCheckpoint() or rollBackTo() (a rollback to an older
+// retained id goes on from there); until then batches fail and a commit script refuses
+// to run, and rollBackTo() of a newer id is refused -- a partly rolled-back store is
+// never taken for a checkpoint. Any id not retained is refused (std::invalid_argument)
+// before anything is touched. A crash between a commit's script and its UNLINKs leaves
+// the undo hashes of the oldest retained checkpoint's epoch: the next start deletes them.
 //
 // Security. Credentials (ACL user + password, or the legacy password) are sent in AUTH
 // on every connection and reconnection; refused credentials fail at once, naming the
@@ -98,8 +112,9 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
         registry_(std::make_shared<StateRegistry<>>("redis job '" + options_.job + "'")) {
     if (options_.seeds.empty()) throw std::invalid_argument("redis: no seed address given");
     if (options_.retainedCheckpoints == 0) {
-      throw std::invalid_argument("redis: RedisOptions::retainedCheckpoints is 0; at least 1 (the last committed "
-                                  "lightweight checkpoint) must be retained for a recovery to return to");
+      throw std::invalid_argument(
+          "redis: RedisOptions::retainedCheckpoints is 0; at least 1 (the last committed "
+          "lightweight checkpoint) must be retained for a recovery to return to");
     }
     std::random_device entropy;
     batchPrefix_ = (std::uint64_t{entropy()} << 32) ^ entropy() ^
@@ -199,12 +214,12 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       // hashes the rest of the rollback would then apply.
       for (const StateRequest& request : batch) {
         ++failures_;
-        sink.fail(request.ticket,
-                  std::make_exception_ptr(BackendError(
-                      "redis job '" + options_.job + "': the rollback to checkpoint " +
-                      std::to_string(*pendingRollBack_) +
-                      " is unfinished, so the store is partly rolled back; complete it first (rollBackTo(" +
-                      std::to_string(*pendingRollBack_) + ") or lastCheckpoint())")));
+        sink.fail(
+            request.ticket,
+            std::make_exception_ptr(BackendError(
+                "redis job '" + options_.job + "': the rollback to checkpoint " + std::to_string(*pendingRollBack_) +
+                " is unfinished, so the store is partly rolled back; complete it first (rollBackTo(" +
+                std::to_string(*pendingRollBack_) + ") or lastCheckpoint())")));
       }
       return;
     }
@@ -292,7 +307,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       std::vector<detail::RedisRouter::Command> unlinks;
       const std::uint64_t oldest = epoch_ > options_.retainedCheckpoints ? epoch_ - options_.retainedCheckpoints : 1;
       for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-        for (std::uint64_t epoch = oldest; epoch <= epoch_; ++epoch) unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
+        for (std::uint64_t epoch = oldest; epoch <= epoch_; ++epoch)
+          unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
       }
       admin_->runAll(std::move(unlinks), "restore (discarding the pre-images of the old contents)");
       epochGroups_.reset();
@@ -387,8 +403,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     for (std::uint64_t epoch = firstHeld; epoch <= oldest; ++epoch) appendUnlinks(unlinks, epoch, groupsOfEpoch(epoch));
     retainedGroups_.erase(retainedGroups_.begin(), retainedGroups_.lower_bound(oldest));
     const std::size_t deletes = unlinks.size();
-    admin_->runAll(std::move(unlinks), "deleting the pre-images no retained checkpoint needs after committing " +
-                                           std::to_string(id));
+    admin_->runAll(std::move(unlinks),
+                   "deleting the pre-images no retained checkpoint needs after committing " + std::to_string(id));
     std::lock_guard lock(statsMutex_);
     checkpointStats_.lastCommitDeletes = deletes;
     return id;
@@ -412,19 +428,18 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     // partly rolled back: it is no longer any checkpoint newer than that rollback's
     // target, but every retained one up to the target can still be reached.
     if (history.intent && (id > *history.intent || !retained)) {
-      throw std::invalid_argument("redis job '" + options_.job + "': cannot roll back to checkpoint " +
-                                  std::to_string(id) + ": the rollback to checkpoint " +
-                                  std::to_string(*history.intent) +
-                                  " is unfinished and the store is partly rolled back; roll back to " +
-                                  std::to_string(*history.intent) + " (or an older retained checkpoint: " +
-                                  describeIds(history) + ") to complete it; nothing was touched");
+      throw std::invalid_argument(
+          "redis job '" + options_.job + "': cannot roll back to checkpoint " + std::to_string(id) +
+          ": the rollback to checkpoint " + std::to_string(*history.intent) +
+          " is unfinished and the store is partly rolled back; roll back to " + std::to_string(*history.intent) +
+          " (or an older retained checkpoint: " + describeIds(history) + ") to complete it; nothing was touched");
     }
     if (!retained) {
-      throw std::invalid_argument("redis job '" + options_.job + "': cannot roll back to checkpoint " +
-                                  std::to_string(id) + ": it is not retained (retained: " + describeIds(history) +
-                                  "; RedisOptions::retainedCheckpoints = " +
-                                  std::to_string(options_.retainedCheckpoints) +
-                                  "); restore a savepoint to go further back; nothing was touched");
+      throw std::invalid_argument(
+          "redis job '" + options_.job + "': cannot roll back to checkpoint " + std::to_string(id) +
+          ": it is not retained (retained: " + describeIds(history) +
+          "; RedisOptions::retainedCheckpoints = " + std::to_string(options_.retainedCheckpoints) +
+          "); restore a savepoint to go further back; nothing was touched");
     }
     verifyGeneration("rollback");
     pendingRollBack_ = id;
@@ -432,8 +447,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       std::vector<detail::RedisRouter::Command> intent(1);
       intent[0] = metaScript({keys_.rollBackIntent()});
       addOp(intent[0].args, "p", "3", std::to_string(id));
-      admin_->runAll(std::move(intent), "recording the rollback of job '" + options_.job + "' to checkpoint " +
-                                            std::to_string(id));
+      admin_->runAll(std::move(intent),
+                     "recording the rollback of job '" + options_.job + "' to checkpoint " + std::to_string(id));
     }
     undoEpochsAfter(history, id);
   }
@@ -748,8 +763,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     try {
       marker = Savepoint::parse(bytes);
     } catch (const std::exception& e) {
-      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job + "' is corrupt: " +
-                         e.what());
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' is corrupt: " + e.what());
     }
     LightweightCheckpoint checkpoint;
     checkpoint.metadata = std::move(marker.metadata());
@@ -858,8 +873,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     finish[0] = metaScript({keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()});
     finish[0].args.insert(finish[0].args.end(), {"F", "3", "4", std::to_string(target), "", "-", "0"});
     addOp(finish[0].args, "d", "5", {});
-    admin_->runAll(std::move(finish), "finishing the rollback of job '" + options_.job + "' to checkpoint " +
-                                          std::to_string(target));
+    admin_->runAll(std::move(finish),
+                   "finishing the rollback of job '" + options_.job + "' to checkpoint " + std::to_string(target));
     pendingRollBack_.reset();
     epoch_ = target + 1;
     epochGroups_.reset();
@@ -888,8 +903,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       const std::uint64_t oldest = history.retained.front().id;
       std::vector<detail::RedisRouter::Command> unlinks;
       appendUnlinks(unlinks, oldest, groupsOfEpoch(oldest));
-      admin_->runAll(std::move(unlinks), "deleting the pre-images no retained checkpoint of job '" + options_.job +
-                                             "' needs");
+      admin_->runAll(std::move(unlinks),
+                     "deleting the pre-images no retained checkpoint of job '" + options_.job + "' needs");
     }
   }
 
