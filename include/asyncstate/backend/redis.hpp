@@ -432,7 +432,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
           "redis job '" + options_.job + "': cannot roll back to checkpoint " + std::to_string(id) +
           ": the rollback to checkpoint " + std::to_string(*history.intent) +
           " is unfinished and the store is partly rolled back; roll back to " + std::to_string(*history.intent) +
-          " (or an older retained checkpoint: " + describeIds(history) + ") to complete it; nothing was touched");
+          " (or an older retained checkpoint: " + describeIds(history, *history.intent) +
+          ") to complete it; nothing was touched");
     }
     if (!retained) {
       throw std::invalid_argument(
@@ -820,9 +821,12 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     return groups;
   }
 
-  static std::string describeIds(const History& history) {
+  // The retained ids up to `upTo`, for error messages.
+  static std::string describeIds(const History& history, std::uint64_t upTo = UINT64_MAX) {
     std::string ids;
-    for (const LightweightCheckpoint& c : history.retained) ids += (ids.empty() ? "" : ", ") + std::to_string(c.id);
+    for (const LightweightCheckpoint& c : history.retained) {
+      if (c.id <= upTo) ids += (ids.empty() ? "" : ", ") + std::to_string(c.id);
+    }
     return ids.empty() ? "none" : ids;
   }
 
