@@ -1,9 +1,12 @@
 // Child process of RedisCheckpoint.*KilledAtRandomPoints* (redis_checkpoint_test.cpp): a
 // job with value, map and list state on Redis with lightweight checkpoints. It recovers
-// from the job's last checkpoint, prints "recovered <outputs>" (the outputs that
-// checkpoint had emitted) and "pre-images <n>" (how many it wrote back), then every output as "out <key>=<count>"
-// before the next checkpoint commits, and "done" at the end of its input, until it is killed. argv: seeds
-// (comma-separated), job name, records, keys, records per checkpoint.
+// from the job's last checkpoint, or from the one `back` checkpoints before it when that
+// one is retained (restoring its savepoint through the runner, as an operator going back
+// would), prints "recovered <outputs>" (the outputs that checkpoint had emitted),
+// "back <n>" (how many checkpoints before the last it went to) and "pre-images <n>" (how
+// many it wrote back), then every output as "out <key>=<count>" before the next
+// checkpoint commits, and "done" at the end of its input, until it is killed. argv:
+// seeds (comma-separated), job name, records, keys, records per checkpoint, back.
 
 #include <asyncstate/asyncstate.hpp>
 #include <asyncstate/backend/redis.hpp>
@@ -74,7 +77,7 @@ class PrintingSink final : public Collector<std::string> {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) return 2;
+  if (argc != 7) return 2;
   try {
     asyncstate::RedisOptions options;
     options.seeds.clear();
@@ -99,7 +102,18 @@ int main(int argc, char** argv) {
     asyncstate::EmbeddedRunner<std::string, Hit, std::string> runner(
         backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, runnerOptions);
     asyncstate::VectorSource<Hit> source(hits);
-    say("recovered " + std::to_string(runner.recover(source)));
+    const std::vector<asyncstate::LightweightCheckpoint> retained = backend.retainedCheckpoints();
+    const std::size_t back = std::stoul(argv[6]);
+    if (back > 0 && back < retained.size()) {
+      const asyncstate::LightweightCheckpoint& target = retained[retained.size() - 1 - back];
+      asyncstate::Savepoint checkpoint;
+      checkpoint.metadata() = target.metadata;
+      checkpoint.metadata()[asyncstate::kLightweightCheckpointField] = asyncstate::encode(target.id);
+      say("recovered " + std::to_string(runner.restore(checkpoint, source)));
+      say("back " + std::to_string(back));
+    } else {
+      say("recovered " + std::to_string(runner.recover(source)));
+    }
     say("pre-images " + std::to_string(backend.checkpointStats().lastRollBackPreImages));
     PrintingSink sink;
     runner.run(source, sink);

@@ -1,9 +1,12 @@
-// Lightweight checkpoints on Redis (issue 13): a checkpoint costs one marker plus one
-// UNLINK per key group written, whatever the state's size; a rollback writes back only
-// the keys written since; and a job killed with SIGKILL at random points, recovered
-// each time, emits every output exactly once and ends with the state of an
-// uninterrupted run, on one server and on Redis Cluster. The killed job is
-// tests/backends/redis_checkpoint_child.cpp.
+// Lightweight checkpoints on Redis (issue 13): a checkpoint costs one marker script plus
+// one UNLINK per key group the epoch falling out of retention wrote, whatever the
+// state's size; a rollback writes back only the keys written since; any retained
+// checkpoint can be rolled back to, exactly, and a rollback stopped midway is completed
+// by the next call or start while other ids are refused; markers of the single-marker
+// format still read; and a job killed with SIGKILL at random points, recovered each time
+// (sometimes to an older retained checkpoint), emits every output exactly once and ends
+// with the state of an uninterrupted run, on one server and on Redis Cluster. The killed
+// job is tests/backends/redis_checkpoint_child.cpp.
 
 #include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
@@ -20,9 +23,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -35,11 +42,17 @@ constexpr int kRecords = 1500;
 constexpr int kKeys = 40;
 constexpr int kCheckpointEvery = 40;
 
-std::vector<std::string> childArgs(const std::vector<std::string>& seeds, const std::string& job) {
+// `back`: how many checkpoints before the last one the child recovers to (when retained).
+std::vector<std::string> childArgs(const std::vector<std::string>& seeds, const std::string& job, int back = 0) {
   std::string joined;
   for (const std::string& s : seeds) joined += (joined.empty() ? "" : ",") + s;
-  return {ASYNCSTATE_CHECKPOINT_CHILD,     joined, job, std::to_string(kRecords), std::to_string(kKeys),
-          std::to_string(kCheckpointEvery)};
+  return {ASYNCSTATE_CHECKPOINT_CHILD,
+          joined,
+          job,
+          std::to_string(kRecords),
+          std::to_string(kKeys),
+          std::to_string(kCheckpointEvery),
+          std::to_string(back)};
 }
 
 // Applies one child's lines to the exactly-once sink `outputs`: the outputs after the
@@ -62,7 +75,8 @@ bool collect(const std::vector<std::string>& lines, std::vector<std::string>& ou
 }
 
 // Runs the job uninterrupted as `reference`, then as `job` killed `kills` times at
-// random points (recovered each time), and compares outputs and final state.
+// random points (recovered each time, two times in five to an older retained
+// checkpoint than the last), and compares outputs and final state.
 void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const std::string& job, int kills) {
   std::vector<std::string> expected;
   const auto started = std::chrono::steady_clock::now();
@@ -81,12 +95,14 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
   std::uniform_int_distribution<int> killDuringStartUp(0, 3);
   std::uniform_int_distribution<long> startUpMicros(0, runTime.count() / 4);
   std::uniform_int_distribution<long> killAfterMicros(0, 1000);
+  std::uniform_int_distribution<int> checkpointsBack(-2, 2);
   std::vector<std::string> outputs;
   bool done = false;
   int killedMidRun = 0;
   std::uint64_t preImagesRolledBack = 0;
+  int wentBack = 0;
   for (int round = 0; round < kills && !done; ++round) {
-    PipedChild child(childArgs(seeds, job));
+    PipedChild child(childArgs(seeds, job, std::max(0, checkpointsBack(random))));
     std::vector<std::string> lines;
     if (killDuringStartUp(random) == 0) {
       std::this_thread::sleep_for(std::chrono::microseconds(startUpMicros(random)));
@@ -103,12 +119,15 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
     for (std::string& line : child.kill()) lines.push_back(std::move(line));
     for (const std::string& line : lines) {
       if (line.rfind("pre-images ", 0) == 0) preImagesRolledBack += std::stoull(line.substr(11));
+      if (line.rfind("back ", 0) == 0) ++wentBack;
     }
     done = collect(lines, outputs);
     killedMidRun += done ? 0 : 1;
   }
-  std::printf("%d kills before the end of input; recoveries wrote back %llu pre-images\n", killedMidRun,
-              static_cast<unsigned long long>(preImagesRolledBack));
+  std::printf(
+      "%d kills before the end of input; %d recoveries to an older checkpoint; recoveries wrote back %llu "
+      "pre-images\n",
+      killedMidRun, wentBack, static_cast<unsigned long long>(preImagesRolledBack));
   if (!done) {
     PipedChild last(childArgs(seeds, job));
     ASSERT_TRUE(collect(last.finish(), outputs)) << "the job did not finish after its last recovery";
@@ -180,9 +199,10 @@ TEST(RedisCheckpoint, ACheckpointAndARollbackTouchOnlyTheKeysWrittenSinceTheLast
   ASSERT_EQ(backend.commitCheckpoint({{"position", "2"}}), 2u);
   std::map<std::string, long> calls = commandCalls(server);
   EXPECT_EQ(calls["set"], 1) << "a commit writes one marker";
+  EXPECT_EQ(calls["hset"], 1) << "and moves the previous one into the history";
   EXPECT_EQ(calls["unlink"], static_cast<long>(backend.checkpointStats().lastCommitDeletes));
-  EXPECT_LE(calls["unlink"], kChanged) << "a commit deletes one undo hash per key group written, no more";
-  EXPECT_EQ(calls["get"], 1) << "a commit reads the job's generation marker and nothing of the state";
+  EXPECT_EQ(calls["unlink"], 0) << "both checkpoints are retained: no undo hash is deleted yet";
+  EXPECT_EQ(calls["get"], 2) << "a commit reads the job's generation marker and the last marker, nothing of the state";
   EXPECT_EQ(calls.count("hgetall") + calls.count("scan"), 0u) << "a commit reads nothing of the state";
 
   const std::string atSecondCheckpoint = savepointBytes(backend);
@@ -194,9 +214,10 @@ TEST(RedisCheckpoint, ACheckpointAndARollbackTouchOnlyTheKeysWrittenSinceTheLast
   backend.rollBackTo(backend.lastCheckpoint().id);
   calls = commandCalls(server);
   EXPECT_EQ(backend.checkpointStats().lastRollBackPreImages, 2u * kChanged);
-  EXPECT_EQ(calls["set"], kChanged) << "the rollback writes back the changed keys only";
-  EXPECT_EQ(calls["del"], kChanged + 2 * static_cast<long>(kMaxKeyGroups))
-      << "and deletes the new keys, plus two undo hashes per key group (most are missing: a no-op)";
+  EXPECT_EQ(calls["set"], kChanged + 1) << "the rollback writes its intent and back the changed keys only";
+  EXPECT_EQ(calls["del"], kChanged + static_cast<long>(kMaxKeyGroups) + 1)
+      << "and deletes the new keys, the open epoch's undo hash per key group (most are missing: a no-op) and the "
+         "intent";
   EXPECT_EQ(savepointBytes(backend), atSecondCheckpoint);
   EXPECT_NE(atCheckpoint, atSecondCheckpoint);
 }
@@ -224,7 +245,8 @@ TEST(RedisCheckpoint, RollbackRestoresEveryKindOfWriteAndCanBeRepeated) {
   EXPECT_EQ(scanAll(backend, m, "a", 10), (std::vector<std::pair<std::string, std::string>>{{"p", "1"}, {"q", "2"}}));
   backend.rollBackTo(id);  // a recovery that crashed midway is repeated
   EXPECT_EQ(savepointBytes(backend), committed);
-  EXPECT_THROW(backend.rollBackTo(id + 1), BackendError) << "only the last committed checkpoint can be rolled back to";
+  EXPECT_THROW(backend.rollBackTo(id + 1), std::invalid_argument) << "a checkpoint never committed is refused";
+  EXPECT_EQ(savepointBytes(backend), committed);
 }
 
 TEST(RedisCheckpoint, ARestoredSavepointIsTheCheckpointARollbackReturnsTo) {
@@ -322,6 +344,323 @@ TEST(RedisCheckpoint, TheRunnerCommitsLightweightCheckpointsOnlyOnABackendThatHa
   EXPECT_EQ(runner.restore(checkpoint, source), 0u);
   EXPECT_EQ(source.position(), 100u);
   EXPECT_EQ(savepointBytes(backend), committed) << "restore() of a lightweight checkpoint rolls back to it";
+}
+
+// The states of the retention tests: a value, a list and a map, written across many
+// key groups with every kind of write, differently in each epoch.
+struct MixedStates {
+  std::uint32_t value, list, map;
+  explicit MixedStates(StateBackend& backend)
+      : value(backend.registerState("v", StateKind::Value)),
+        list(backend.registerState("l", StateKind::List)),
+        map(backend.registerState("m", StateKind::Map)) {}
+
+  void writeEpoch(StateBackend& backend, int epoch) const {
+    std::vector<StateRequest> batch;
+    const std::string e = std::to_string(epoch);
+    for (int k = 0; k < 30; ++k) {
+      const std::string key = "k" + std::to_string((k * 7 + epoch * 3) % 40);
+      if (k % 5 == epoch % 5) {
+        batch.push_back(del(value, key));
+      } else {
+        batch.push_back(put(value, key, "e" + e));
+      }
+      batch.push_back(append(list, key, e));
+      batch.push_back(putEntry(map, "m" + std::to_string(k % 6), "u" + std::to_string((k + epoch) % 9), e));
+      if (k % 4 == 0) batch.push_back(del(map, "m" + std::to_string(k % 6), "u" + std::to_string(epoch % 9)));
+    }
+    batch.push_back(clear(map, "m" + std::to_string(epoch % 6)));
+    batch.push_back(clear(list, "k" + std::to_string(epoch % 40)));
+    for (const Outcome& o : run(backend, batch)) ASSERT_TRUE(o.ok) << o.error;
+  }
+};
+
+std::vector<std::uint64_t> idsOf(const std::vector<LightweightCheckpoint>& checkpoints) {
+  std::vector<std::uint64_t> ids;
+  for (const LightweightCheckpoint& c : checkpoints) ids.push_back(c.id);
+  return ids;
+}
+
+// Commits checkpoints 1..4 (3 retained), writes an uncommitted epoch, rolls back to the
+// oldest retained one and compares with a full snapshot taken when it was committed.
+void rollBackToAnOlderRetainedCheckpoint(const std::vector<std::string>& seeds) {
+  RedisOptions options = redisOptionsFor(seeds);
+  options.lightweightCheckpoints = true;
+  RedisBackend backend(options);
+  const MixedStates states(backend);
+  std::map<std::uint64_t, std::string> snapshots;
+  for (int epoch = 1; epoch <= 4; ++epoch) {
+    states.writeEpoch(backend, epoch);
+    const std::uint64_t id = backend.commitCheckpoint({{"position", std::to_string(epoch * 10)}});
+    snapshots[id] = savepointBytes(backend);
+  }
+  states.writeEpoch(backend, 5);
+  const std::vector<LightweightCheckpoint> retained = backend.retainedCheckpoints();
+  ASSERT_EQ(idsOf(retained), (std::vector<std::uint64_t>{2, 3, 4})) << "the newest three, oldest first";
+  EXPECT_EQ(retained.front().metadata, (std::map<std::string, std::string>{{"position", "20"}}));
+  EXPECT_EQ(retained.back().metadata, (std::map<std::string, std::string>{{"position", "40"}}));
+
+  const std::string beforeRefusal = savepointBytes(backend);
+  EXPECT_THROW(backend.rollBackTo(1), std::invalid_argument) << "fell out of retention";
+  EXPECT_THROW(backend.rollBackTo(5), std::invalid_argument) << "never committed";
+  EXPECT_EQ(savepointBytes(backend), beforeRefusal) << "a refused rollback touches nothing";
+
+  backend.rollBackTo(2);
+  EXPECT_EQ(savepointBytes(backend), snapshots[2]);
+  EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(backend.lastCheckpoint().metadata.at("position"), "20");
+  EXPECT_THROW(backend.rollBackTo(3), std::invalid_argument) << "checkpoints after the target are gone";
+  EXPECT_EQ(backend.checkpointStats().epoch, 3u);
+
+  // The job goes on from checkpoint 2: the next commit is 3 again, and a rollback to it
+  // returns to the new state, not the old checkpoint 3.
+  states.writeEpoch(backend, 7);
+  EXPECT_EQ(backend.commitCheckpoint({{"position", "21"}}), 3u);
+  const std::string newThree = savepointBytes(backend);
+  states.writeEpoch(backend, 8);
+  backend.rollBackTo(3);
+  EXPECT_EQ(savepointBytes(backend), newThree);
+  backend.rollBackTo(2);
+  EXPECT_EQ(savepointBytes(backend), snapshots[2]);
+}
+
+TEST(RedisCheckpoint, RollingBackToAnOlderRetainedCheckpointGivesExactlyItsState) {
+  RedisServer server;
+  rollBackToAnOlderRetainedCheckpoint({server.address()});
+}
+
+TEST(RedisCheckpoint, RollingBackToAnOlderRetainedCheckpointOnRedisClusterGivesExactlyItsState) {
+  RedisCluster cluster;
+  rollBackToAnOlderRetainedCheckpoint(cluster.seeds());
+}
+
+// How many undo hashes of `epoch` job `job` has on `server`.
+long undoHashes(const RedisServer& server, const std::string& job, std::uint64_t epoch) {
+  return std::stol(server.query({"KEYS", "{" + job + ":*}:u:" + std::to_string(epoch)}));
+}
+
+TEST(RedisCheckpoint, RetentionDropsTheOldestCheckpointAndTheUndoHashesOnlyItNeeded) {
+  RedisServer server;
+  RedisOptions options = lightweightOptions(server);
+  options.retainedCheckpoints = 0;
+  EXPECT_THROW(RedisBackend{options}, std::invalid_argument);
+  options.retainedCheckpoints = 2;
+  const std::string job = options.job;
+  std::map<std::uint64_t, std::string> snapshots;
+  {
+    RedisBackend backend(options);
+    const MixedStates states(backend);
+    for (int epoch = 1; epoch <= 3; ++epoch) {
+      states.writeEpoch(backend, epoch);
+      snapshots[backend.commitCheckpoint({})] = savepointBytes(backend);
+    }
+    // Retained: 2 and 3. Rolling back to 2 needs the undo hashes of epochs 3 and 4 (open).
+    EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{2, 3}));
+    EXPECT_EQ(undoHashes(server, job, 1), 0);
+    EXPECT_EQ(undoHashes(server, job, 2), 0);
+    const long third = undoHashes(server, job, 3);
+    EXPECT_GT(third, 1) << "epoch 3 wrote several key groups";
+    states.writeEpoch(backend, 4);
+    EXPECT_GT(undoHashes(server, job, 4), 1);
+
+    snapshots[backend.commitCheckpoint({})] = savepointBytes(backend);
+    EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{3, 4}));
+    EXPECT_EQ(undoHashes(server, job, 3), 0) << "checkpoint 2 fell out, and with it what only it needed";
+    EXPECT_EQ(static_cast<long>(backend.checkpointStats().lastCommitDeletes), third)
+        << "one UNLINK per key group epoch 3 wrote, named by its marker";
+    EXPECT_GT(undoHashes(server, job, 4), 1);
+    states.writeEpoch(backend, 5);
+    EXPECT_THROW(backend.rollBackTo(2), std::invalid_argument);
+  }
+  // A crash right after a commit leaves the oldest retained checkpoint's own undo hash
+  // (here made by hand): the next start deletes it.
+  ASSERT_EQ(server.query({"HSET", "{" + job + ":7}:u:3", "sk", "0"}), "1");
+  RedisBackend restarted(options);
+  EXPECT_EQ(undoHashes(server, job, 3), 0);
+  EXPECT_GT(undoHashes(server, job, 4), 1);
+  restarted.rollBackTo(3);
+  EXPECT_EQ(savepointBytes(restarted), snapshots[3]);
+  EXPECT_EQ(undoHashes(server, job, 4) + undoHashes(server, job, 5), 0);
+}
+
+TEST(RedisCheckpoint, ARollbackStoppedMidwayIsCompletedByTheNextStartOrCallAndNoOtherIdIsTakenMeanwhile) {
+  RedisServer server;
+  RedisOptions options = lightweightOptions(server);
+  std::map<std::uint64_t, std::string> snapshots;
+  std::string partly;
+  std::uint32_t stopAt = 32;
+  // A rollback that "crashes" after `stopAt` key groups (the callback throws).
+  RedisOptions stopping = options;
+  stopping.onRollBackProgress = [&stopAt](std::uint32_t done, std::uint32_t total) {
+    EXPECT_EQ(total, kMaxKeyGroups);
+    if (done == stopAt) throw std::runtime_error("stopped");
+  };
+  {
+    RedisBackend backend(stopping);
+    const MixedStates states(backend);
+    for (int epoch = 1; epoch <= 4; ++epoch) {
+      states.writeEpoch(backend, epoch);
+      snapshots[backend.commitCheckpoint({{"position", std::to_string(epoch)}})] = savepointBytes(backend);
+    }
+    states.writeEpoch(backend, 5);
+    const std::string uncommitted = savepointBytes(backend);
+    EXPECT_THROW(backend.rollBackTo(3), std::runtime_error);
+    partly = savepointBytes(backend);
+    EXPECT_NE(partly, uncommitted) << "some key groups were rolled back";
+    EXPECT_NE(partly, snapshots[3]) << "and some were not";
+
+    try {
+      backend.rollBackTo(4);
+      ADD_FAILURE() << "the store is no longer checkpoint 4, yet a rollback to it was taken";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("rollback to checkpoint 3 is unfinished"), std::string::npos) << e.what();
+    }
+    std::vector<Outcome> refused = run(backend, {put(states.value, "k1", "late")});
+    EXPECT_FALSE(refused[0].ok) << "a batch on a partly rolled-back store is refused";
+    EXPECT_NE(refused[0].error.find("unfinished"), std::string::npos) << refused[0].error;
+    EXPECT_THROW(backend.commitCheckpoint({}), std::runtime_error)
+        << "a commit first completes the rollback (which stops again here)";
+    EXPECT_EQ(savepointBytes(backend), partly) << "refusals touch nothing; the repeat redid only done groups";
+  }
+  {
+    RedisBackend started(options);  // a new start completes the rollback to 3
+    EXPECT_EQ(savepointBytes(started), snapshots[3]);
+    EXPECT_EQ(started.lastCheckpoint().id, 3u);
+    EXPECT_EQ(started.lastCheckpoint().metadata.at("position"), "3");
+  }
+  {
+    // Stopped after every key group but before the history is cut: an older retained
+    // id is still honoured, going on from there, and the next call completes it.
+    stopAt = kMaxKeyGroups;
+    RedisBackend backend(stopping);
+    const MixedStates states(backend);
+    states.writeEpoch(backend, 6);
+    EXPECT_THROW(backend.rollBackTo(3), std::runtime_error);
+    EXPECT_EQ(savepointBytes(backend), snapshots[3]);
+    EXPECT_THROW(backend.rollBackTo(4), std::invalid_argument);
+    stopAt = 48;
+    EXPECT_THROW(backend.rollBackTo(2), std::runtime_error);
+    EXPECT_THROW(backend.rollBackTo(3), std::invalid_argument) << "the rollback under way now goes to 2";
+    stopAt = 0;
+    EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{2}))
+        << "retainedCheckpoints() completes the rollback first";
+    EXPECT_EQ(savepointBytes(backend), snapshots[2]);
+    EXPECT_EQ(backend.lastCheckpoint().metadata.at("position"), "2");
+    EXPECT_TRUE(run(backend, {put(states.value, "k1", "after")})[0].ok);
+  }
+}
+
+TEST(RedisCheckpoint, AMarkerOfTheSingleMarkerFormatIsStillReadAndRolledBackTo) {
+  RedisServer server;
+  const RedisOptions options = lightweightOptions(server);
+  const std::string marker = "{" + options.job + ":meta}:c";
+  std::string committed;
+  {
+    RedisBackend before(options);
+    const MixedStates states(before);
+    states.writeEpoch(before, 1);
+    states.writeEpoch(before, 2);
+    ASSERT_EQ(before.commitCheckpoint({{"position", "12"}}), 1u);
+    committed = savepointBytes(before);
+    states.writeEpoch(before, 3);
+  }
+  // What the previous format left: the one marker, without the key groups, and no history.
+  Savepoint legacy = Savepoint::parse(server.query({"GET", marker}));
+  ASSERT_EQ(legacy.metadata().erase("redis.checkpoint.groups"), 1u);
+  ASSERT_EQ(server.query({"SET", marker, legacy.serialize()}), "OK");
+  ASSERT_EQ(server.query({"EXISTS", "{" + options.job + ":meta}:ch"}), "0");
+
+  RedisBackend upgraded(options);
+  const std::vector<LightweightCheckpoint> retained = upgraded.retainedCheckpoints();
+  ASSERT_EQ(idsOf(retained), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(retained[0].metadata, (std::map<std::string, std::string>{{"position", "12"}}));
+  upgraded.rollBackTo(1);
+  EXPECT_EQ(savepointBytes(upgraded), committed);
+  const MixedStates states(upgraded);
+  for (int epoch = 4; epoch <= 5; ++epoch) {
+    states.writeEpoch(upgraded, epoch);
+    upgraded.commitCheckpoint({});
+  }
+  EXPECT_EQ(idsOf(upgraded.retainedCheckpoints()), (std::vector<std::uint64_t>{1, 2, 3}));
+  upgraded.rollBackTo(1);
+  EXPECT_EQ(savepointBytes(upgraded), committed) << "the checkpoint of the old format stays retained";
+}
+
+// Counts records per key and emits "<key>=<count>": the outputs show where it resumed.
+class EmittingCounter final : public KeyedProcessFunction<std::string, Hit, std::string> {
+ public:
+  void open(RuntimeContext& ctx) override { count_ = &ctx.getState(ValueStateDescriptor<std::int64_t>("count")); }
+  void processElement(const Hit& hit, Context&, Collector<std::string>& out) override {
+    (void)count_->asyncValue().thenCompose([this, key = hit.key, &out](std::optional<std::int64_t> c) {
+      const std::int64_t n = c.value_or(0) + 1;
+      out.collect(key + "=" + std::to_string(n));
+      return count_->asyncUpdate(n);
+    });
+  }
+
+ private:
+  ValueState<std::int64_t>* count_ = nullptr;
+};
+
+using EmittingRunner = EmbeddedRunner<std::string, Hit, std::string>;
+
+EmittingRunner emittingRunner(StateBackend& backend, EmittingCounter& function, RunnerOptions options) {
+  return EmittingRunner(
+      backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, options);
+}
+
+TEST(RedisCheckpoint, TheRunnerRestoringAnOlderRetainedCheckpointContinuesExactlyAsAnUninterruptedRun) {
+  RedisServer server;
+  const std::vector<Hit> hits = countingInput(15, 20);
+  std::vector<std::string> uninterrupted;
+  std::string finalState;
+  {
+    RedisBackend reference(redisOptionsFor({server.address()}));
+    EmittingCounter function;
+    EmittingRunner runner = emittingRunner(reference, function, {});
+    VectorSource<Hit> source(hits);
+    VectorCollector<std::string> sink;
+    runner.run(source, sink);
+    uninterrupted = sink.values;
+    finalState = savepointBytes(reference);
+  }
+
+  RedisBackend backend(lightweightOptions(server));
+  std::vector<Savepoint> checkpoints;
+  std::vector<std::string> emitted;
+  {
+    RunnerOptions options;
+    options.lightweightCheckpoints = true;
+    options.checkpointEvery = 50;
+    options.onCheckpoint = [&checkpoints](const Savepoint& sp) { checkpoints.push_back(sp); };
+    EmittingCounter function;
+    EmittingRunner runner = emittingRunner(backend, function, options);
+    VectorSource<Hit> source(hits);
+    VectorCollector<std::string> sink;
+    runner.run(source, sink);
+    emitted = sink.values;
+  }
+  const std::vector<LightweightCheckpoint> retained = backend.retainedCheckpoints();
+  ASSERT_EQ(retained.size(), 3u);
+  const auto older = std::find_if(checkpoints.begin(), checkpoints.end(), [&](const Savepoint& sp) {
+    return sp.metadata().at(kLightweightCheckpointField) == encode(retained.front().id);
+  });
+  ASSERT_NE(older, checkpoints.end());
+
+  EmittingCounter function;
+  EmittingRunner runner = emittingRunner(backend, function, {});
+  VectorSource<Hit> source(hits);
+  const std::uint64_t kept = runner.restore(*older, source);
+  ASSERT_LT(source.position(), hits.size() - 50) << "an older checkpoint, not the last";
+  ASSERT_LE(kept, emitted.size());
+  VectorCollector<std::string> sink;
+  runner.run(source, sink);
+  std::vector<std::string> outputs(emitted.begin(), emitted.begin() + static_cast<std::ptrdiff_t>(kept));
+  outputs.insert(outputs.end(), sink.values.begin(), sink.values.end());
+  std::sort(outputs.begin(), outputs.end());
+  std::sort(uninterrupted.begin(), uninterrupted.end());
+  EXPECT_EQ(outputs, uninterrupted) << "outputs lost or duplicated going back two checkpoints";
+  EXPECT_EQ(savepointBytes(backend), finalState);
 }
 
 }  // namespace

@@ -38,15 +38,29 @@
 // Writes belong to the open checkpoint epoch E. Each batch script, before it first
 // writes a key (or map entry) in E, keeps the key's pre-image in the key group's undo
 // hash {job:kg}:u:E, in the same script and slot as the write (redis_scripts.hpp).
-// commitCheckpoint() writes the commit marker {job:meta}:c (E, the job's generation and
-// the caller's metadata, in one SET), then deletes u:E in the key groups E wrote, and
-// opens E+1: its cost is one SET plus one UNLINK per key group written, whatever the
-// state's size. rollBackTo(C) runs one script per key group that writes every
-// pre-image of u:(C+1) back and deletes the hash, and deletes a u:C that a crash after
-// the commit left: it costs as much as the keys written since C. Every step is safe to
-// crash in: the marker commits atomically; before it, u:E still undoes E; after it,
-// a leftover u:E is garbage the next rollback deletes; a rollback that stopped midway
-// left the undo hashes of the key groups it has not done, and is repeated.
+// commitCheckpoint() runs one script in the job's meta slot that moves the last commit
+// marker {job:meta}:c into the history hash {job:meta}:ch, writes the new one (E, the
+// job's generation, the key groups E wrote and the caller's metadata) and drops the
+// history's ids that fell out of retention (RedisOptions::retainedCheckpoints = N);
+// then it UNLINKs the undo hashes no retained checkpoint needs any more -- those of the
+// epoch of the new oldest retained checkpoint, in the key groups its marker names -- and
+// opens E+1. Its cost is one script plus one UNLINK per key group the dropped epoch
+// wrote, whatever the state's size; Redis holds the pre-images of the last N-1 closed
+// epochs plus the open one. A marker of the single-marker format (no history, no key
+// groups) reads as the one retained checkpoint, whose epoch may have written any group.
+//
+// rollBackTo(k), for a retained k: first the rollback intent {job:meta}:r = k is written;
+// then per key group one script applies u:(open), u:(last), ..., u:(k+1), newest first
+// (so the oldest pre-image of a key is the one left), and deletes them; then one meta
+// script makes k the last marker, drops the history's newer ids and deletes the intent.
+// Every step is safe to crash in and to repeat: a key group done has no undo hashes
+// left; an intent left behind is completed by the next start, lastCheckpoint(),
+// retainedCheckpoints(), commitCheckpoint() or rollBackTo() (a rollback to an older
+// retained id goes on from there); until then batches fail and a commit script refuses
+// to run, and rollBackTo() of a newer id is refused -- a partly rolled-back store is
+// never taken for a checkpoint. Any id not retained is refused (std::invalid_argument)
+// before anything is touched. A crash between a commit's script and its UNLINKs leaves
+// the undo hashes of the oldest retained checkpoint's epoch: the next start deletes them.
 //
 // Security. Credentials (ACL user + password, or the legacy password) are sent in AUTH
 // on every connection and reconnection; refused credentials fail at once, naming the
@@ -97,6 +111,11 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
         keys_(options_.job),
         registry_(std::make_shared<StateRegistry<>>("redis job '" + options_.job + "'")) {
     if (options_.seeds.empty()) throw std::invalid_argument("redis: no seed address given");
+    if (options_.retainedCheckpoints == 0) {
+      throw std::invalid_argument(
+          "redis: RedisOptions::retainedCheckpoints is 0; at least 1 (the last committed "
+          "lightweight checkpoint) must be retained for a recovery to return to");
+    }
     std::random_device entropy;
     batchPrefix_ = (std::uint64_t{entropy()} << 32) ^ entropy() ^
                    static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
@@ -107,7 +126,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     admin_->requireReachable();
     refuseEvictingServers();
     establishGeneration();
-    if (options_.lightweightCheckpoints) epoch_ = lastCheckpoint().id + 1;
+    resumeCheckpoints();
     io_ = std::thread([this] { ioLoop(); });
   }
 
@@ -118,7 +137,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     const detail::RedisKeySchema keys(job);
     return "resetkeys ~" + keys.pattern() +
            " resetchannels -@all +ping +info +cluster|slots +asking +script|load +evalsha"
-           " +get +set +del +unlink +append +hget +hset +hsetnx +hexists +hdel +hgetall +zadd +zrem +zrangebylex +scan";
+           " +get +set +del +unlink +exists +append +hget +hset +hsetnx +hexists +hdel +hgetall +hkeys +zadd +zrem"
+           " +zrangebylex +scan";
   }
 
   // Deletes every key of job `options.job` -- state, markers, metadata -- on every
@@ -189,6 +209,20 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   }
 
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+    if (pendingRollBack_) {
+      // Its writes would land in a store that is partly rolled back, and in undo
+      // hashes the rest of the rollback would then apply.
+      for (const StateRequest& request : batch) {
+        ++failures_;
+        sink.fail(
+            request.ticket,
+            std::make_exception_ptr(BackendError(
+                "redis job '" + options_.job + "': the rollback to checkpoint " + std::to_string(*pendingRollBack_) +
+                " is unfinished, so the store is partly rolled back; complete it first (rollBackTo(" +
+                std::to_string(*pendingRollBack_) + ") or lastCheckpoint())")));
+      }
+      return;
+    }
     failures_ += registry_->rejectInvalid(batch, sink);
     Job job{std::move(batch), &sink, registry_, {}, {}};
     std::map<std::uint32_t, std::vector<std::size_t>> byGroup;
@@ -260,15 +294,25 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     }
     registry_->requireKindsOf(in);
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
-    // The pre-images of the open epoch (and any a crash left of the last one) describe
-    // the old contents: rolled back onto the restored ones they would mix the two.
+    // The retained checkpoints and their pre-images describe the old contents: rolled
+    // back onto the restored ones they would mix the two. The markers go first, so no
+    // checkpoint is left whose pre-images are gone; an unfinished rollback goes too.
     if (options_.lightweightCheckpoints) {
+      std::vector<detail::RedisRouter::Command> markers;
+      for (const std::string& key : {keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()}) {
+        markers.push_back(unlink(key));
+      }
+      admin_->runAll(std::move(markers), "restore (discarding the lightweight checkpoints of the old contents)");
+      pendingRollBack_.reset();
       std::vector<detail::RedisRouter::Command> unlinks;
+      const std::uint64_t oldest = epoch_ > options_.retainedCheckpoints ? epoch_ - options_.retainedCheckpoints : 1;
       for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-        for (const std::uint64_t epoch : {epoch_ - 1, epoch_}) unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
+        for (std::uint64_t epoch = oldest; epoch <= epoch_; ++epoch)
+          unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
       }
       admin_->runAll(std::move(unlinks), "restore (discarding the pre-images of the old contents)");
       epochGroups_.reset();
+      retainedGroups_.clear();
     }
 
     std::vector<detail::RedisRouter::Command> deletes;
@@ -317,14 +361,10 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   bool lightweightCheckpointsEnabled() const override { return options_.lightweightCheckpoints; }
 
   std::uint64_t commitCheckpoint(const std::map<std::string, std::string>& metadata) override {
-    if (!options_.lightweightCheckpoints) {
-      throw std::logic_error("redis job '" + options_.job +
-                             "': commitCheckpoint() needs RedisOptions::lightweightCheckpoints (pre-images are kept "
-                             "from the backend's start only when it is set)");
-    }
+    requireLightweightCheckpoints("commitCheckpoint()");
     {
       // A batch still queued would keep its pre-images in the committed epoch's undo
-      // hash, which the commit deletes: its writes could then never be rolled back.
+      // hash: its writes would then be undone by a rollback to this very checkpoint.
       std::lock_guard lock(mutex_);
       if (unfinishedBatches_ != 0) {
         throw std::logic_error("redis job '" + options_.job + "': commitCheckpoint() with " +
@@ -332,103 +372,86 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
                                " batches unfinished; wait for every completion first (the runner drains)");
       }
     }
+    if (pendingRollBack_) settledHistory();
     const std::uint64_t id = epoch_;
     Savepoint marker;
     marker.metadata() = metadata;
     marker.metadata()[kMarkerId] = std::to_string(id);
     marker.metadata()[kMarkerGeneration] = generation_;
-    // Through the batch script, so the SET happens only while the job's generation
-    // marker (same slot) is this backend's: a server that lost the job never gets a
-    // marker that would send a later recovery to a position its state does not have.
-    const std::string meta = keys_.jobGenerationMarker();
+    marker.metadata()[kMarkerGroups] = encodeGroups(epochGroups_);
+    // Through the batch script, so the markers change only while the job's generation
+    // marker (same slot) is this backend's -- a server that lost the job never gets a
+    // marker that would send a later recovery to a position its state does not have --
+    // and only while no rollback is unfinished (not even one of another process).
     std::vector<detail::RedisRouter::Command> commit(1);
-    commit[0].script = true;
-    commit[0].slot = detail::redisSlotOf(meta);
-    commit[0].args = {"3", meta, meta, keys_.checkpointMarker(), "0", "0", generation_, "0"};
-    addOp(commit[0].args, "p", "3", marker.serialize());
+    commit[0] = metaScript({keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()});
+    commit[0].args.insert(commit[0].args.end(), {"x", "5", "5", "", "", "-", "0"});
+    commit[0].args.insert(commit[0].args.end(), {"C", "3", "4", std::to_string(id), marker.serialize(),
+                                                 std::to_string(id - 1), std::to_string(options_.retainedCheckpoints)});
     admin_->runAll(std::move(commit), "committing checkpoint " + std::to_string(id) + " of job '" + options_.job + "'");
-    std::vector<detail::RedisRouter::Command> unlinks;
-    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-      if (epochGroups_.test(group)) unlinks.push_back(unlink(keys_.undoHash(group, id)));
-    }
-    const std::size_t deletes = unlinks.size();
-    admin_->runAll(std::move(unlinks), "deleting the pre-images of committed checkpoint " + std::to_string(id));
+    // Rolling back to the oldest retained checkpoint needs the undo hashes of the epochs
+    // after it only: those of the epochs up to it go (each marker names its epoch's key
+    // groups). A crash before these UNLINKs leaves the oldest retained checkpoint's own,
+    // which the next start deletes.
+    const std::uint64_t firstHeld = retainedGroups_.empty() ? id : retainedGroups_.begin()->first + 1;
+    retainedGroups_[id] = epochGroups_;
     epoch_ = id + 1;
     epochGroups_.reset();
+    const std::uint64_t oldest = std::max<std::uint64_t>(
+        retainedGroups_.begin()->first, id >= options_.retainedCheckpoints ? id + 1 - options_.retainedCheckpoints : 0);
+    std::vector<detail::RedisRouter::Command> unlinks;
+    for (std::uint64_t epoch = firstHeld; epoch <= oldest; ++epoch) appendUnlinks(unlinks, epoch, groupsOfEpoch(epoch));
+    retainedGroups_.erase(retainedGroups_.begin(), retainedGroups_.lower_bound(oldest));
+    const std::size_t deletes = unlinks.size();
+    admin_->runAll(std::move(unlinks),
+                   "deleting the pre-images no retained checkpoint needs after committing " + std::to_string(id));
     std::lock_guard lock(statsMutex_);
     checkpointStats_.lastCommitDeletes = deletes;
     return id;
   }
 
   LightweightCheckpoint lastCheckpoint() override {
-    const std::string key = keys_.checkpointMarker();
-    detail::RedisReplyPtr stored = admin_->runOne({"GET", key}, detail::redisSlotOf(key));
-    LightweightCheckpoint last;
-    if (stored->type != REDIS_REPLY_STRING) return last;
-    Savepoint marker;
-    try {
-      marker = Savepoint::parse(std::string_view(stored->str, stored->len));
-    } catch (const std::exception& e) {
-      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
-                         "' is corrupt: " + e.what());
-    }
-    last.metadata = std::move(marker.metadata());
-    const auto id = last.metadata.find(kMarkerId);
-    const auto generation = last.metadata.find(kMarkerGeneration);
-    if (id == last.metadata.end() || generation == last.metadata.end() ||
-        id->second.find_first_not_of("0123456789") != std::string::npos || id->second.empty()) {
-      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
-                         "' lacks its id or generation");
-    }
-    if (generation->second != generation_) {
-      throw BackendError("redis: the checkpoint marker " + key + " belongs to generation " + generation->second +
-                         ", not the job's " + generation_ + stateLostAdvice());
-    }
-    last.id = std::stoull(id->second);
-    last.metadata.erase(id);
-    last.metadata.erase(kMarkerGeneration);
-    return last;
+    History history = settledHistory();
+    if (history.retained.empty()) return {};
+    return std::move(history.retained.back());
   }
 
-  // Only the last committed checkpoint is retained so far.
-  std::vector<LightweightCheckpoint> retainedCheckpoints() override {
-    LightweightCheckpoint last = lastCheckpoint();
-    if (last.id == 0) return {};
-    return {std::move(last)};
-  }
+  std::vector<LightweightCheckpoint> retainedCheckpoints() override { return settledHistory().retained; }
 
   void rollBackTo(std::uint64_t id) override {
+    requireLightweightCheckpoints("rollBackTo()");
+    const History history = readHistory();
+    const bool retained = std::any_of(history.retained.begin(), history.retained.end(),
+                                      [&](const LightweightCheckpoint& c) { return c.id == id; }) ||
+                          (id == 0 && history.retained.empty());
+    // Checked before anything is touched. While a rollback is unfinished the store is
+    // partly rolled back: it is no longer any checkpoint newer than that rollback's
+    // target, but every retained one up to the target can still be reached.
+    if (history.intent && (id > *history.intent || !retained)) {
+      throw std::invalid_argument(
+          "redis job '" + options_.job + "': cannot roll back to checkpoint " + std::to_string(id) +
+          ": the rollback to checkpoint " + std::to_string(*history.intent) +
+          " is unfinished and the store is partly rolled back; roll back to " + std::to_string(*history.intent) +
+          " (or an older retained checkpoint: " + describeIds(history, *history.intent) +
+          ") to complete it; nothing was touched");
+    }
+    if (!retained) {
+      throw std::invalid_argument(
+          "redis job '" + options_.job + "': cannot roll back to checkpoint " + std::to_string(id) +
+          ": it is not retained (retained: " + describeIds(history) +
+          "; RedisOptions::retainedCheckpoints = " + std::to_string(options_.retainedCheckpoints) +
+          "); restore a savepoint to go further back; nothing was touched");
+    }
     verifyGeneration("rollback");
-    const std::uint64_t committed = lastCheckpoint().id;
-    if (committed != id) {
-      throw BackendError("redis: job '" + options_.job + "' cannot roll back to checkpoint " + std::to_string(id) +
-                         ": the last committed one is " + std::to_string(committed) +
-                         " (only the last can be rolled back to; restore a savepoint to go further back)");
+    pendingRollBack_ = id;
+    if (history.intent != id) {
+      std::vector<detail::RedisRouter::Command> intent(1);
+      intent[0] = metaScript({keys_.rollBackIntent()});
+      addOp(intent[0].args, "p", "3", std::to_string(id));
+      admin_->runAll(std::move(intent),
+                     "recording the rollback of job '" + options_.job + "' to checkpoint " + std::to_string(id));
     }
-    std::vector<detail::RedisRouter::Command> scripts;
-    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-      const std::string generation = keys_.generationMarker(group);
-      detail::RedisRouter::Command c;
-      c.script = true;
-      c.slot = detail::redisSlotOf(generation);
-      c.args = {"4", generation,  generation, keys_.undoHash(group, id + 1), keys_.undoHash(group, id), "0",
-                "0", generation_, "0"};
-      addOp(c.args, "r", "3", {});
-      addOp(c.args, "c", "4", {});
-      scripts.push_back(std::move(c));
-    }
-    scripts = admin_->runAll(std::move(scripts),
-                             "rolling job '" + options_.job + "' back to checkpoint " + std::to_string(id));
-    std::uint64_t restored = 0;
-    for (const auto& c : scripts) {
-      if (c.reply->type == REDIS_REPLY_ARRAY && c.reply->elements == 2) {
-        restored += static_cast<std::uint64_t>(c.reply->element[0]->integer);
-      }
-    }
-    epoch_ = id + 1;
-    epochGroups_.reset();
-    std::lock_guard lock(statsMutex_);
-    checkpointStats_.lastRollBackPreImages = restored;
+    undoEpochsAfter(history, id);
   }
 
   // Task thread only, like commitCheckpoint() and rollBackTo().
@@ -649,6 +672,11 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
 
   static constexpr const char* kMarkerId = "redis.checkpoint.id";
   static constexpr const char* kMarkerGeneration = "redis.checkpoint.generation";
+  // The key groups whose undo hash of the checkpoint's epoch holds pre-images (hex, key
+  // group 0 in the last digit's lowest bit); markers written before it existed lack it.
+  static constexpr const char* kMarkerGroups = "redis.checkpoint.groups";
+  // Key groups a rollback does per pipeline; progress is reported after each chunk.
+  static constexpr std::uint32_t kRollBackChunk = 16;
   // Ends the job marker's value while its start has not written every key-group marker.
   static constexpr const char* kStartingSuffix = " starting";
 
@@ -660,8 +688,241 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   }
 
   // One operation of the batch script on KEYS[keyIndex] (see redis_scripts.hpp).
-  static void addOp(std::vector<std::string>& args, const char* op, const char* keyIndex, std::string value) {
+  static void addOp(std::vector<std::string>& args, const char* op, const std::string& keyIndex, std::string value) {
     args.insert(args.end(), {op, keyIndex, keyIndex, "", std::move(value), "-", "0"});
+  }
+
+  // The batch script in the job's meta slot, recording nothing, on `keys` (KEYS[3]
+  // onwards): it runs only while the job's generation marker is this backend's.
+  detail::RedisRouter::Command metaScript(const std::vector<std::string>& keys) const {
+    const std::string meta = keys_.jobGenerationMarker();
+    detail::RedisRouter::Command c;
+    c.script = true;
+    c.slot = detail::redisSlotOf(meta);
+    c.args = {std::to_string(2 + keys.size()), meta, meta};
+    c.args.insert(c.args.end(), keys.begin(), keys.end());
+    c.args.insert(c.args.end(), {"0", "0", generation_, "0"});
+    return c;
+  }
+
+  // The committed checkpoints in the store, oldest first, and an unfinished rollback.
+  struct History {
+    std::vector<LightweightCheckpoint> retained;
+    std::map<std::uint64_t, std::bitset<kMaxKeyGroups>> groups;  // per retained id: its epoch's undo hashes
+    std::optional<std::uint64_t> intent;                         // the target of an unfinished rollback
+    std::uint64_t last() const { return retained.empty() ? 0 : retained.back().id; }
+  };
+
+  void requireLightweightCheckpoints(const char* what) const {
+    if (!options_.lightweightCheckpoints) {
+      throw std::logic_error("redis job '" + options_.job + "': " + what +
+                             " needs RedisOptions::lightweightCheckpoints (pre-images are kept from the backend's "
+                             "start only when it is set)");
+    }
+  }
+
+  // The last marker, the older retained ones and the rollback intent: one pipeline.
+  History readHistory() {
+    const int slot = detail::redisSlotOf(keys_.checkpointMarker());
+    std::vector<detail::RedisRouter::Command> reads(3);
+    reads[0].args = {"GET", keys_.checkpointMarker()};
+    reads[1].args = {"HGETALL", keys_.checkpointHistory()};
+    reads[2].args = {"GET", keys_.rollBackIntent()};
+    for (auto& r : reads) r.slot = slot;
+    reads = admin_->runAll(std::move(reads), "reading the lightweight checkpoints of job '" + options_.job + "'");
+    History history;
+    const redisReply* older = reads[1].reply.get();
+    for (std::size_t e = 0; e + 1 < older->elements; e += 2) {
+      addMarker(history, std::string_view(older->element[e + 1]->str, older->element[e + 1]->len),
+                keys_.checkpointHistory());
+    }
+    std::sort(history.retained.begin(), history.retained.end(),
+              [](const LightweightCheckpoint& a, const LightweightCheckpoint& b) { return a.id < b.id; });
+    // A marker written by the single-marker format is the one last marker: it reads the same.
+    if (const redisReply* last = reads[0].reply.get(); last->type == REDIS_REPLY_STRING) {
+      const std::uint64_t newestOlder = history.last();
+      addMarker(history, std::string_view(last->str, last->len), keys_.checkpointMarker());
+      if (history.last() <= newestOlder) {
+        throw BackendError("redis: the checkpoint markers of job '" + options_.job + "' are corrupt: the last one, " +
+                           keys_.checkpointMarker() + ", is not newer than " + std::to_string(newestOlder) + " in " +
+                           keys_.checkpointHistory());
+      }
+    }
+    if (const redisReply* intent = reads[2].reply.get(); intent->type == REDIS_REPLY_STRING) {
+      const std::string text(intent->str, intent->len);
+      if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+        throw BackendError("redis: the rollback intent " + keys_.rollBackIntent() + " of job '" + options_.job +
+                           "' is corrupt: '" + text + "'");
+      }
+      history.intent = std::stoull(text);
+    }
+    return history;
+  }
+
+  void addMarker(History& history, std::string_view bytes, const std::string& key) const {
+    Savepoint marker;
+    try {
+      marker = Savepoint::parse(bytes);
+    } catch (const std::exception& e) {
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' is corrupt: " + e.what());
+    }
+    LightweightCheckpoint checkpoint;
+    checkpoint.metadata = std::move(marker.metadata());
+    auto& meta = checkpoint.metadata;
+    const auto id = meta.find(kMarkerId);
+    const auto generation = meta.find(kMarkerGeneration);
+    if (id == meta.end() || generation == meta.end() || id->second.empty() ||
+        id->second.find_first_not_of("0123456789") != std::string::npos) {
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' lacks its id or generation");
+    }
+    if (generation->second != generation_) {
+      throw BackendError("redis: the checkpoint marker " + key + " belongs to generation " + generation->second +
+                         ", not the job's " + generation_ + stateLostAdvice());
+    }
+    checkpoint.id = std::stoull(id->second);
+    meta.erase(id);
+    meta.erase(kMarkerGeneration);
+    std::bitset<kMaxKeyGroups> groups;
+    if (const auto written = meta.find(kMarkerGroups); written != meta.end()) {
+      groups = decodeGroups(written->second, key);
+      meta.erase(written);
+    } else {
+      groups.set();  // the single-marker format did not say: every key group may have one
+    }
+    history.groups[checkpoint.id] = groups;
+    history.retained.push_back(std::move(checkpoint));
+  }
+
+  static std::string encodeGroups(const std::bitset<kMaxKeyGroups>& groups) {
+    std::string hex(kMaxKeyGroups / 4, '0');
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (groups.test(group)) {
+        char& digit = hex[hex.size() - 1 - group / 4];
+        const int value = (digit <= '9' ? digit - '0' : digit - 'a' + 10) | (1 << (group % 4));
+        digit = static_cast<char>(value < 10 ? '0' + value : 'a' + value - 10);
+      }
+    }
+    return hex;
+  }
+
+  std::bitset<kMaxKeyGroups> decodeGroups(const std::string& hex, const std::string& key) const {
+    if (hex.size() != kMaxKeyGroups / 4 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                         "' has corrupt key groups '" + hex + "'");
+    }
+    std::bitset<kMaxKeyGroups> groups;
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      const char digit = hex[hex.size() - 1 - group / 4];
+      const int value = digit <= '9' ? digit - '0' : digit - 'a' + 10;
+      groups.set(group, (value >> (group % 4)) & 1);
+    }
+    return groups;
+  }
+
+  // The retained ids up to `upTo`, for error messages.
+  static std::string describeIds(const History& history, std::uint64_t upTo = UINT64_MAX) {
+    std::string ids;
+    for (const LightweightCheckpoint& c : history.retained) {
+      if (c.id <= upTo) ids += (ids.empty() ? "" : ", ") + std::to_string(c.id);
+    }
+    return ids.empty() ? "none" : ids;
+  }
+
+  // The history, after completing an unfinished rollback (this process's or a killed one's).
+  History settledHistory() {
+    History history = readHistory();
+    if (!history.intent) {
+      pendingRollBack_.reset();  // its intent was never written: nothing was touched
+      return history;
+    }
+    pendingRollBack_ = history.intent;
+    undoEpochsAfter(history, *history.intent);
+    return readHistory();
+  }
+
+  // Undoes the epochs after `target` (the intent already says so): per key group one
+  // script applies the undo hashes newest first, from the open epoch down to target+1,
+  // and deletes them, so a repeat skips the key groups done. Then one script in the meta
+  // slot makes `target` the last checkpoint and removes the intent.
+  void undoEpochsAfter(const History& history, std::uint64_t target) {
+    const std::uint64_t open = history.last() + 1;
+    const std::size_t epochs = open - target;
+    std::uint64_t restored = 0;
+    for (std::uint32_t first = 0; first < kMaxKeyGroups; first += kRollBackChunk) {
+      std::vector<detail::RedisRouter::Command> scripts;
+      for (std::uint32_t group = first; group < first + kRollBackChunk; ++group) {
+        const std::string generation = keys_.generationMarker(group);
+        detail::RedisRouter::Command c;
+        c.script = true;
+        c.slot = detail::redisSlotOf(generation);
+        c.args = {std::to_string(2 + epochs), generation, generation};
+        for (std::uint64_t epoch = open; epoch > target; --epoch) c.args.push_back(keys_.undoHash(group, epoch));
+        c.args.insert(c.args.end(), {"0", "0", generation_, "0"});
+        for (std::size_t key = 3; key < 3 + epochs; ++key) addOp(c.args, "r", std::to_string(key), {});
+        scripts.push_back(std::move(c));
+      }
+      scripts = admin_->runAll(std::move(scripts),
+                               "rolling job '" + options_.job + "' back to checkpoint " + std::to_string(target));
+      for (const auto& c : scripts) {
+        if (c.reply->type != REDIS_REPLY_ARRAY) continue;
+        for (std::size_t e = 0; e < c.reply->elements; ++e) {
+          restored += static_cast<std::uint64_t>(c.reply->element[e]->integer);
+        }
+      }
+      if (options_.onRollBackProgress) options_.onRollBackProgress(first + kRollBackChunk, kMaxKeyGroups);
+    }
+    std::vector<detail::RedisRouter::Command> finish(1);
+    finish[0] = metaScript({keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()});
+    finish[0].args.insert(finish[0].args.end(), {"F", "3", "4", std::to_string(target), "", "-", "0"});
+    addOp(finish[0].args, "d", "5", {});
+    admin_->runAll(std::move(finish),
+                   "finishing the rollback of job '" + options_.job + "' to checkpoint " + std::to_string(target));
+    pendingRollBack_.reset();
+    epoch_ = target + 1;
+    epochGroups_.reset();
+    retainedGroups_.erase(retainedGroups_.upper_bound(target), retainedGroups_.end());
+    std::lock_guard lock(statsMutex_);
+    checkpointStats_.lastRollBackPreImages = restored;
+  }
+
+  // At start: completes an unfinished rollback (whatever the options: the store must
+  // not be used half rolled back), then resumes the epoch after the last checkpoint.
+  void resumeCheckpoints() {
+    if (!options_.lightweightCheckpoints) {
+      const std::string intent = keys_.rollBackIntent();
+      if (admin_->runOne({"GET", intent}, detail::redisSlotOf(intent))->type != REDIS_REPLY_STRING) return;
+    }
+    const History history = settledHistory();
+    if (!options_.lightweightCheckpoints) return;
+    epoch_ = history.last() + 1;
+    retainedGroups_ = history.groups;
+    // The process before may have written the open epoch in any key group.
+    epochGroups_.set();
+    // A crash right after a commit leaves the undo hashes of the oldest retained
+    // checkpoint's epoch, which no rollback needs (and so does an upgrade from the
+    // single-marker format, whose commits deleted them later): deleted now.
+    if (!history.retained.empty()) {
+      const std::uint64_t oldest = history.retained.front().id;
+      std::vector<detail::RedisRouter::Command> unlinks;
+      appendUnlinks(unlinks, oldest, groupsOfEpoch(oldest));
+      admin_->runAll(std::move(unlinks),
+                     "deleting the pre-images no retained checkpoint of job '" + options_.job + "' needs");
+    }
+  }
+
+  // The key groups with an undo hash of committed epoch `epoch` (all when unknown).
+  std::bitset<kMaxKeyGroups> groupsOfEpoch(std::uint64_t epoch) const {
+    const auto it = retainedGroups_.find(epoch);
+    return it != retainedGroups_.end() ? it->second : std::bitset<kMaxKeyGroups>().set();
+  }
+
+  void appendUnlinks(std::vector<detail::RedisRouter::Command>& unlinks, std::uint64_t epoch,
+                     const std::bitset<kMaxKeyGroups>& groups) const {
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (groups.test(group)) unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
+    }
   }
 
   detail::RedisRouter::Command scriptFor(const Job& job, std::uint32_t group, const std::vector<std::size_t>& indexes,
@@ -814,10 +1075,14 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   std::uint64_t batchPrefix_ = 0;
   std::string generation_;  // written at start; read by the I/O thread only after that
   std::uint64_t batchCounter_ = 0;
-  // Lightweight checkpoints, task thread only: the open epoch and the key groups that
-  // kept pre-images in it (whose undo hashes its commit deletes).
+  // Lightweight checkpoints, task thread only: the open epoch, the key groups that kept
+  // pre-images in it (recorded in its commit marker), the same for each retained
+  // committed epoch (whose undo hashes go when it falls out of retention), and the target
+  // of a rollback this process left unfinished (batches are refused until it is done).
   std::uint64_t epoch_ = 1;
   std::bitset<kMaxKeyGroups> epochGroups_;
+  std::map<std::uint64_t, std::bitset<kMaxKeyGroups>> retainedGroups_;
+  std::optional<std::uint64_t> pendingRollBack_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

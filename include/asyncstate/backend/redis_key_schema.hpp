@@ -13,6 +13,8 @@
 //   {job:meta}:states                             state name -> kind
 //   {job:meta}:g                                  the job's generation (written first)
 //   {job:meta}:c                                  the last committed lightweight checkpoint
+//   {job:meta}:ch                                 the older retained ones (hash id -> marker)
+//   {job:meta}:r                                  rollback intent: the id being rolled back to
 
 #include <asyncstate/backend/redis_cluster.hpp>
 #include <asyncstate/backend/redis_connection.hpp>
@@ -63,11 +65,14 @@ class RedisKeySchema {
   std::string jobGenerationMarker() const { return "{" + job_ + ":meta}:g"; }
 
   // Lightweight checkpoints (redis.hpp): the pre-images of epoch `epoch` in one key
-  // group, and the commit marker, in the same slot as the job's generation marker.
+  // group; the commit markers and the rollback intent, in the same slot as the job's
+  // generation marker.
   std::string undoHash(std::uint32_t keyGroup, std::uint64_t epoch) const {
     return tag(keyGroup) + ":u:" + std::to_string(epoch);
   }
   std::string checkpointMarker() const { return "{" + job_ + ":meta}:c"; }
+  std::string checkpointHistory() const { return "{" + job_ + ":meta}:ch"; }
+  std::string rollBackIntent() const { return "{" + job_ + ":meta}:r"; }
 
   std::string batchMarker(std::uint32_t keyGroup, std::uint64_t prefix, std::uint64_t batchId) const {
     return tag(keyGroup) + ":b:" + std::to_string(prefix) + "-" + std::to_string(batchId);

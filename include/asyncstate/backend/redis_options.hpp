@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,13 +34,23 @@ struct RedisOptions {
   // pre-image of each key it writes first in a checkpoint epoch, so a checkpoint costs
   // the same whatever the state's size and a rollback costs as much as the writes since.
   bool lightweightCheckpoints = false;
+  // How many committed lightweight checkpoints rollBackTo() can return to (at least 1;
+  // the newest ones are kept). Going back k checkpoints needs the pre-images of the k
+  // epochs after the target, so Redis holds one copy of every key written in the last
+  // `retainedCheckpoints - 1` checkpoint intervals plus the open one.
+  std::uint32_t retainedCheckpoints = 3;
+  // Called by rollBackTo() after each chunk of key groups it has rolled back, with how
+  // many are done of kMaxKeyGroups: progress for a long rollback. Throwing from it
+  // abandons the rollback midway, as a crash would; the next call or start completes it.
+  std::function<void(std::uint32_t done, std::uint32_t total)> onRollBackProgress;
 };
 
 // What the lightweight checkpoints of a RedisBackend touched (see redis.hpp).
 struct RedisCheckpointStats {
   std::uint64_t epoch = 0;                  // the open checkpoint epoch: last committed id + 1
   std::uint64_t keyGroupsWritten = 0;       // key groups with pre-images in the open epoch
-  std::uint64_t lastCommitDeletes = 0;      // undo hashes the last commit deleted
+  std::uint64_t lastCommitDeletes = 0;      // undo hashes the last commit deleted (of the epoch
+                                            // that fell out of retention)
   std::uint64_t lastRollBackPreImages = 0;  // pre-images the last rollback wrote back
 };
 

@@ -19,7 +19,18 @@ namespace asyncstate::detail {
 // keep nothing more, so the hash holds the state as of the epoch's start for exactly
 // the keys written since, and it is written in the same script as the write.
 // Operation 'r' rolls an undo hash back (writes every pre-image, then deletes the
-// hash) and answers how many it restored: recovery sends it with recording off.
+// hash) and answers how many it restored: recovery sends it with recording off, one
+// 'r' per epoch newest first, so the oldest epoch's pre-image is the one left.
+//
+// Commit markers (job-level, in the meta slot; recording off). 'x' fails the script
+// when its key exists: a commit refuses to run while a rollback intent is open. 'C'
+// commits: key = the last marker, zset key = the history hash of older retained
+// markers, user key = the new id, value = the new marker, lex start = the previous id,
+// limit = how many checkpoints are retained; it moves the previous marker into the
+// history, writes the new one and drops the history's ids that fell out of retention.
+// It does nothing a second time (a resent commit finds its own marker already last).
+// 'F' finishes a rollback: user key = the target id, whose marker (from the history)
+// becomes the last one; the history keeps only older ids.
 //
 // The generation check comes first, before the batch marker: a server that lost the
 // job's data (restart without persistence, FLUSHALL, failover to an empty replica) has
@@ -98,6 +109,27 @@ for i = 0, n - 1 do
     if k == z then keepString(k) else keepMap(k) end
     redis.call('DEL', k, z)
   elseif op == 'r' then r = rollBack(k)
+  elseif op == 'x' then
+    if redis.call('EXISTS', k) == 1 then
+      return redis.error_reply('ASYNCSTATE_ROLLBACK_PENDING ' .. k .. ' holds the target of an unfinished rollback')
+    end
+  elseif op == 'C' then
+    local last = redis.call('GET', k)
+    if last ~= ARGV[b + 5] then
+      if last then redis.call('HSET', z, ARGV[b + 6], last) end
+      redis.call('SET', k, ARGV[b + 5])
+    end
+    local oldest = tonumber(uk) - tonumber(ARGV[b + 7])
+    for _, id in ipairs(redis.call('HKEYS', z)) do
+      if tonumber(id) <= oldest then redis.call('HDEL', z, id) end
+    end
+  elseif op == 'F' then
+    local target = redis.call('HGET', z, uk)
+    if target then redis.call('SET', k, target) end
+    if uk == '0' then redis.call('DEL', k) end
+    for _, id in ipairs(redis.call('HKEYS', z)) do
+      if tonumber(id) >= tonumber(uk) then redis.call('HDEL', z, id) end
+    end
   elseif op == 's' then
     local limit = tonumber(ARGV[b + 7])
     local names = redis.call('ZRANGEBYLEX', z, ARGV[b + 6], '+', 'LIMIT', 0, limit + 1)
