@@ -436,9 +436,8 @@ class ParallelRunner {
       id = it->second;
     }
     if (id && (parts != checkpoint.parts.size() || checkpoint.placement != StatePlacement::Shared)) {
-      throw CorruptSavepointError(
-          "parallel checkpoint: lightweight checkpoint " + *id +
-          " must be named by every part of a shared store's checkpoint; nothing was restored");
+      throw CorruptSavepointError("parallel checkpoint: lightweight checkpoint " + *id +
+                                  " must be named by every part of a shared store's checkpoint; nothing was restored");
     }
     return id;
   }
@@ -684,9 +683,9 @@ class ParallelRunner {
   bool lightweight_ = false;  // Shared store with lightweight checkpoints
 
   std::mutex mutex_;
-  std::condition_variable messages_;        // a queue got a message, or the job failed
-  std::condition_variable spaceOrFailure_;  // a queue has room, or the job failed
-  std::condition_variable partsOrFailure_;  // a checkpoint part arrived, or the job failed
+  std::condition_variable messages_;             // a queue got a message, or the job failed
+  std::condition_variable spaceOrFailure_;       // a queue has room, or the job failed
+  std::condition_variable partsOrFailure_;       // a checkpoint part arrived, or the job failed
   std::condition_variable everySubtaskDrained_;  // a round of awaitEverySubtaskDrained() completed, or the job failed
   std::size_t drained_ = 0;                      // subtasks waiting in this round
   std::uint64_t drainedRound_ = 0;

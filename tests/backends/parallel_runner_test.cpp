@@ -390,9 +390,8 @@ TEST(ParallelRunner, LightweightCheckpointsOfASharedStoreRescaleOneToFourToTwoWi
             << "every part names the same store checkpoint";
       }
     };
-    Job job(
-        [options](const Subtask&) { return std::make_unique<RedisBackend>(options); },
-        [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, ecommerceKeyOf, ecommerceTimeOf, o);
+    Job job([options](const Subtask&) { return std::make_unique<RedisBackend>(options); },
+            [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, ecommerceKeyOf, ecommerceTimeOf, o);
     VectorSource<Event> source(events());
     VectorCollector<WindowCount> sink;
     if (last) {
@@ -402,9 +401,10 @@ TEST(ParallelRunner, LightweightCheckpointsOfASharedStoreRescaleOneToFourToTwoWi
       EXPECT_EQ(source.position(), last->sourcePosition);
       ASSERT_LE(committed, emitted.size());
       sink.values.assign(emitted.begin(), emitted.begin() + static_cast<std::ptrdiff_t>(committed));
-      std::printf("rescale to %u: the checkpoint is %zu bytes (positions and timers), the store holds %zu bytes "
-                  "of state, none of which moved\n",
-                  parallelism, checkpointBytes, contentsAtLast.size());
+      std::printf(
+          "rescale to %u: the checkpoint is %zu bytes (positions and timers), the store holds %zu bytes "
+          "of state, none of which moved\n",
+          parallelism, checkpointBytes, contentsAtLast.size());
     }
     job.run(source, sink);
     emitted = std::move(sink.values);

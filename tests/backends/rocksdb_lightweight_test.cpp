@@ -87,7 +87,8 @@ TEST(RocksDbLightweight, RollingBackToAnOlderRetainedCheckpointGivesExactlyItsSt
   for (int round = 1; round <= 4; ++round) {
     writeRound(db, round);
     // Metadata is kept byte for byte, separators and all.
-    const std::uint64_t id = db.commitCheckpoint({{"round", std::to_string(round)}, {"odd bytes", std::string("a b\n\0c", 6)}, {"", ""}});
+    const std::uint64_t id =
+        db.commitCheckpoint({{"round", std::to_string(round)}, {"odd bytes", std::string("a b\n\0c", 6)}, {"", ""}});
     EXPECT_EQ(id, static_cast<std::uint64_t>(round));
     stateAt[id] = savepointBytes(db);
   }
@@ -157,7 +158,9 @@ TEST(RocksDbLightweight, CheckpointZeroIsTheEmptyDatabase) {
   }
   // A database that holds state before its first checkpoint was recorded from empty:
   // it reopens (a crash before the first commit) ...
-  { RocksDbBackend reopened(lightweightOptions(dir)); }
+  {
+    RocksDbBackend reopened(lightweightOptions(dir));
+  }
   // ... but one that held state before lightweight checkpoints began is refused, since
   // rolling it back to 0 would empty it.
   RocksDbOptions other = lightweightOptions(dir);
@@ -271,8 +274,8 @@ constexpr int kKeys = 40;
 constexpr int kCheckpointEvery = 50;
 
 std::vector<std::string> childArgs(const fs::path& dir) {
-  return {ASYNCSTATE_LIGHTWEIGHT_CHILD, (dir / "db").string(), (dir / "remote").string(), std::to_string(kRecords),
-          std::to_string(kKeys), std::to_string(kCheckpointEvery)};
+  return {ASYNCSTATE_LIGHTWEIGHT_CHILD, (dir / "db").string(), (dir / "remote").string(),
+          std::to_string(kRecords),     std::to_string(kKeys), std::to_string(kCheckpointEvery)};
 }
 
 // Applies one child's lines to the exactly-once sink `outputs`: the outputs after the

@@ -249,8 +249,8 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
       std::string ids;
       for (std::uint64_t r : retained) ids += (ids.empty() ? "" : ", ") + std::to_string(r);
       throw std::invalid_argument("rocksdb " + options_.path.string() + ": cannot roll back to checkpoint " +
-                                  std::to_string(id) + ": the retained ones in " +
-                                  options_.checkpointRoot.string() + " are [" + ids + "]; nothing was touched");
+                                  std::to_string(id) + ": the retained ones in " + options_.checkpointRoot.string() +
+                                  " are [" + ids + "]; nothing was touched");
     }
     if (id == 0) {
       clearStates();
