@@ -146,6 +146,68 @@ TEST(RocksDbLightweight, RefusedIdsTouchNothing) {
   }
 }
 
+TEST(RocksDbLightweight, AFullRestoreIsCommittedAndALightweightSavepointIsRefused) {
+  TempDir dir;
+  Savepoint full;
+  {
+    RocksDbBackend source(RocksDbOptions{dir.path() / "source"});
+    writeRound(source, 1);
+    source.snapshot(full);
+    full.metadata()["position"] = "7";
+  }
+  RocksDbBackend db(lightweightOptions(dir));
+  writeRound(db, 2);
+  db.commitCheckpoint({{"position", "3"}});
+  db.restore(full);
+  const std::string restored = savepointBytes(db);
+  EXPECT_EQ(db.lastCheckpoint().metadata.at("position"), "7") << "a crash now rolls back to the restored contents";
+  writeRound(db, 3);
+  db.rollBackTo(db.lastCheckpoint().id);
+  EXPECT_EQ(savepointBytes(db), restored);
+
+  Savepoint positionOnly;
+  positionOnly.metadata()[kLightweightCheckpointField] = "2";
+  EXPECT_THROW(db.restore(positionOnly), std::invalid_argument);
+  EXPECT_EQ(savepointBytes(db), restored) << "a refused restore touches nothing";
+}
+
+// A completion that commits while its batch still executes is refused: the batch's
+// writes might land on either side of the checkpoint.
+TEST(RocksDbLightweight, NoCheckpointIsCommittedOrRolledBackWhileABatchExecutes) {
+  class CommittingSink final : public CompletionSink {
+   public:
+    explicit CommittingSink(RocksDbBackend& db) : db_(db) {}
+    void complete(std::uint64_t, StateResult) override {
+      try {
+        db_.commitCheckpoint({});
+      } catch (const std::logic_error& e) {
+        commitRefusal = e.what();
+      }
+      try {
+        db_.rollBackTo(0);
+      } catch (const std::logic_error& e) {
+        rollBackRefusal = e.what();
+      }
+    }
+    void fail(std::uint64_t, std::exception_ptr) override {}
+    std::string commitRefusal;
+    std::string rollBackRefusal;
+
+   private:
+    RocksDbBackend& db_;
+  };
+  TempDir dir;
+  RocksDbBackend db(lightweightOptions(dir));
+  const std::uint32_t value = db.registerState("value", StateKind::Value);
+  CommittingSink sink(db);
+  std::vector<StateRequest> batch{put(value, "k", "v")};
+  db.executeBatch(std::move(batch), sink);
+  EXPECT_NE(sink.commitRefusal.find("while a batch executes"), std::string::npos) << sink.commitRefusal;
+  EXPECT_NE(sink.rollBackRefusal.find("while a batch executes"), std::string::npos) << sink.rollBackRefusal;
+  EXPECT_EQ(db.lastCheckpoint().id, 0u);
+  EXPECT_EQ(shown(run(db, {get(value, "k")})[0]), "v");
+}
+
 TEST(RocksDbLightweight, CheckpointZeroIsTheEmptyDatabase) {
   TempDir dir;
   {
@@ -271,7 +333,7 @@ TEST(RocksDbLightweight, ACopyCutShortBeforeItCompletedIsDeletedAndTheDatabaseKe
 
 constexpr int kRecords = 1000;
 constexpr int kKeys = 40;
-constexpr int kCheckpointEvery = 50;
+constexpr int kCheckpointEvery = 100;
 
 std::vector<std::string> childArgs(const fs::path& dir) {
   return {ASYNCSTATE_LIGHTWEIGHT_CHILD, (dir / "db").string(), (dir / "remote").string(),
@@ -320,7 +382,7 @@ TEST(RocksDbLightweight, AJobKilledAtRandomPointsEmitsEveryOutputOnceAndEndsInTh
   std::vector<std::string> outputs;
   bool done = false;
   int killedMidRun = 0;
-  for (int round = 0; round < 10 && !done; ++round) {
+  for (int round = 0; round < 8 && !done; ++round) {
     PipedChild child(childArgs(killedDir.path()));
     std::vector<std::string> lines;
     if (killDuringStartUp(random) == 0) {
