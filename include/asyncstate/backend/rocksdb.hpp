@@ -79,11 +79,12 @@ struct RocksDbOptions {
   std::size_t writeBufferBytes = 64u << 20;
   // Lightweight checkpoints (LightweightCheckpoints) are enabled exactly when this is
   // set: commitCheckpoint() checkpoints incrementally into this directory, which stands
-  // for remote storage and has one writer (see rocksdb_checkpoint.hpp).
-  std::filesystem::path checkpointRoot{};
+  // for remote storage and has one writer (see rocksdb_checkpoint.hpp). The braces keep
+  // `RocksDbOptions{path}` free of g++'s -Wmissing-field-initializers.
+  std::filesystem::path checkpointRoot{};  // NOLINT(readability-redundant-member-init)
   // Called after each step of rollBackTo() that is on disk: a test throws here to
   // interrupt the roll-back as a crash would (the backend is then closed).
-  std::function<void(std::string_view step)> onRollBackStep{};
+  std::function<void(std::string_view step)> onRollBackStep{};  // NOLINT(readability-redundant-member-init)
 };
 
 class RocksDbBackend final : public StateBackend, public LightweightCheckpoints {
