@@ -32,9 +32,21 @@
 //               the job left it there, i.e. taken when the job stopped (stop-with-
 //               checkpoint, ParallelRunnerOptions::checkpointOnStop), as Flink rescales
 //               through a stop-with-savepoint.
+//
+// Lightweight checkpoints (RunnerOptions::lightweightCheckpoints) apply to Shared stores
+// whose backends have them enabled (lightweight_checkpoint.hpp). At a barrier every
+// subtask drains, then waits until all have drained, and only then commits through its
+// own connection: the first commit makes the store's checkpoint (every subtask's writes
+// up to the barrier, none after), the others delete their own pre-images and open the
+// same next epoch, so all parts name one checkpoint id (checked). Restoring such a
+// checkpoint, at any parallelism, rolls the store back to that id (every connection
+// does; the first undoes the writes) and hands each subtask the timers of its new key
+// groups: any checkpoint is then a rescaling point, and none moves state. PerSubtask
+// state travels in the parts, so there checkpoints stay full snapshots.
 
 #include <asyncstate/function.hpp>
 #include <asyncstate/key_group_range.hpp>
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/runner.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/serializer.hpp>
@@ -48,6 +60,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -187,10 +200,23 @@ class ParallelRunner {
     RunnerOptions subtaskOptions = options_.runner;
     subtaskOptions.onCheckpoint = nullptr;
     subtaskOptions.onWatermarkStatus = nullptr;
+    // A part without state could not move a PerSubtask key group to its new owner.
+    if (options_.placement == StatePlacement::PerSubtask) subtaskOptions.lightweightCheckpoints = false;
     for (std::uint32_t i = 0; i < options_.parallelism; ++i) {
       const Subtask subtask{i, options_.parallelism, keyGroupRangeOf(i, options_.parallelism)};
       subtasks_.push_back(std::make_unique<SubtaskRunner>(subtask, makeBackend(subtask), makeFunction(),
-                                                          options_.placement, keyOf_, timestampOf_, subtaskOptions));
+                                                          options_.placement, keyOf_, timestampOf_, subtaskOptions,
+                                                          [this] { awaitEverySubtaskDrained(); }));
+    }
+    if (subtaskOptions.lightweightCheckpoints) {
+      lightweight_ = subtasks_.front()->view->lightweightCheckpointsEnabled();
+      for (const auto& subtask : subtasks_) {
+        if (subtask->view->lightweightCheckpointsEnabled() != lightweight_) {
+          throw std::invalid_argument("parallel runner: the backends of subtasks 0 and " +
+                                      std::to_string(subtask->subtask.index) +
+                                      " disagree on lightweight checkpoints; the factory must configure them alike");
+        }
+      }
     }
   }
 
@@ -212,8 +238,18 @@ class ParallelRunner {
                                   "; nothing was restored");
     }
     requireCoverage(checkpoint);
+    const std::optional<std::string> lightweightId = lightweightIdOf(checkpoint);
+    if (lightweightId && !lightweight_) {
+      throw std::invalid_argument("parallel checkpoint: it is lightweight checkpoint " + *lightweightId +
+                                  " of the shared store, but this job's backends have no lightweight checkpoints "
+                                  "enabled (RunnerOptions::lightweightCheckpoints and the backend's option); "
+                                  "nothing was restored");
+    }
     std::vector<Savepoint> inputs;
-    for (const auto& subtask : subtasks_) inputs.push_back(cut(checkpoint, subtask->subtask.keyGroups));
+    for (const auto& subtask : subtasks_) {
+      inputs.push_back(cut(checkpoint, subtask->subtask.keyGroups));
+      if (lightweightId) inputs.back().metadata()[kLightweightCheckpointField] = *lightweightId;
+    }
     for (std::size_t i = 0; i < subtasks_.size(); ++i) subtasks_[i]->runner.restore(inputs[i]);
     source.seek(checkpoint.sourcePosition);
     watermark_ = checkpoint.watermark;
@@ -286,10 +322,14 @@ class ParallelRunner {
   };
 
   // A Shared store seen by one subtask: its state belongs to the job, not to the
-  // subtask, so a part neither copies it nor replaces it.
-  class SharedStoreView final : public StateBackend {
+  // subtask, so a part neither copies it nor replaces it. Lightweight checkpoints go to
+  // the store, a commit only once every subtask drained to the barrier.
+  class SharedStoreView final : public StateBackend, public LightweightCheckpoints {
    public:
-    explicit SharedStoreView(StateBackend& store) : store_(store) {}
+    SharedStoreView(StateBackend& store, std::function<void()> awaitEverySubtaskDrained)
+        : store_(store),
+          lightweight_(dynamic_cast<LightweightCheckpoints*>(&store)),
+          awaitEverySubtaskDrained_(std::move(awaitEverySubtaskDrained)) {}
     std::string name() const override { return store_.name(); }
     std::uint32_t registerState(const std::string& n, StateKind kind) override { return store_.registerState(n, kind); }
     void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
@@ -303,17 +343,41 @@ class ParallelRunner {
     }
     BackendStats stats() const override { return store_.stats(); }
 
+    bool lightweightCheckpointsEnabled() const override {
+      return lightweight_ != nullptr && lightweight_->lightweightCheckpointsEnabled();
+    }
+    std::uint64_t commitCheckpoint(const std::map<std::string, std::string>& metadata) override {
+      // Committed before another subtask drained, the checkpoint would hold half of that
+      // subtask's records, and its pre-images of them would be gone.
+      awaitEverySubtaskDrained_();
+      return lightweight().commitCheckpoint(metadata);
+    }
+    LightweightCheckpoint lastCheckpoint() override { return lightweight().lastCheckpoint(); }
+    std::vector<LightweightCheckpoint> retainedCheckpoints() override { return lightweight().retainedCheckpoints(); }
+    void rollBackTo(std::uint64_t id) override { lightweight().rollBackTo(id); }
+
    private:
+    LightweightCheckpoints& lightweight() {
+      if (!lightweightCheckpointsEnabled())
+        throw std::logic_error("backend " + store_.name() + " has no lightweight checkpoints enabled");
+      return *lightweight_;
+    }
+
     StateBackend& store_;
+    LightweightCheckpoints* lightweight_;
+    std::function<void()> awaitEverySubtaskDrained_;
   };
 
   struct SubtaskRunner {
     SubtaskRunner(const Subtask& s, std::unique_ptr<StateBackend> b, std::unique_ptr<Function> f,
                   StatePlacement placement, std::function<K(const In&)> keyOf,
-                  std::function<std::int64_t(const In&)> timestampOf, const RunnerOptions& options)
+                  std::function<std::int64_t(const In&)> timestampOf, const RunnerOptions& options,
+                  std::function<void()> awaitEverySubtaskDrained)
         : subtask(s),
           backend(std::move(b)),
-          view(placement == StatePlacement::Shared ? std::make_unique<SharedStoreView>(*backend) : nullptr),
+          view(placement == StatePlacement::Shared
+                   ? std::make_unique<SharedStoreView>(*backend, std::move(awaitEverySubtaskDrained))
+                   : nullptr),
           function(std::move(f)),
           runner(view ? *view : *backend, *function, std::move(keyOf), std::move(timestampOf), options) {}
 
@@ -354,6 +418,28 @@ class ParallelRunner {
     meta["schedule.idleWatermarkDone"] = encode(false);
     meta["watermarkStatus"] = encode(static_cast<std::uint8_t>(WatermarkStatus::Active));
     return out;
+  }
+
+  // The store checkpoint a lightweight parallel checkpoint names (every part names the
+  // same one), or nullopt for a full one. Anything between is refused.
+  static std::optional<std::string> lightweightIdOf(const ParallelCheckpoint& checkpoint) {
+    std::optional<std::string> id;
+    std::size_t parts = 0;
+    for (const auto& part : checkpoint.parts) {
+      const auto it = part.savepoint.metadata().find(kLightweightCheckpointField);
+      if (it == part.savepoint.metadata().end()) continue;
+      ++parts;
+      if (id && *id != it->second) {
+        throw CorruptSavepointError("parallel checkpoint: its parts name different lightweight checkpoints (" + *id +
+                                    " and " + it->second + "); nothing was restored");
+      }
+      id = it->second;
+    }
+    if (id && (parts != checkpoint.parts.size() || checkpoint.placement != StatePlacement::Shared)) {
+      throw CorruptSavepointError("parallel checkpoint: lightweight checkpoint " + *id +
+                                  " must be named by every part of a shared store's checkpoint; nothing was restored");
+    }
+    return id;
   }
 
   static std::vector<std::pair<std::int64_t, std::string>> partTimers(const ParallelCheckpoint::Part& part) {
@@ -508,8 +594,30 @@ class ParallelRunner {
       cp.parts.push_back({subtasks_[i]->subtask.keyGroups, std::move(*parts_[i])});
     }
     lock.unlock();
+    try {
+      lightweightIdOf(cp);
+    } catch (const CorruptSavepointError& e) {
+      throw std::logic_error(std::string(e.what()) +
+                             ": the subtasks' backends do not share one store, so the job needs StatePlacement::"
+                             "PerSubtask");
+    }
     ++checkpoints_;
     if (options_.onCheckpoint) options_.onCheckpoint(cp);
+  }
+
+  // Called by each subtask's store view before it commits a lightweight checkpoint (the
+  // subtask has drained to the barrier): returns once every subtask did the same.
+  void awaitEverySubtaskDrained() {
+    std::unique_lock lock(mutex_);
+    const std::uint64_t round = drainedRound_;
+    if (++drained_ == subtasks_.size()) {
+      drained_ = 0;
+      ++drainedRound_;
+      everySubtaskDrained_.notify_all();
+      return;
+    }
+    everySubtaskDrained_.wait(lock, [&] { return failure_ || drainedRound_ != round; });
+    if (drainedRound_ == round) throw std::runtime_error("parallel checkpoint abandoned: the job failed");
   }
 
   bool failed() {
@@ -525,6 +633,7 @@ class ParallelRunner {
     spaceOrFailure_.notify_all();
     partsOrFailure_.notify_all();
     messages_.notify_all();
+    everySubtaskDrained_.notify_all();
   }
 
   void subtaskLoop(SubtaskRunner& s) {
@@ -571,11 +680,15 @@ class ParallelRunner {
   std::function<std::int64_t(const In&)> timestampOf_;
   ParallelRunnerOptions options_;
   std::vector<std::unique_ptr<SubtaskRunner>> subtasks_;
+  bool lightweight_ = false;  // Shared store with lightweight checkpoints
 
   std::mutex mutex_;
-  std::condition_variable messages_;        // a queue got a message, or the job failed
-  std::condition_variable spaceOrFailure_;  // a queue has room, or the job failed
-  std::condition_variable partsOrFailure_;  // a checkpoint part arrived, or the job failed
+  std::condition_variable messages_;             // a queue got a message, or the job failed
+  std::condition_variable spaceOrFailure_;       // a queue has room, or the job failed
+  std::condition_variable partsOrFailure_;       // a checkpoint part arrived, or the job failed
+  std::condition_variable everySubtaskDrained_;  // a round of awaitEverySubtaskDrained() completed, or the job failed
+  std::size_t drained_ = 0;                      // subtasks waiting in this round
+  std::uint64_t drainedRound_ = 0;
   std::vector<std::optional<Savepoint>> parts_;
   std::exception_ptr failure_;
 

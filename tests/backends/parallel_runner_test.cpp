@@ -22,12 +22,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asyncstate::test {
@@ -348,6 +352,154 @@ TEST(ParallelRunner, ASharedStoreRunAsPerSubtaskIsRefusedAtTheFirstCheckpoint) {
   }
 }
 #endif
+
+#if ASYNCSTATE_TEST_WITH_REDIS
+// Periodic lightweight checkpoints of a shared Redis store, each attempt stopped without
+// a final checkpoint (as if killed): restoring the last one at 1 -> 4 -> 2 rolls the
+// store back to exactly its contents then, moves no state (the parts hold positions and
+// timers), and the job ends with the single runner's output.
+TEST(ParallelRunner, LightweightCheckpointsOfASharedStoreRescaleOneToFourToTwoWithoutMovingState) {
+  RedisOptions options = redisOptionsFor({sharedRedis().address()});
+  options.lightweightCheckpoints = true;
+  const auto storeContents = [&options] {
+    Savepoint contents;
+    RedisBackend(options).snapshot(contents);
+    return contents.serialize();
+  };
+  const std::vector<std::pair<std::uint32_t, std::uint64_t>> attempts{{1, 3500}, {4, 4100}, {2, 0}};
+  std::optional<ParallelCheckpoint> last;
+  std::string contentsAtLast;
+  std::vector<WindowCount> emitted;
+  std::size_t checkpointBytes = 0;
+  for (const auto& [parallelism, stopAfter] : attempts) {
+    ParallelRunnerOptions o = jobOptions(parallelism, StatePlacement::Shared);
+    o.runner.lightweightCheckpoints = true;
+    o.runner.checkpointEvery = 1000;
+    o.runner.stopAfter = stopAfter;
+    o.onCheckpoint = [&](const ParallelCheckpoint& cp) {
+      last = roundTrip(cp);
+      // The subtasks wait at the barrier meanwhile: the store is as the checkpoint has it.
+      contentsAtLast = storeContents();
+      checkpointBytes = cp.toSavepoint().serialize().size();
+      for (const auto& part : cp.parts) {
+        EXPECT_EQ(part.savepoint.entryCount(), 0u) << "a lightweight part copies no state";
+        const auto& meta = part.savepoint.metadata();
+        const auto& first = cp.parts.front().savepoint.metadata();
+        ASSERT_TRUE(meta.contains(kLightweightCheckpointField)) << "the part names no store checkpoint";
+        EXPECT_EQ(meta.at(kLightweightCheckpointField), first.at(kLightweightCheckpointField))
+            << "every part names the same store checkpoint";
+      }
+    };
+    Job job([options](const Subtask&) { return std::make_unique<RedisBackend>(options); },
+            [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, ecommerceKeyOf, ecommerceTimeOf, o);
+    VectorSource<Event> source(events());
+    VectorCollector<WindowCount> sink;
+    if (last) {
+      EXPECT_NE(storeContents(), contentsAtLast) << "the stopped attempt wrote after its last checkpoint";
+      const std::uint64_t committed = job.restore(*last, source);
+      EXPECT_EQ(storeContents(), contentsAtLast) << "the restore rolls the store back to the checkpoint";
+      EXPECT_EQ(source.position(), last->sourcePosition);
+      ASSERT_LE(committed, emitted.size());
+      sink.values.assign(emitted.begin(), emitted.begin() + static_cast<std::ptrdiff_t>(committed));
+      std::printf(
+          "rescale to %u: the checkpoint is %zu bytes (positions and timers), the store holds %zu bytes "
+          "of state, none of which moved\n",
+          parallelism, checkpointBytes, contentsAtLast.size());
+    }
+    job.run(source, sink);
+    emitted = std::move(sink.values);
+    if (stopAfter == 0) break;
+    ASSERT_TRUE(last.has_value()) << "parallelism " << parallelism;
+    EXPECT_EQ(last->parallelism(), parallelism);
+    EXPECT_EQ(last->sourcePosition % 1000, 0u) << "a periodic checkpoint, not one at the stop";
+  }
+  EXPECT_EQ(byKey(emitted), expected());
+}
+#endif
+
+// One memory store shared by every subtask's connection, whose lightweight checkpoints
+// are copies of the whole store taken by the first commit of each id: such a copy holds
+// exactly the barrier's state only if every subtask drained before the first commit.
+struct CopyingStore {
+  std::mutex mutex;
+  MemoryBackend memory;
+  std::map<std::uint64_t, Savepoint> checkpoints;
+};
+
+class CopyingConnection final : public StateBackend, public LightweightCheckpoints {
+ public:
+  CopyingConnection(std::shared_ptr<CopyingStore> store, bool slow) : store_(std::move(store)), slow_(slow) {
+    epoch_ = lastCheckpoint().id + 1;
+  }
+  std::string name() const override { return "copying"; }
+  std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
+    std::lock_guard lock(store_->mutex);
+    return store_->memory.registerState(stateName, kind);
+  }
+  void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+    // Lags behind the other subtasks, so that they reach a barrier first.
+    if (slow_) std::this_thread::sleep_for(std::chrono::microseconds(300));
+    std::lock_guard lock(store_->mutex);
+    store_->memory.executeBatch(std::move(batch), sink);
+  }
+  void snapshot(Savepoint&) override { throw std::logic_error("a connection takes no full snapshot"); }
+  void restore(const Savepoint&) override { throw std::logic_error("a connection restores no full snapshot"); }
+  BackendStats stats() const override { return {}; }
+
+  bool lightweightCheckpointsEnabled() const override { return true; }
+  std::uint64_t commitCheckpoint(const std::map<std::string, std::string>&) override {
+    std::lock_guard lock(store_->mutex);
+    if (!store_->checkpoints.contains(epoch_)) store_->memory.snapshot(store_->checkpoints[epoch_]);
+    return epoch_++;
+  }
+  LightweightCheckpoint lastCheckpoint() override {
+    std::lock_guard lock(store_->mutex);
+    return {store_->checkpoints.empty() ? 0 : store_->checkpoints.rbegin()->first, {}};
+  }
+  std::vector<LightweightCheckpoint> retainedCheckpoints() override { return {lastCheckpoint()}; }
+  void rollBackTo(std::uint64_t id) override {
+    std::lock_guard lock(store_->mutex);
+    store_->memory.restore(store_->checkpoints.at(id));
+    store_->checkpoints.erase(store_->checkpoints.upper_bound(id), store_->checkpoints.end());
+    epoch_ = id + 1;
+  }
+
+ private:
+  std::shared_ptr<CopyingStore> store_;
+  bool slow_;
+  std::uint64_t epoch_ = 1;
+};
+
+// Subtask 1 lags: a commit that did not wait for it would copy the store without some of
+// its records, and the job restored from that checkpoint would count them again.
+TEST(ParallelRunner, ALightweightCheckpointOfASharedStoreCommitsOnlyOnceEverySubtaskDrained) {
+  auto store = std::make_shared<CopyingStore>();
+  std::optional<ParallelCheckpoint> last;
+  std::vector<WindowCount> emitted;
+  for (const auto& [parallelism, stopAfter] : std::vector<std::pair<std::uint32_t, std::uint64_t>>{{2, 2500}, {3, 0}}) {
+    ParallelRunnerOptions o = jobOptions(parallelism, StatePlacement::Shared);
+    o.runner.lightweightCheckpoints = true;
+    o.runner.checkpointEvery = 1000;
+    o.runner.stopAfter = stopAfter;
+    o.onCheckpoint = [&](const ParallelCheckpoint& cp) { last = roundTrip(cp); };
+    Job job([store](const Subtask& s) { return std::make_unique<CopyingConnection>(store, s.index == 1); },
+            [] { return std::make_unique<ecommerce::AsyncActivityFunction>(); }, ecommerceKeyOf, ecommerceTimeOf, o);
+    VectorSource<Event> source(events());
+    VectorCollector<WindowCount> sink;
+    if (last) {
+      const std::uint64_t committed = job.restore(*last, source);
+      ASSERT_LE(committed, emitted.size());
+      sink.values.assign(emitted.begin(), emitted.begin() + static_cast<std::ptrdiff_t>(committed));
+    }
+    job.run(source, sink);
+    emitted = std::move(sink.values);
+    if (stopAfter != 0) {
+      ASSERT_TRUE(last.has_value());
+      ASSERT_EQ(last->sourcePosition, 2000u);
+    }
+  }
+  EXPECT_EQ(byKey(emitted), expected());
+}
 
 TEST(KeyGroupRange, RangesTileTheKeyGroupsAsFlinkAssignsThem) {
   for (std::uint32_t parallelism = 1; parallelism <= kMaxKeyGroups; ++parallelism) {

@@ -19,10 +19,31 @@
 // Lists. Append is a RocksDB merge with a concatenating operator: a blind write with
 // no read, which keeps appends inside the WriteBatch and away from the read path.
 //
+// Lightweight checkpoints (RocksDbOptions::checkpointRoot, LightweightCheckpoints).
+// commitCheckpoint() is an incremental checkpoint into the root (rocksdb_checkpoint.hpp)
+// whose manifest also holds the caller's metadata: it copies the table files written
+// since the last one, so its cost follows the writes, not the state's size. The root's
+// newest retain() checkpoints are retained. rollBackTo(C) replaces the database by
+// checkpoint C, swapped in next to it so that a crash at any point leaves either the
+// old database or a complete copy of C that the next open finishes swapping in:
+//   1. C is materialized into <db>.rollback-C (staged in <db>.rollback-C.restoring and
+//      renamed when complete). From this rename on, the roll-back is decided.
+//   2. The checkpoints newer than C lose their manifests (newest first).
+//   3. <db> is renamed to <db>.rollback-old, then 4. <db>.rollback-C to <db>.
+//   5. <db>.rollback-old is deleted and the database is opened again.
+// Opening a backend first finishes what it finds: a staging directory is deleted (the
+// roll-back never happened), a complete <db>.rollback-C is swapped in as from step 2,
+// and a leftover <db>.rollback-old is deleted (or renamed back, were <db> missing).
+// Checkpoint 0 is the empty database: recording starts when the backend first opens a
+// database without state with a root that does not exist yet; a database that already
+// holds state is refused with a root that holds no checkpoint (rollBackTo(0) would
+// empty it).
+//
 // Users link librocksdb themselves (CMake: find_package(RocksDB) and RocksDB::rocksdb).
 
 #include <asyncstate/backend/errors.hpp>
 #include <asyncstate/backend/rocksdb_checkpoint.hpp>
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 #include <asyncstate/state_registry.hpp>
@@ -35,7 +56,9 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,11 +77,30 @@ struct RocksDbOptions {
   // written before a batch completes), a machine crash may lose the last batches.
   bool sync = false;
   std::size_t writeBufferBytes = 64u << 20;
+  // Lightweight checkpoints (LightweightCheckpoints) are enabled exactly when this is
+  // set: commitCheckpoint() checkpoints incrementally into this directory, which stands
+  // for remote storage and has one writer (see rocksdb_checkpoint.hpp). The braces keep
+  // `RocksDbOptions{path}` free of g++'s -Wmissing-field-initializers.
+  std::filesystem::path checkpointRoot{};  // NOLINT(readability-redundant-member-init)
+  // Called after each step of rollBackTo() that is on disk: a test throws here to
+  // interrupt the roll-back as a crash would (the backend is then closed).
+  std::function<void(std::string_view step)> onRollBackStep{};  // NOLINT(readability-redundant-member-init)
 };
 
-class RocksDbBackend final : public StateBackend {
+class RocksDbBackend final : public StateBackend, public LightweightCheckpoints {
  public:
-  explicit RocksDbBackend(RocksDbOptions options) : options_(std::move(options)) { open(); }
+  explicit RocksDbBackend(RocksDbOptions options) : options_(std::move(options)) {
+    // "<db>/" names the same directory as "<db>"; the roll-back's siblings need its name.
+    if (!options_.path.has_filename()) options_.path = options_.path.parent_path();
+    finishInterruptedRollBack();
+    open();
+    try {
+      if (!options_.checkpointRoot.empty()) startRecording();
+    } catch (...) {
+      close();
+      throw;
+    }
+  }
 
   ~RocksDbBackend() override { close(); }
 
@@ -71,10 +113,14 @@ class RocksDbBackend final : public StateBackend {
     return "rocksdb(path=" + options_.path.string() + ", WAL on, sync=" + (options_.sync ? "on" : "off") +
            ", write buffer " + std::to_string(options_.writeBufferBytes >> 20) +
            " MiB, list append via merge operator, incremental checkpoints keep the newest " +
-           std::to_string(retainedCheckpoints_) + ")";
+           std::to_string(retainedCheckpoints_) +
+           (options_.checkpointRoot.empty() ? std::string()
+                                            : ", lightweight checkpoints into " + options_.checkpointRoot.string()) +
+           ")";
   }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
+    requireOpen("registering state '" + stateName + "'");
     return states_.add(stateName, kind, [this](const std::string& name, StateKind newKind) {
       return createColumnFamily(name, newKind);
     });
@@ -83,6 +129,14 @@ class RocksDbBackend final : public StateBackend {
   void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
     ++stats_.batches;
     stats_.requests += batch.size();
+    if (db_ == nullptr) {
+      for (const StateRequest& request : batch) {
+        ++stats_.failures;
+        sink.fail(request.ticket, std::make_exception_ptr(BackendError(closedMessage())));
+      }
+      return;
+    }
+    const InFlight inFlight(executing_);
     stats_.failures += states_.rejectInvalid(batch, sink);
     std::size_t begin = 0;
     while (begin < batch.size()) {
@@ -104,6 +158,7 @@ class RocksDbBackend final : public StateBackend {
   }
 
   void snapshot(Savepoint& out) override {
+    requireOpen("snapshot");
     const rocksdb::Snapshot* snap = db_->GetSnapshot();
     rocksdb::ReadOptions read;
     read.snapshot = snap;
@@ -125,8 +180,18 @@ class RocksDbBackend final : public StateBackend {
   }
 
   // Kinds are checked before anything is deleted; the deletion of the old contents and
-  // the new entries then commit as one atomic WriteBatch.
+  // the new entries then commit as one atomic WriteBatch. With lightweight checkpoints
+  // the restored contents are then committed as the next one, with the savepoint's
+  // metadata, since they are what a crash must now roll back to.
   void restore(const Savepoint& in) override {
+    requireOpen("restore");
+    if (in.metadata().contains(kLightweightCheckpointField)) {
+      throw std::invalid_argument(
+          "rocksdb " + options_.path.string() + ": restore() was given lightweight checkpoint " +
+          in.metadata().at(kLightweightCheckpointField) +
+          ", which holds the runner's position and no state; nothing was touched (restore it with "
+          "EmbeddedRunner::restore or recover(), which roll back to it, or restore a full savepoint)");
+    }
     states_.requireKindsOf(in);
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
     rocksdb::WriteBatch batch;
@@ -142,6 +207,85 @@ class RocksDbBackend final : public StateBackend {
       }
     }
     check(db_->Write(writeOptions(), &batch), "restore");
+    if (!options_.checkpointRoot.empty()) commitCheckpoint(in.metadata());
+  }
+
+  bool lightweightCheckpointsEnabled() const override { return !options_.checkpointRoot.empty(); }
+
+  std::uint64_t commitCheckpoint(const std::map<std::string, std::string>& metadata) override {
+    requireLightweight("commitCheckpoint()");
+    return checkpoint(options_.checkpointRoot, metadata).id;
+  }
+
+  LightweightCheckpoint lastCheckpoint() override {
+    requireLightweight("lastCheckpoint()");
+    const RocksDbCheckpointStore store(options_.checkpointRoot);
+    const std::vector<std::uint64_t> ids = store.list();
+    if (ids.empty()) return {};
+    CheckpointHandle handle = store.read(ids.back());
+    return LightweightCheckpoint{handle.id, std::move(handle.metadata)};
+  }
+
+  std::vector<LightweightCheckpoint> retainedCheckpoints() override {
+    requireLightweight("retainedCheckpoints()");
+    const RocksDbCheckpointStore store(options_.checkpointRoot);
+    std::vector<LightweightCheckpoint> retained;
+    for (std::uint64_t id : store.list()) {
+      CheckpointHandle handle = store.read(id);
+      retained.push_back(LightweightCheckpoint{handle.id, std::move(handle.metadata)});
+    }
+    return retained;
+  }
+
+  // See the header comment for the steps. Registered states keep their ids; states the
+  // checkpoint does not have are registered again, empty. A failure before the database
+  // was moved leaves it open as it was; after that the backend stays closed and a new
+  // one on the same path finishes the roll-back.
+  void rollBackTo(std::uint64_t id) override {
+    namespace fs = std::filesystem;
+    requireLightweight("rollBackTo()");
+    const RocksDbCheckpointStore store(options_.checkpointRoot);
+    const std::vector<std::uint64_t> retained = store.list();
+    if (id == 0 ? !retained.empty() : std::find(retained.begin(), retained.end(), id) == retained.end()) {
+      std::string ids;
+      for (std::uint64_t r : retained) ids += (ids.empty() ? "" : ", ") + std::to_string(r);
+      throw std::invalid_argument("rocksdb " + options_.path.string() + ": cannot roll back to checkpoint " +
+                                  std::to_string(id) + ": the retained ones in " + options_.checkpointRoot.string() +
+                                  " are [" + ids + "]; nothing was touched");
+    }
+    if (id == 0) {
+      clearStates();
+      return;
+    }
+    const CheckpointHandle handle = store.read(id);  // a corrupt manifest fails before anything is touched
+    std::vector<std::pair<std::string, StateKind>> registered;
+    registered.reserve(states_.size());
+    for (const auto& state : states_) registered.emplace_back(state.name, state.kind);
+    const fs::path target = rollBackDirectory(id);
+    close();
+    try {
+      store.materialize(handle, target);
+    } catch (const std::exception& e) {
+      // The database was not touched: it opens as it was.
+      closedBecause_ = "copying checkpoint " + std::to_string(id) + " failed (" + e.what() + ") and reopening too";
+      open();
+      keepStateIds(registered);
+      throw;
+    }
+    try {
+      rolledBackStep("materialized");
+      swapInRolledBack(target, id);
+      open();
+    } catch (const std::exception& e) {
+      closedBecause_ = "a roll-back to checkpoint " + std::to_string(id) + " failed midway (" + e.what() + ")";
+      throw;
+    }
+    keepStateIds(registered);
+    uploaded_.clear();
+    uploadedRoot_ = options_.checkpointRoot;
+    for (const CheckpointFile& file : handle.files) {
+      if (!file.sharedName.empty()) uploaded_[file.name] = file;
+    }
   }
 
   // An incremental native checkpoint into `root` (see rocksdb_checkpoint.hpp): flushes
@@ -150,7 +294,11 @@ class RocksDbBackend final : public StateBackend {
   // deletions are paused meanwhile so that compactions cannot remove a file being copied.
   // Afterwards only the newest checkpoints are kept (retain()), and shared files that no
   // kept checkpoint references are deleted.
-  CheckpointHandle checkpoint(const std::filesystem::path& root) {
+  CheckpointHandle checkpoint(const std::filesystem::path& root) { return checkpoint(root, {}); }
+
+  // As above, with `metadata` kept in the manifest.
+  CheckpointHandle checkpoint(const std::filesystem::path& root, const std::map<std::string, std::string>& metadata) {
+    requireOpen("checkpoint");
     const RocksDbCheckpointStore store(root);
     if (uploadedRoot_ != root) {
       uploaded_.clear();
@@ -164,6 +312,7 @@ class RocksDbBackend final : public StateBackend {
       listing.wal_size_for_flush = 0;  // always flush: the checkpoint's data is in table files
       check(db_->GetLiveFilesStorageInfo(listing, &live), "checkpoint: listing the live files");
       handle = store.begin();
+      handle.metadata = metadata;
       for (const rocksdb::LiveFileStorageInfo& info : live) {
         const std::filesystem::path source = std::filesystem::path(info.directory) / info.relative_filename;
         if (info.file_type == rocksdb::kTableFile || info.file_type == rocksdb::kBlobFile) {
@@ -242,6 +391,7 @@ class RocksDbBackend final : public StateBackend {
   // Compacts every state down to its last level, rewriting all table files: a smaller
   // database and fewer files, at the price of copying them all at the next checkpoint.
   void compact() {
+    requireOpen("compact");
     rocksdb::CompactRangeOptions options;
     options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
     check(db_->CompactRange(options, defaultHandle_, nullptr, nullptr), "compacting the state kinds");
@@ -253,6 +403,7 @@ class RocksDbBackend final : public StateBackend {
   // A consistent, hard-linked copy of the database in `dir` (which must not exist):
   // RocksDB's native checkpoint, cheaper than a savepoint and restorable only here.
   void createCheckpoint(const std::filesystem::path& dir) {
+    requireOpen("checkpoint");
     rocksdb::Checkpoint* raw = nullptr;
     check(rocksdb::Checkpoint::Create(db_, &raw), "checkpoint");
     std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
@@ -265,6 +416,7 @@ class RocksDbBackend final : public StateBackend {
   // states keep their ids.
   void restoreCheckpoint(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
+    requireOpen("restoring checkpoint " + dir.string());
     if (!fs::is_directory(dir)) {
       throw BackendError("rocksdb: checkpoint " + dir.string() + " does not exist; nothing was restored");
     }
@@ -289,18 +441,7 @@ class RocksDbBackend final : public StateBackend {
     fs::rename(staging, options_.path);
     fs::remove_all(old);
     open();
-    // Reorder so that every previously registered state has its old id.
-    ColumnFamilies reordered(states_.owner());
-    for (const auto& [stateName, kind] : registered) {
-      const auto* reopened = states_.find(stateName);
-      reordered.add(stateName, kind, [&](const std::string& name, StateKind newKind) {
-        return reopened != nullptr ? reopened->data : createColumnFamily(name, newKind);
-      });
-    }
-    for (const auto& rest : states_) {
-      reordered.add(rest.name, rest.kind, [&](const std::string&, StateKind) { return rest.data; });
-    }
-    states_ = std::move(reordered);
+    keepStateIds(registered);
   }
 
   BackendStats stats() const override { return stats_; }
@@ -320,6 +461,168 @@ class RocksDbBackend final : public StateBackend {
     }
     const char* Name() const override { return "asyncstate.concat"; }
   };
+
+  // Counts the executeBatch() calls running, which commitCheckpoint() and rollBackTo()
+  // refuse to run beside.
+  class InFlight {
+   public:
+    explicit InFlight(std::atomic<int>& count) : count_(count) { count_.fetch_add(1, std::memory_order_acq_rel); }
+    ~InFlight() { count_.fetch_sub(1, std::memory_order_acq_rel); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    std::atomic<int>& count_;
+  };
+
+  std::string closedMessage() const {
+    return "rocksdb " + options_.path.string() + " is closed: " + closedBecause_ +
+           "; open a new backend on it, which finishes the roll-back";
+  }
+
+  void requireOpen(const std::string& what) const {
+    if (db_ == nullptr) throw BackendError(what + ": " + closedMessage());
+  }
+
+  void requireLightweight(const char* what) const {
+    if (options_.checkpointRoot.empty()) {
+      throw std::logic_error("rocksdb " + options_.path.string() + ": " + what +
+                             " needs RocksDbOptions::checkpointRoot (lightweight checkpoints)");
+    }
+    if (executing_.load(std::memory_order_acquire) != 0) {
+      throw std::logic_error("rocksdb " + options_.path.string() + ": " + what +
+                             " while a batch executes; wait for every completion first (the runner drains)");
+    }
+    requireOpen(what);
+  }
+
+  // Reorders the states so that every one in `registered` (the states before the database
+  // was replaced) has its old id; those the database lacks are created empty.
+  void keepStateIds(const std::vector<std::pair<std::string, StateKind>>& registered) {
+    ColumnFamilies reordered(states_.owner());
+    for (const auto& [stateName, kind] : registered) {
+      const auto* reopened = states_.find(stateName);
+      if (reopened != nullptr && reopened->kind != kind) {
+        throw BackendError("rocksdb " + options_.path.string() + ": state '" + stateName + "' is " +
+                           toString(reopened->kind) + " in the replacement database, " + toString(kind) + " before");
+      }
+      reordered.add(stateName, kind, [&](const std::string& name, StateKind newKind) {
+        return reopened != nullptr ? reopened->data : createColumnFamily(name, newKind);
+      });
+    }
+    for (const auto& rest : states_) {
+      reordered.add(rest.name, rest.kind, [&](const std::string&, StateKind) { return rest.data; });
+    }
+    states_ = std::move(reordered);
+  }
+
+  // Roll-back to checkpoint 0: every state empty (they stay registered), in one write.
+  void clearStates() {
+    rocksdb::WriteBatch batch;
+    for (const auto& state : states_) {
+      check(batch.DeleteRange(state.data, rocksdb::Slice(), rocksdb::Slice("\xff\xff\xff\xff\xff", 5)),
+            "roll-back to checkpoint 0: clearing state '" + state.name + "'");
+    }
+    check(db_->Write(syncWrite(), &batch), "roll-back to checkpoint 0");
+  }
+
+  bool holdsState() const {
+    for (const auto& state : states_) {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), state.data));
+      it->SeekToFirst();
+      check(it->status(), "reading state '" + state.name + "'");
+      if (it->Valid()) return true;
+    }
+    return false;
+  }
+
+  // Checkpoint 0 is the empty database (see the header comment): the root is created,
+  // and so the recording starts, only on a database without state.
+  void startRecording() {
+    if (!RocksDbCheckpointStore(options_.checkpointRoot).list().empty()) return;
+    if (std::filesystem::exists(options_.checkpointRoot)) return;  // created on an empty database, before a crash
+    if (holdsState()) {
+      throw BackendError("rocksdb " + options_.path.string() + ": holds state, and checkpoint root " +
+                         options_.checkpointRoot.string() +
+                         " holds no checkpoint of it: lightweight checkpoints start from an empty database or from "
+                         "a checkpoint in the root (take one with checkpoint(root) before enabling them)");
+    }
+    const std::filesystem::path parent = options_.checkpointRoot.parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    detail::createPrivateDirectory(options_.checkpointRoot);
+    detail::syncPath(parent.empty() ? std::filesystem::path(".") : parent);
+  }
+
+  std::filesystem::path siblingPath(const std::string& suffix) const {
+    return options_.path.parent_path() / (options_.path.filename().string() + suffix);
+  }
+  std::filesystem::path rollBackDirectory(std::uint64_t id) const {
+    return siblingPath(".rollback-" + std::to_string(id));
+  }
+  std::filesystem::path replacedByRollBack() const { return siblingPath(".rollback-old"); }
+  void syncParent() const {
+    detail::syncPath(options_.path.parent_path().empty() ? std::filesystem::path(".") : options_.path.parent_path());
+  }
+
+  void rolledBackStep(std::string_view step) const {
+    if (options_.onRollBackStep) options_.onRollBackStep(step);
+  }
+
+  // Steps 2-5 of a roll-back, from the complete copy `rolledBack` of checkpoint `id`;
+  // repeatable from any point.
+  void swapInRolledBack(const std::filesystem::path& rolledBack, std::uint64_t id) {
+    namespace fs = std::filesystem;
+    if (!options_.checkpointRoot.empty()) RocksDbCheckpointStore(options_.checkpointRoot).dropNewerThan(id);
+    rolledBackStep("newer checkpoints dropped");
+    const fs::path old = replacedByRollBack();
+    if (fs::exists(options_.path)) {
+      fs::remove_all(old);
+      fs::rename(options_.path, old);
+      syncParent();
+    }
+    rolledBackStep("database moved aside");
+    fs::rename(rolledBack, options_.path);
+    syncParent();
+    rolledBackStep("checkpoint swapped in");
+    fs::remove_all(old);
+  }
+
+  // Before opening: finishes or undoes what an interrupted rollBackTo() left (see the
+  // header comment), so that no half-restored database is ever opened.
+  void finishInterruptedRollBack() {
+    namespace fs = std::filesystem;
+    const fs::path parent = options_.path.parent_path().empty() ? fs::path(".") : options_.path.parent_path();
+    if (!fs::is_directory(parent)) return;
+    const std::string prefix = options_.path.filename().string() + ".rollback-";
+    std::vector<std::pair<std::uint64_t, fs::path>> decided;
+    for (const fs::directory_entry& entry : fs::directory_iterator(parent)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.starts_with(prefix)) continue;
+      const std::string rest = name.substr(prefix.size());
+      if (rest.ends_with(".restoring")) {
+        fs::remove_all(entry.path());  // step 1 never completed: the roll-back did not happen
+      } else if (!rest.empty() && rest.size() <= 19 && rest.find_first_not_of("0123456789") == std::string::npos) {
+        decided.emplace_back(std::stoull(rest), entry.path());
+      }
+    }
+    if (decided.size() > 1) {
+      throw BackendError("rocksdb " + options_.path.string() + ": found " + std::to_string(decided.size()) +
+                         " interrupted roll-backs next to it (" + decided[0].second.string() + ", " +
+                         decided[1].second.string() + "); keep the one wanted and delete the others");
+    }
+    if (decided.size() == 1) {
+      swapInRolledBack(decided[0].second, decided[0].first);
+      return;
+    }
+    const fs::path old = replacedByRollBack();
+    if (!fs::exists(old)) return;
+    if (fs::exists(options_.path)) {
+      fs::remove_all(old);  // step 5 was cut short
+    } else {
+      fs::rename(old, options_.path);
+      syncParent();
+    }
+  }
 
   static constexpr std::string_view kCfPrefix = "state:";
   static constexpr std::string_view kKindPrefix = "kind:";
@@ -694,6 +997,8 @@ class RocksDbBackend final : public StateBackend {
   // Table files already in uploadedRoot_'s shared/ by their name in this database.
   std::filesystem::path uploadedRoot_;
   std::unordered_map<std::string, CheckpointFile> uploaded_;
+  std::atomic<int> executing_{0};  // executeBatch() calls running
+  std::string closedBecause_;      // why db_ is null after the constructor
 };
 
 }  // namespace asyncstate

@@ -10,7 +10,9 @@
 //   checkpoint-<id>/                 the files that change (MANIFEST, CURRENT, OPTIONS,
 //                                    WAL), copied every time
 //   checkpoint-<id>/CHECKPOINT       the manifest: every file of the checkpoint with its
-//                                    size and CRC-32C, and a CRC-32C of the manifest
+//                                    size and CRC-32C, the caller's metadata (hex-encoded
+//                                    "meta" lines; manifests written before they existed
+//                                    have none), and a CRC-32C of the manifest
 // Restoring a checkpoint (materialize) hard-links its shared table files into the new
 // database directory when both are on one file system, so recovery reads the state once
 // (checksums) and writes none of it.
@@ -36,6 +38,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -60,6 +64,7 @@ struct CheckpointHandle {
   std::uint64_t id = 0;
   std::filesystem::path directory;
   std::vector<CheckpointFile> files;
+  std::map<std::string, std::string> metadata;  // the caller's, e.g. a runner's position
 
   std::size_t filesCopied() const {
     std::size_t n = 0;
@@ -285,6 +290,8 @@ class RocksDbCheckpointStore {
       text += f.sharedName.empty() ? "private " + f.name : "shared " + f.name + " " + f.sharedName;
       text += " " + std::to_string(f.size) + " " + hex(f.crc32c) + " " + (f.copied ? "copied" : "reused") + "\n";
     }
+    // Prefixed so that an empty key or value is still a field.
+    for (const auto& [key, value] : handle.metadata) text += "meta k" + hexBytes(key) + " v" + hexBytes(value) + "\n";
     text += "crc32c " + hex(detail::crc32c(0, text)) + "\n";
     const std::filesystem::path temporary = handle.directory / (std::string(kManifest) + ".tmp");
     detail::writeNewFile(temporary, text);
@@ -329,6 +336,20 @@ class RocksDbCheckpointStore {
     if (!std::getline(lines, line) || line != kFormatLine) throw corrupt("unknown format '" + line + "'");
     if (!std::getline(lines, line) || line != "id " + std::to_string(id)) throw corrupt("it names '" + line + "'");
     while (std::getline(lines, line)) {
+      if (line.starts_with("meta ")) {
+        std::istringstream fields(line.substr(5));
+        std::string key;
+        std::string value;
+        std::string extra;
+        fields >> key >> value;
+        std::optional<std::string> decodedKey = key.starts_with('k') ? unhexBytes(key.substr(1)) : std::nullopt;
+        std::optional<std::string> decodedValue = value.starts_with('v') ? unhexBytes(value.substr(1)) : std::nullopt;
+        if (fields.fail() || (fields >> extra) || !decodedKey || !decodedValue) {
+          throw corrupt("bad metadata line '" + detail::printableBytes(line) + "'");
+        }
+        handle.metadata[std::move(*decodedKey)] = std::move(*decodedValue);
+        continue;
+      }
       std::istringstream fields(line);
       std::string type;
       std::string crc;
@@ -403,6 +424,22 @@ class RocksDbCheckpointStore {
     }
   }
 
+  // Makes every checkpoint newer than `id` incomplete (manifest deleted, newest first);
+  // their directories stay until the next retention pass, so that no id is used twice.
+  void dropNewerThan(std::uint64_t id) const {
+    std::vector<std::uint64_t> complete = list();
+    bool dropped = false;
+    for (auto it = complete.rbegin(); it != complete.rend() && *it > id; ++it) {
+      std::filesystem::remove(manifestOf(*it));
+      dropped = true;
+    }
+    if (dropped) {
+      for (std::uint64_t newer : complete) {
+        if (newer > id) detail::syncPath(directoryOf(newer));
+      }
+    }
+  }
+
   // Keeps the newest `keep` checkpoints: deletes older ones (manifest first), leftovers of
   // checkpoints that never completed, and every shared file no retained manifest names.
   // Returns the shared names deleted.
@@ -465,6 +502,35 @@ class RocksDbCheckpointStore {
     char text[9];
     std::snprintf(text, sizeof text, "%08x", value);
     return text;
+  }
+
+  static std::string hexBytes(std::string_view bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+      text += kDigits[c >> 4];
+      text += kDigits[c & 0xFu];
+    }
+    return text;
+  }
+
+  static std::optional<std::string> unhexBytes(std::string_view text) {
+    if (text.size() % 2 != 0) return std::nullopt;
+    const auto digit = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    std::string bytes;
+    bytes.reserve(text.size() / 2);
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+      const int high = digit(text[i]);
+      const int low = digit(text[i + 1]);
+      if (high < 0 || low < 0) return std::nullopt;
+      bytes += static_cast<char>(high * 16 + low);
+    }
+    return bytes;
   }
 
   static std::string randomHex() {
