@@ -113,7 +113,10 @@ class ControllerRuntime final : public Runtime {
   inline void recordFinished(RecordContext* record) override;
   // The controller is gone but futures still live in this pool: the runtime frees
   // itself when the last of them is released.
-  void orphan() noexcept { owner_ = nullptr; }
+  void orphan() noexcept {
+    owner_ = nullptr;
+    notifyWhenIdle();
+  }
 
  private:
   void idle() noexcept override {
