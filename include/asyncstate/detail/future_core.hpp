@@ -96,7 +96,7 @@ class CoreBase {
   std::uint8_t flags_ = 0;
   std::uint8_t sizeClass_;  // of the block, whatever type the core has become since
 
- private:
+ protected:
   // No value is left by now (whoever saw the core last destroyed it, knowing its type),
   // so no indirect call is needed: an error box nobody took, then the block.
   void destroy() noexcept {
@@ -142,7 +142,7 @@ class Core final : public CoreBase {
   template <class Fn>
   void emplaceValue(Fn&& fn) {
     ::new (valueBytes()) T(std::forward<Fn>(fn)());
-    flags_ |= kValueLive;
+    if constexpr (kTracksValue) flags_ |= kValueLive;
   }
   void publishValue() {
     status_ = Status::Value;
@@ -151,7 +151,9 @@ class Core final : public CoreBase {
       return;
     }
     // Nobody will take it: it goes now, while its type is known.
-    if (consumerDropped()) destroyValue();
+    if constexpr (kTracksValue) {
+      if (consumerDropped()) destroyValue();
+    }
   }
 
   void setError(AsyncError error) { setError(std::make_unique<AsyncError>(std::move(error))); }
@@ -174,13 +176,18 @@ class Core final : public CoreBase {
   // The consumer (a StateFuture going away without attaching a continuation) lets go;
   // it knows the type, so a value nobody took is destroyed here.
   void dropConsumer() {
-    flags_ |= kConsumerDropped;
     if (status_ == Status::Failed) [[unlikely]] {
       reportError();
-    } else if ((flags_ & kValueLive) != 0) {
-      destroyValue();
+    } else if constexpr (kTracksValue) {
+      if ((flags_ & kValueLive) != 0) destroyValue();
     }
-    release();
+    // The last reference needs no note that the consumer went.
+    if (refs_ == 1) {
+      destroy();
+      return;
+    }
+    flags_ |= kConsumerDropped;
+    --refs_;
   }
 
   // Installs `fn(Core&)` to run once the outcome is set, and returns the core it runs
@@ -248,10 +255,10 @@ class Core final : public CoreBase {
       }
       target->release();
     } else if (consumerDropped()) {
-      if (built) {
-        next->destroyValue();
-      } else {
+      if (!built) {
         reportError();
+      } else if constexpr (Core<U>::kTracksValue) {
+        next->destroyValue();
       }
     }
   }
@@ -281,9 +288,14 @@ class Core final : public CoreBase {
 
   explicit Core(Runtime* runtime) noexcept : CoreBase(runtime, kSizeClass) {}
 
+  // Whether a value needs destroying is tracked only where destroying does something.
+  static constexpr bool kTracksValue = !std::is_trivially_destructible_v<T>;
+
   void destroyValue() noexcept {
-    value().~T();
-    flags_ &= static_cast<std::uint8_t>(~kValueLive);
+    if constexpr (kTracksValue) {
+      value().~T();
+      flags_ &= static_cast<std::uint8_t>(~kValueLive);
+    }
   }
 
   // A new core takes over as this one's consumer side: the value step that occupies
