@@ -479,8 +479,9 @@ class FutureBody {
       {
         RecordScope scope(completed.runtime(), record);
         auto valueCall = valueStep<U>(c);
-        completed.template transform<SU>(
-            valueCall, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
+        completed.template transform<SU>(valueCall, [operation](std::exception_ptr error) {
+          return continuationError(std::move(error), operation);
+        });
       }
       if (record != nullptr) record->release();
     };

@@ -58,16 +58,23 @@ class FuturePool {
     return size > kMaxBlock ? size : kMinBlock << classOf(size);
   }
 
-  void* allocate(std::size_t size) { return allocateClass(sizeClassOf(size), size); }
-  void deallocate(void* p, std::size_t size) noexcept { deallocateClass(p, sizeClassOf(size)); }
+  void* allocate(std::size_t size) {
+    std::uint8_t cls = sizeClassOf(size);
+    return allocateClass(cls, size);
+  }
+  void deallocate(void* p, std::size_t size) noexcept {
+    deallocateClass(p, policy_ == AllocationPolicy::Heap ? kLargeClass : sizeClassOf(size));
+  }
 
   // A block of class `cls` (sizeClassOf(bytes)); `bytes` is what operator new gets when
-  // the block does not come from the free lists (Heap policy, or kLargeClass).
-  void* allocateClass(std::uint8_t cls, std::size_t bytes) {
+  // the block does not come from the free lists (Heap policy, or kLargeClass), and then
+  // `cls` becomes kLargeClass: the class to return the block with.
+  void* allocateClass(std::uint8_t& cls, std::size_t bytes) {
     ++stats_.allocations;
     if (++stats_.live > stats_.peak) stats_.peak = stats_.live;
     if (policy_ == AllocationPolicy::Heap || cls == kLargeClass) {
       ++stats_.heapFallbacks;
+      cls = kLargeClass;
       return ::operator new(bytes);
     }
     FreeBlock* block = free_[cls];
@@ -87,7 +94,7 @@ class FuturePool {
 
   void deallocateClass(void* p, std::uint8_t cls) noexcept {
     --stats_.live;
-    if (policy_ == AllocationPolicy::Heap || cls == kLargeClass) {
+    if (cls == kLargeClass) {
       ::operator delete(p);
       return;
     }

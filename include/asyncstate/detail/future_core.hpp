@@ -76,12 +76,12 @@ class CoreBase {
   // core keeps its boxed error there instead (a failure has no value).
   void* valueBytes() noexcept { return reinterpret_cast<unsigned char*>(this) + kHeaderBytes; }
   AsyncError*& errorSlot() noexcept { return *std::launder(static_cast<AsyncError**>(valueBytes())); }
-  void holdError(std::unique_ptr<AsyncError> error) noexcept {
-    ::new (valueBytes()) AsyncError*(error.release());
-  }
+  void holdError(std::unique_ptr<AsyncError> error) noexcept { ::new (valueBytes()) AsyncError*(error.release()); }
 
  public:
-  std::unique_ptr<AsyncError> takeError() noexcept { return std::unique_ptr<AsyncError>(std::exchange(errorSlot(), nullptr)); }
+  std::unique_ptr<AsyncError> takeError() noexcept {
+    return std::unique_ptr<AsyncError>(std::exchange(errorSlot(), nullptr));
+  }
 
  protected:
   Runtime* runtime_;
@@ -127,8 +127,9 @@ class Core final : public CoreBase {
   static constexpr std::size_t kBlockBytes = FuturePool::blockBytes(kBytes);
 
   static Core* create(Runtime& runtime) {
-    void* memory = runtime.allocateClass(kSizeClass, kBlockBytes);
-    return ::new (memory) Core(&runtime);
+    std::uint8_t sizeClass = kSizeClass;
+    void* memory = runtime.allocateClass(sizeClass, kBlockBytes);
+    return ::new (memory) Core(&runtime, sizeClass);
   }
 
   void setValue(T value) {
@@ -174,8 +175,9 @@ class Core final : public CoreBase {
   }
 
   // The consumer (a StateFuture going away without attaching a continuation) lets go;
-  // it knows the type, so a value nobody took is destroyed here.
-  void dropConsumer() {
+  // it knows the type, so a value nobody took is destroyed here. Out of line: a dropped
+  // future's destructor stays a test and a call.
+  ASYNCSTATE_NOINLINE void dropConsumer() {
     if (status_ == Status::Failed) [[unlikely]] {
       reportError();
     } else if constexpr (kTracksValue) {
@@ -200,7 +202,7 @@ class Core final : public CoreBase {
   Core* setContinuation(Fn&& fn, CoreBase* next = nullptr) {
     Core* host = run_ == nullptr ? this : redirect();
     host->template install<kStaysInCore, Result>(std::forward<Fn>(fn));
-    host->next_ = next;
+    if (next != nullptr) host->next_ = next;
     return host;
   }
 
@@ -286,7 +288,7 @@ class Core final : public CoreBase {
   template <class>
   friend class Core;
 
-  explicit Core(Runtime* runtime) noexcept : CoreBase(runtime, kSizeClass) {}
+  Core(Runtime* runtime, std::uint8_t sizeClass) noexcept : CoreBase(runtime, sizeClass) {}
 
   // Whether a value needs destroying is tracked only where destroying does something.
   static constexpr bool kTracksValue = !std::is_trivially_destructible_v<T>;

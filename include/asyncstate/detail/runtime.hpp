@@ -89,7 +89,7 @@ class Runtime {
     checkIdle();
   }
   // For blocks whose size class the caller knows (a future's core, see FuturePool::allocateClass).
-  void* allocateClass(std::uint8_t sizeClass, std::size_t bytes) { return pool_.allocateClass(sizeClass, bytes); }
+  void* allocateClass(std::uint8_t& sizeClass, std::size_t bytes) { return pool_.allocateClass(sizeClass, bytes); }
   void deallocateClass(void* p, std::uint8_t sizeClass) noexcept {
     pool_.deallocateClass(p, sizeClass);
     checkIdle();
