@@ -14,8 +14,9 @@
 
 namespace bench {
 
-// What a pending StateFuture<int> allocates: the floors allocate exactly this.
-inline constexpr std::size_t kFutureStateSize = sizeof(asyncstate::detail::Core<int>);
+// What a pending StateFuture<int> allocates (its core's pool block): the floors allocate
+// exactly this.
+inline constexpr std::size_t kFutureStateSize = asyncstate::detail::Core<int>::kBlockBytes;
 
 // Registers a CPU-bound benchmark that also reports the fastest repetition ("min"), the
 // statistic bench/report.py compares: on a shared machine interference only ever adds

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -242,6 +243,86 @@ TEST_F(FutureTest, PendingValueStepKeepsItsResultInTheSourcesBlock) {
     EXPECT_EQ(stats.live, 2u);
     grows.setValue(7);
     EXPECT_EQ(valueOf(std::move(text)), std::string(100, 'a') + "7");
+  });
+  EXPECT_EQ(stats.live, 0u);
+}
+
+// A value with a destructor, counted: a core destroys its value in code that knows the
+// type (the release itself makes no indirect call), so every way a value can be left
+// behind must destroy it exactly once.
+struct Counted {
+  static inline int live = 0;
+  int v;
+  explicit Counted(int value) : v(value) { ++live; }
+  Counted(const Counted& other) : v(other.v) { ++live; }
+  Counted(Counted&& other) noexcept : v(other.v) { ++live; }
+  Counted& operator=(const Counted&) = default;
+  Counted& operator=(Counted&&) = default;
+  ~Counted() { --live; }
+};
+
+// Too large for the block of a Core<Counted>: a step to it gets a core of its own.
+struct LargeCounted {
+  Counted counted;
+  std::array<char, 200> padding{};
+};
+
+TEST_F(FutureTest, EveryValueLeftInACoreIsDestroyedOnce) {
+  const PoolStats& stats = controller_.poolStats();
+  onTask([&] {
+    {  // dropped before and after the value arrived
+      StatePromise<Counted> early = controller_.newPromise<Counted>();
+      (void)early.future();
+      early.setValue(Counted(1));
+      StatePromise<Counted> late = controller_.newPromise<Counted>();
+      std::optional<StateFuture<Counted>> kept(late.future());
+      late.setValue(Counted(2));
+      kept.reset();
+    }
+    EXPECT_EQ(Counted::live, 0);
+    {  // a step's result in the source's block, dropped before and after the step ran
+      StatePromise<int> early = controller_.newPromise<int>();
+      (void)early.future().thenApply([](int v) { return Counted(v); });
+      early.setValue(3);
+      StatePromise<int> late = controller_.newPromise<int>();
+      std::optional<StateFuture<Counted>> kept(late.future().thenApply([](int v) { return Counted(v); }));
+      late.setValue(4);
+      kept.reset();
+    }
+    EXPECT_EQ(Counted::live, 0);
+    {  // a chain built before its source completed: the second stage has a core of its own
+      StatePromise<Counted> source = controller_.newPromise<Counted>();
+      std::optional<StateFuture<Counted>> chain(
+          source.future().thenApply([](Counted c) { return Counted(c.v + 1); }).thenApply([](Counted c) {
+            return Counted(c.v * 2);
+          }));
+      source.setValue(Counted(5));
+      EXPECT_EQ(chain->isDone(), true);
+      chain.reset();
+    }
+    EXPECT_EQ(Counted::live, 0);
+    {  // a result too large for the source's block, and a continuation too large for it
+      StatePromise<Counted> source = controller_.newPromise<Counted>();
+      StateFuture<LargeCounted> large =
+          source.future().thenApply([](Counted c) { return LargeCounted{Counted(c.v), {}}; });
+      std::array<char, 100> capture{};
+      capture[0] = 7;
+      StateFuture<int> read =
+          std::move(large).thenApply([capture](LargeCounted l) { return l.counted.v + capture[0]; });
+      source.setValue(Counted(6));
+      EXPECT_EQ(valueOf(std::move(read)), 13);
+    }
+    EXPECT_EQ(Counted::live, 0);
+    {  // a failure: no value to destroy, the error box is freed with the block
+      StatePromise<Counted> failing = controller_.newPromise<Counted>();
+      StateFuture<Counted> recovered =
+          failing.future().thenApply([](Counted c) { return Counted(c.v); }).exceptionally([](const AsyncError&) {
+            return Counted(-1);
+          });
+      failing.setError(makeError("gone"));
+      EXPECT_EQ(valueOf(std::move(recovered))->v, -1);
+    }
+    EXPECT_EQ(Counted::live, 0);
   });
   EXPECT_EQ(stats.live, 0u);
 }

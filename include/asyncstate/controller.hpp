@@ -126,7 +126,10 @@ class ControllerRuntime final : public Runtime {
   }
   // The controller is gone but futures still live in this pool: the runtime frees
   // itself when the last of them is released.
-  void orphan() noexcept { owner_ = nullptr; }
+  void orphan() noexcept {
+    owner_ = nullptr;
+    notifyWhenIdle();
+  }
 
  private:
   void idle() noexcept override {

@@ -463,9 +463,9 @@ class FutureBody {
   }
 
   // A pending source: the step runs in the source's core when it completes and, when
-  // U's value fits its block, leaves its result there, so the whole step costs one
-  // core (Seastar's one allocation per continuation). Otherwise the result gets a core
-  // of its own.
+  // U's core fits its block (known at compile time), leaves its result there, so the
+  // whole step costs one core (Seastar's one allocation per continuation). Otherwise
+  // the result gets a core of its own.
   template <class U, class Call>
   StateFuture<U> mapPending(Call&& call, const char* operation) {
     using SU = Stored<U>;
@@ -475,32 +475,24 @@ class FutureBody {
     Runtime& runtime = source->runtime();
     RecordContext* record = runtime.currentRecord();
     if (record != nullptr) record->retain();
-    if (Core<StoredT>::template canBecome<SU>(runtime)) [[likely]] {
-      Core<StoredT>* host = source->template setContinuation<true>([c = std::forward<Call>(call), record,
-                                                                    operation](Core<StoredT>& completed) mutable {
-        {
-          RecordScope scope(completed.runtime(), record);
-          auto step = valueStep<U>(c);
-          completed.template transform<SU>(
-              step, [operation](std::exception_ptr error) { return continuationError(std::move(error), operation); });
-        }
-        if (record != nullptr) record->release();
-      });
-      return StateFuture<U>(static_cast<Core<SU>*>(static_cast<CoreBase*>(host)));
-    }
-    auto* result = Core<SU>::create(runtime);
-    source->setContinuation(
-        [c = std::forward<Call>(call), result, record, operation](Core<StoredT>& completed) mutable {
-          {
-            RecordScope scope(completed.runtime(), record);
-            auto step = valueStep<U>(c);
-            completed.template forwardStep<SU>(result, step, [operation](std::exception_ptr error) {
-              return continuationError(std::move(error), operation);
-            });
-          }
-          if (record != nullptr) record->release();
+    auto step = [c = std::forward<Call>(call), record, operation](Core<StoredT>& completed) mutable {
+      {
+        RecordScope scope(completed.runtime(), record);
+        auto valueCall = valueStep<U>(c);
+        completed.template transform<SU>(valueCall, [operation](std::exception_ptr error) {
+          return continuationError(std::move(error), operation);
         });
-    return StateFuture<U>(result);
+      }
+      if (record != nullptr) record->release();
+    };
+    if constexpr (Core<StoredT>::template kCanBecome<SU>) {
+      Core<StoredT>* host = source->template setContinuation<true, SU>(std::move(step));
+      return StateFuture<U>(static_cast<Core<SU>*>(static_cast<CoreBase*>(host)));
+    } else {
+      auto* result = Core<SU>::create(runtime);
+      source->setContinuation(std::move(step), result);
+      return StateFuture<U>(result);
+    }
   }
 
   template <class F>
@@ -613,14 +605,15 @@ class FutureBody {
       RecordContext* record = runtime.currentRecord();
       if (record != nullptr) record->retain();
       source->setContinuation(
-          [s = std::forward<Step>(step), result, record, operation](Core<StoredT>& completed) mutable {
-            Runtime& rt = completed.runtime();
+          [s = std::forward<Step>(step), record, operation](Core<StoredT>& completed) mutable {
+            Core<Stored<U>>* target = completed.template takeNext<Stored<U>>();
             {
-              RecordScope scope(rt, record);
-              forward(runStep<U>(s, fromCore(completed), operation), result);
+              RecordScope scope(completed.runtime(), record);
+              forward(runStep<U>(s, fromCore(completed), operation), target);
             }
             if (record != nullptr) record->release();
-          });
+          },
+          result);
       return StateFuture<U>(result);
     }
     if (mode_ == Mode::Pending) {

@@ -43,21 +43,40 @@ class FuturePool {
   AllocationPolicy policy() const noexcept { return policy_; }
   const PoolStats& stats() const noexcept { return stats_; }
 
+  // Sizes beyond the largest class go to operator new under either policy.
+  static constexpr std::uint8_t kLargeClass = kClasses;
+
+  // The size class of a block for `size` bytes: a future's core computes its own at
+  // compile time and hands it back on release, so neither path works it out again.
+  static constexpr std::uint8_t sizeClassOf(std::size_t size) noexcept {
+    return size > kMaxBlock ? kLargeClass : static_cast<std::uint8_t>(classOf(size));
+  }
+
   // The bytes a block for `size` really has: a future's core uses the slack to hold a
   // later stage's value in the same block.
-  std::size_t blockBytes(std::size_t size) const noexcept {
-    if (policy_ == AllocationPolicy::Heap || size > kMaxBlock) return size;
-    return kMinBlock << classOf(size);
+  static constexpr std::size_t blockBytes(std::size_t size) noexcept {
+    return size > kMaxBlock ? size : kMinBlock << classOf(size);
   }
 
   void* allocate(std::size_t size) {
+    std::uint8_t cls = sizeClassOf(size);
+    return allocateClass(cls, size);
+  }
+  void deallocate(void* p, std::size_t size) noexcept {
+    deallocateClass(p, policy_ == AllocationPolicy::Heap ? kLargeClass : sizeClassOf(size));
+  }
+
+  // A block of class `cls` (sizeClassOf(bytes)); `bytes` is what operator new gets when
+  // the block does not come from the free lists (Heap policy, or kLargeClass), and then
+  // `cls` becomes kLargeClass: the class to return the block with.
+  void* allocateClass(std::uint8_t& cls, std::size_t bytes) {
     ++stats_.allocations;
     if (++stats_.live > stats_.peak) stats_.peak = stats_.live;
-    if (policy_ == AllocationPolicy::Heap || size > kMaxBlock) {
+    if (policy_ == AllocationPolicy::Heap || cls == kLargeClass) {
       ++stats_.heapFallbacks;
-      return ::operator new(size);
+      cls = kLargeClass;
+      return ::operator new(bytes);
     }
-    const std::size_t cls = classOf(size);
     FreeBlock* block = free_[cls];
     if (block != nullptr) {
       ++stats_.reused;
@@ -73,13 +92,12 @@ class FuturePool {
     return p;
   }
 
-  void deallocate(void* p, std::size_t size) noexcept {
+  void deallocateClass(void* p, std::uint8_t cls) noexcept {
     --stats_.live;
-    if (policy_ == AllocationPolicy::Heap || size > kMaxBlock) {
+    if (cls == kLargeClass) {
       ::operator delete(p);
       return;
     }
-    const std::size_t cls = classOf(size);
     auto* block = static_cast<FreeBlock*>(p);
     block->next = free_[cls];
     free_[cls] = block;

@@ -25,6 +25,11 @@ struct Unit {
 template <class T>
 using Stored = std::conditional_t<std::is_void_v<T>, Unit, T>;
 
+// Layout of a block: the 32-byte header below, then the value slot -- at the same
+// offset for every T, holding the value or, once failed, the boxed error -- and behind
+// it the continuation, when it fits the block. A pending Core<int> with a value step
+// whose function captures up to 24 bytes (a reference, the record and the operation's
+// name) fills exactly one 64-byte block.
 class CoreBase {
  public:
   enum class Status : std::uint8_t { Pending, Value, Failed };
@@ -34,88 +39,101 @@ class CoreBase {
 
   Runtime& runtime() const noexcept { return *runtime_; }
   Status status() const noexcept { return status_; }
-  bool hasContinuation() const noexcept { return run_ != nullptr; }
-  // The size of the pool block this core lives in (at least its own size).
-  std::size_t blockBytes() const noexcept { return blockBytes_; }
-
-  // Called by the consumer (a StateFuture going away without attaching a continuation).
-  void dropConsumer() {
-    consumerDropped_ = true;
-    if (status_ == Status::Failed) reportError();
-    release();
-  }
 
   void release() {
-    if (--refs_ == 0) destroy_(this);
+    if (--refs_ == 0) destroy();
   }
 
  protected:
-  using RunFn = void (*)(CoreBase*, void* continuation);
-  using DestroyFn = void (*)(CoreBase*);
+  // Runs the installed continuation, which knows its own type and place in the block.
+  using RunFn = void (*)(CoreBase*);
 
-  CoreBase(Runtime* runtime, std::size_t blockBytes, DestroyFn destroy) noexcept
-      : runtime_(runtime), destroy_(destroy), blockBytes_(static_cast<std::uint32_t>(blockBytes)) {}
+  static constexpr std::size_t kHeaderBytes = 32;
+  static constexpr std::uint8_t kConsumerDropped = 1;
+  static constexpr std::uint8_t kValueLive = 2;
 
-  // Runs the continuation (if any) after the producer set the outcome; if nobody will
-  // ever look at a failure, it goes to the error handler now. The continuation clears
-  // run_ itself once it is done, so that the slot reads as taken while it runs.
-  void settled() {
+  CoreBase(Runtime* runtime, std::uint8_t sizeClass) noexcept : runtime_(runtime), sizeClass_(sizeClass) {}
+
+  bool consumerDropped() const noexcept { return (flags_ & kConsumerDropped) != 0; }
+
+  // Runs the continuation (if any) after the producer set a failure; if nobody will
+  // ever look at it, it goes to the error handler now. The continuation clears run_
+  // itself once it is done, so that the slot reads as taken while it runs.
+  void settledFailure() {
     if (run_ != nullptr) {
-      run_(this, continuation_);
+      run_(this);
       return;
     }
-    if (consumerDropped_ && status_ == Status::Failed) reportError();
+    if (consumerDropped()) reportError();
   }
 
   ASYNCSTATE_COLD void reportError() {
-    if (error_) {
-      runtime_->reportUnhandled(std::move(*error_));
-      error_.reset();
-    }
+    if (std::unique_ptr<AsyncError> error = takeError()) runtime_->reportUnhandled(std::move(*error));
   }
 
   // The value lives right behind the header, at the same place for every T: that is
-  // what lets a value step turn a Core<T> into a Core<U> within its block.
-  void* valueBytes() noexcept { return reinterpret_cast<unsigned char*>(this) + sizeof(CoreBase); }
+  // what lets a value step turn a Core<T> into a Core<U> within its block. A failed
+  // core keeps its boxed error there instead (a failure has no value).
+  void* valueBytes() noexcept { return reinterpret_cast<unsigned char*>(this) + kHeaderBytes; }
+  AsyncError*& errorSlot() noexcept { return *std::launder(static_cast<AsyncError**>(valueBytes())); }
+  void holdError(std::unique_ptr<AsyncError> error) noexcept { ::new (valueBytes()) AsyncError*(error.release()); }
 
-  static constexpr std::size_t kInlineContinuation = 48;
-  template <class F>
-  static constexpr bool kFitsInline = sizeof(F) <= kInlineContinuation && alignof(F) <= alignof(std::max_align_t);
+ public:
+  std::unique_ptr<AsyncError> takeError() noexcept {
+    return std::unique_ptr<AsyncError>(std::exchange(errorSlot(), nullptr));
+  }
 
+ protected:
   Runtime* runtime_;
-  DestroyFn destroy_;
   RunFn run_ = nullptr;
-  void* continuation_ = nullptr;  // points into inline_ or to a pool block
-  std::unique_ptr<AsyncError> error_;
-  // Set when the future of a value step that runs in this core got a continuation before
-  // the step ran: the step's outcome then goes on to this core, which hosts that one.
-  CoreBase* redirect_ = nullptr;
+  // The core the continuation's outcome goes to when it is not this one: a step's
+  // result core of its own (set with the continuation), or -- set by redirect() -- the
+  // core hosting a continuation attached to a value step's future before the step ran.
+  // Kept here rather than in the continuation, so that the continuation fits the block.
+  CoreBase* next_ = nullptr;
   std::uint32_t refs_ = 2;  // producer + consumer
-  std::uint32_t blockBytes_;
   Status status_ = Status::Pending;
-  bool consumerDropped_ = false;
-  bool valueLive_ = false;
-  alignas(std::max_align_t) unsigned char inline_[kInlineContinuation];
+  std::uint8_t flags_ = 0;
+  std::uint8_t sizeClass_;  // of the block, whatever type the core has become since
+
+ protected:
+  // No value is left by now (whoever saw the core last destroyed it, knowing its type),
+  // so no indirect call is needed: an error box nobody took, then the block.
+  void destroy() noexcept {
+    if (status_ == Status::Failed) [[unlikely]]
+      delete errorSlot();
+    runtime_->deallocateClass(this, sizeClass_);
+  }
 };
 
-static_assert(sizeof(CoreBase) % alignof(std::max_align_t) == 0);
+static_assert(sizeof(CoreBase) == 32);
 
 template <class T>
 class Core final : public CoreBase {
   static_assert(alignof(T) <= alignof(std::max_align_t), "a StateFuture's value cannot be over-aligned");
 
+  static constexpr std::size_t alignUp(std::size_t n, std::size_t alignment) noexcept {
+    return (n + alignment - 1) / alignment * alignment;
+  }
+
  public:
-  // Header and value: what a block must hold for a Core<T>.
-  static constexpr std::size_t kBytes = sizeof(CoreBase) + sizeof(T);
+  // The value slot (it holds a boxed error just as well).
+  static constexpr std::size_t kValueSlot = alignUp(sizeof(T) > sizeof(void*) ? sizeof(T) : sizeof(void*), 8);
+  // What a block must hold for a Core<T>: header, value, and room for at least the
+  // pointer to a continuation too large for the block.
+  static constexpr std::size_t kBytes = kHeaderBytes + kValueSlot + sizeof(void*);
+  // Fixed at compile time; a Core<T> is in a block of at least this many bytes.
+  static constexpr std::uint8_t kSizeClass = FuturePool::sizeClassOf(kBytes);
+  static constexpr std::size_t kBlockBytes = FuturePool::blockBytes(kBytes);
 
   static Core* create(Runtime& runtime) {
-    void* memory = runtime.allocate(kBytes);
-    return ::new (memory) Core(&runtime, runtime.blockBytes(kBytes));
+    std::uint8_t sizeClass = kSizeClass;
+    void* memory = runtime.allocateClass(sizeClass, kBlockBytes);
+    return ::new (memory) Core(&runtime, sizeClass);
   }
 
   void setValue(T value) {
-    ::new (valueBytes()) T(std::move(value));
-    valueLive_ = true;
+    emplaceValue([&]() -> T { return std::move(value); });
     publishValue();
   }
 
@@ -125,19 +143,26 @@ class Core final : public CoreBase {
   template <class Fn>
   void emplaceValue(Fn&& fn) {
     ::new (valueBytes()) T(std::forward<Fn>(fn)());
-    valueLive_ = true;
+    if constexpr (kTracksValue) flags_ |= kValueLive;
   }
   void publishValue() {
     status_ = Status::Value;
-    settled();
+    if (run_ != nullptr) {
+      run_(this);
+      return;
+    }
+    // Nobody will take it: it goes now, while its type is known.
+    if constexpr (kTracksValue) {
+      if (consumerDropped()) destroyValue();
+    }
   }
 
   void setError(AsyncError error) { setError(std::make_unique<AsyncError>(std::move(error))); }
 
   void setError(std::unique_ptr<AsyncError> error) {
-    error_ = std::move(error);
+    holdError(std::move(error));
     status_ = Status::Failed;
-    settled();
+    settledFailure();
   }
 
   // The value in place (only after the producer set one).
@@ -149,70 +174,99 @@ class Core final : public CoreBase {
     return value;
   }
 
-  std::unique_ptr<AsyncError> takeError() { return std::move(error_); }
+  // The consumer (a StateFuture going away without attaching a continuation) lets go;
+  // it knows the type, so a value nobody took is destroyed here. Out of line: a dropped
+  // future's destructor stays a test and a call.
+  ASYNCSTATE_NOINLINE void dropConsumer() {
+    if (status_ == Status::Failed) [[unlikely]] {
+      reportError();
+    } else if constexpr (kTracksValue) {
+      if ((flags_ & kValueLive) != 0) destroyValue();
+    }
+    // The last reference needs no note that the consumer went.
+    if (refs_ == 1) {
+      destroy();
+      return;
+    }
+    flags_ |= kConsumerDropped;
+    --refs_;
+  }
 
   // Installs `fn(Core&)` to run once the outcome is set, and returns the core it runs
   // on: this one, or -- if a value step of an earlier stage still occupies this core --
   // a new core that will receive that step's outcome. `Fn` owns whatever it captured
   // and is destroyed right after it ran; unless kStaysInCore, the consumer reference
-  // it holds is released then too.
-  template <bool kStaysInCore = false, class Fn>
-  Core* setContinuation(Fn&& fn) {
+  // it holds is released then too. A step that stays leaves a `Result` in this block;
+  // one with a core of its own for the result passes it as `next` (see takeNext).
+  template <bool kStaysInCore = false, class Result = T, class Fn>
+  Core* setContinuation(Fn&& fn, CoreBase* next = nullptr) {
     Core* host = run_ == nullptr ? this : redirect();
-    host->template install<kStaysInCore>(std::forward<Fn>(fn));
+    host->template install<kStaysInCore, Result>(std::forward<Fn>(fn));
+    if (next != nullptr) host->next_ = next;
     return host;
+  }
+
+  // The `next` the running continuation was installed with.
+  template <class U>
+  Core<U>* takeNext() noexcept {
+    return static_cast<Core<U>*>(std::exchange(next_, nullptr));
   }
 
   // Whether a value step from T to U can run in this core's block (see transform).
   template <class U>
-  static bool canBecome(Runtime& runtime) noexcept {
-    return runtime.blockBytes(kBytes) >= Core<U>::kBytes && alignof(U) <= alignof(std::max_align_t);
-  }
+  static constexpr bool kCanBecome = Core<U>::kBytes <= kBlockBytes;
 
   // One pool block per chain: replaces the value by call(value), or passes the failure
   // on, in this same block, which is a Core<U> from then on; then completes as one.
   // `failure(exception)` builds the error for a call that throws.
   template <class U, class Call, class Failure>
   void transform(Call& call, Failure&& failure) {
-    // A continuation attached before the step ran has a core of its own: the result is
-    // built right there, as a separate result core would be.
-    if (redirect_ != nullptr) {
-      forwardStep<U>(static_cast<Core<U>*>(std::exchange(redirect_, nullptr)), call, failure);
+    // A result core of its own (U does not fit this block), or a continuation attached
+    // before the step ran: the result is built right there.
+    if (next_ != nullptr) {
+      forwardStep<U>(takeNext<U>(), call, failure);
       return;
     }
+    if constexpr (kCanBecome<U>) stepInPlace<U>(call, failure);
+  }
+
+ private:
+  template <class U, class Call, class Failure>
+  void stepInPlace(Call& call, Failure& failure) {
     auto* next = static_cast<Core<U>*>(static_cast<CoreBase*>(this));
     const bool failed = status_ == Status::Failed;
     status_ = Status::Pending;  // mid-step: nobody may read the old value as the new one
     bool built = false;
     if (!failed) {
       T input = takeValue();
-      destroy_ = &Core<U>::destroy;
       try {
         next->emplaceValue([&]() -> U { return call(input); });
         built = true;
       } catch (...) {
-        error_ = std::make_unique<AsyncError>(failure(std::current_exception()));
+        holdError(std::make_unique<AsyncError>(failure(std::current_exception())));
       }
-    } else {
-      destroy_ = &Core<U>::destroy;
     }
     status_ = built ? Status::Value : Status::Failed;
-    if (redirect_ != nullptr) {
+    if (next_ != nullptr) {
       // A continuation attached while the step ran (from inside it).
-      auto* target = static_cast<Core<U>*>(std::exchange(redirect_, nullptr));
+      Core<U>* target = takeNext<U>();
       if (built) {
         target->setValue(next->takeValue());
       } else {
         target->setError(takeError());
       }
       target->release();
-    } else if (consumerDropped_ && !built) {
-      reportError();
+    } else if (consumerDropped()) {
+      if (!built) {
+        reportError();
+      } else if constexpr (Core<U>::kTracksValue) {
+        next->destroyValue();
+      }
     }
   }
 
   // The value step with its result in `target`: runs call(value) (or passes the failure
-  // on) and completes `target`, this core keeping its own outcome until it goes.
+  // on) and completes `target`; this core's value, which nobody else reads, goes.
   template <class U, class Call, class Failure>
   void forwardStep(Core<U>* target, Call& call, Failure&& failure) {
     if (status_ == Status::Failed) [[unlikely]] {
@@ -225,29 +279,25 @@ class Core final : public CoreBase {
       } catch (...) {
         target->setError(failure(std::current_exception()));
       }
+      destroyValue();
       if (built) target->publishValue();
     }
     target->release();
   }
 
- private:
   template <class>
   friend class Core;
 
-  Core(Runtime* runtime, std::size_t blockBytes) noexcept : CoreBase(runtime, blockBytes, &Core::destroy) {}
+  Core(Runtime* runtime, std::uint8_t sizeClass) noexcept : CoreBase(runtime, sizeClass) {}
 
-  static void destroy(CoreBase* base) {
-    auto* self = static_cast<Core*>(base);
-    Runtime& runtime = self->runtime();
-    const std::size_t bytes = self->blockBytes();
-    if (self->valueLive_) self->destroyValue();
-    self->~Core();
-    runtime.deallocate(self, bytes);
-  }
+  // Whether a value needs destroying is tracked only where destroying does something.
+  static constexpr bool kTracksValue = !std::is_trivially_destructible_v<T>;
 
   void destroyValue() noexcept {
-    value().~T();
-    valueLive_ = false;
+    if constexpr (kTracksValue) {
+      value().~T();
+      flags_ &= static_cast<std::uint8_t>(~kValueLive);
+    }
   }
 
   // A new core takes over as this one's consumer side: the value step that occupies
@@ -255,30 +305,51 @@ class Core final : public CoreBase {
   // now points there, so its reference here goes.
   Core* redirect() {
     Core* next = create(*runtime_);
-    redirect_ = next;
+    next_ = next;
     release();
     return next;
   }
 
-  template <bool kStaysInCore, class Fn>
+  // Where a continuation goes: behind the value slot, and behind the slot of the value
+  // a step that stays in the block will leave there.
+  template <class Result, class F>
+  static constexpr std::size_t kContinuationOffset =
+      alignUp(kHeaderBytes + (kValueSlot > Core<Result>::kValueSlot ? kValueSlot : Core<Result>::kValueSlot),
+              alignof(F) > alignof(void*) ? alignof(F) : alignof(void*));
+  template <class Result, class F>
+  static constexpr bool kFitsInline =
+      kContinuationOffset<Result, F> + sizeof(F) <= kBlockBytes && alignof(F) <= alignof(std::max_align_t);
+
+  template <bool kStaysInCore, class Result, class Fn>
   void install(Fn&& fn) {
     using F = std::decay_t<Fn>;
-    void* storage;
-    if constexpr (kFitsInline<F>) {
-      storage = inline_;
+    static_assert(!kStaysInCore || kCanBecome<Result>);
+    constexpr bool kInline = kFitsInline<Result, F>;
+    // Too large for the block: the continuation gets a block of its own, and the
+    // place behind the value holds the pointer to it.
+    constexpr std::size_t kOffset = kInline ? kContinuationOffset<Result, F> : kContinuationOffset<Result, F*>;
+    void* place = reinterpret_cast<unsigned char*>(this) + kOffset;
+    if constexpr (kInline) {
+      ::new (place) F(std::forward<Fn>(fn));
     } else {
-      storage = runtime_->allocate(sizeof(F));
+      void* storage = runtime_->allocate(sizeof(F));
+      ::new (place) F*(::new (storage) F(std::forward<Fn>(fn)));
     }
-    continuation_ = ::new (storage) F(std::forward<Fn>(fn));
-    run_ = [](CoreBase* base, void* raw) {
+    run_ = [](CoreBase* base) {
       auto* self = static_cast<Core*>(base);
-      F* f = static_cast<F*>(raw);
+      void* place = reinterpret_cast<unsigned char*>(self) + kOffset;
+      F* f;
+      if constexpr (kInline) {
+        f = std::launder(static_cast<F*>(place));
+      } else {
+        f = *std::launder(static_cast<F**>(place));
+      }
       struct Cleanup {
         Core* core;
         F* f;
         ~Cleanup() {
           f->~F();
-          if constexpr (!kFitsInline<F>) {
+          if constexpr (!kInline) {
             core->runtime_->deallocate(f, sizeof(F));
           }
           core->run_ = nullptr;

@@ -84,10 +84,15 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   void* allocate(std::size_t size) { return pool_.allocate(size); }
-  std::size_t blockBytes(std::size_t size) const noexcept { return pool_.blockBytes(size); }
   void deallocate(void* p, std::size_t size) noexcept {
     pool_.deallocate(p, size);
-    if (pool_.stats().live == 0) idle();
+    checkIdle();
+  }
+  // For blocks whose size class the caller knows (a future's core, see FuturePool::allocateClass).
+  void* allocateClass(std::uint8_t& sizeClass, std::size_t bytes) { return pool_.allocateClass(sizeClass, bytes); }
+  void deallocateClass(void* p, std::uint8_t sizeClass) noexcept {
+    pool_.deallocateClass(p, sizeClass);
+    checkIdle();
   }
   const PoolStats& poolStats() const noexcept { return pool_.stats(); }
   AllocationPolicy allocationPolicy() const noexcept { return pool_.policy(); }
@@ -102,12 +107,22 @@ class Runtime {
   virtual void recordFinished(RecordContext* record) = 0;
 
  protected:
-  // The last pooled block came back. Nothing may touch the runtime after this returns
-  // if the override deletes it.
+  // The last pooled block came back, after notifyWhenIdle(). Nothing may touch the
+  // runtime after this returns if the override deletes it.
   virtual void idle() noexcept {}
+  // From now on idle() is called when the last block comes back. Until then a release
+  // tests one flag, not the pool's live count and a virtual call: with one future in
+  // flight every release empties the pool.
+  void notifyWhenIdle() noexcept { notifyIdle_ = true; }
 
  private:
+  void checkIdle() noexcept {
+    if (notifyIdle_ && pool_.stats().live == 0) [[unlikely]]
+      idle();
+  }
+
   FuturePool pool_;
+  bool notifyIdle_ = false;
   RecordContext* current_ = nullptr;
 };
 
