@@ -202,7 +202,8 @@ TEST(RedisCheckpoint, ACheckpointAndARollbackTouchOnlyTheKeysWrittenSinceTheLast
   EXPECT_EQ(calls["hset"], 1) << "and moves the previous one into the history";
   EXPECT_EQ(calls["unlink"], static_cast<long>(backend.checkpointStats().lastCommitDeletes));
   EXPECT_EQ(calls["unlink"], 0) << "both checkpoints are retained: no undo hash is deleted yet";
-  EXPECT_EQ(calls["get"], 2) << "a commit reads the job's generation marker and the last marker, nothing of the state";
+  EXPECT_EQ(calls["get"], 3) << "a commit reads the job's generation marker and the last marker (whether its id is "
+                                "committed already, then to move it), nothing of the state";
   EXPECT_EQ(calls.count("hgetall") + calls.count("scan"), 0u) << "a commit reads nothing of the state";
 
   const std::string atSecondCheckpoint = savepointBytes(backend);

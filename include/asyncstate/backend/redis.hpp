@@ -383,9 +383,18 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     // marker (same slot) is this backend's -- a server that lost the job never gets a
     // marker that would send a later recovery to a position its state does not have --
     // and only while no rollback is unfinished (not even one of another process).
+    // When the id is committed already (a resend, or another subtask of a parallel job on
+    // the same store), this marker replaces the last one: it names every key group, since
+    // the key groups the others wrote are not this backend's to know.
+    Savepoint everyGroup = marker;
+    everyGroup.metadata().erase(kMarkerGroups);
+    std::string idField;
+    Serializer<std::string>::write(idField, kMarkerId);
+    Serializer<std::string>::write(idField, std::to_string(id));
     std::vector<detail::RedisRouter::Command> commit(1);
     commit[0] = metaScript({keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()});
     commit[0].args.insert(commit[0].args.end(), {"x", "5", "5", "", "", "-", "0"});
+    commit[0].args.insert(commit[0].args.end(), {"S", "3", "3", idField, everyGroup.serialize(), "-", "0"});
     commit[0].args.insert(commit[0].args.end(), {"C", "3", "4", std::to_string(id), marker.serialize(),
                                                  std::to_string(id - 1), std::to_string(options_.retainedCheckpoints)});
     admin_->runAll(std::move(commit), "committing checkpoint " + std::to_string(id) + " of job '" + options_.job + "'");

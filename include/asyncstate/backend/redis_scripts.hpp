@@ -28,7 +28,12 @@ namespace asyncstate::detail {
 // markers, user key = the new id, value = the new marker, lex start = the previous id,
 // limit = how many checkpoints are retained; it moves the previous marker into the
 // history, writes the new one and drops the history's ids that fell out of retention.
-// It does nothing a second time (a resent commit finds its own marker already last).
+// 'S' comes first in a commit and skips its 'C' when the last marker already has the new
+// id: user key = the id field as the marker serializes it, value = the marker naming
+// every key group. That happens when the commit is resent, and when the subtasks of a
+// parallel job commit one checkpoint each through its own connection: the last marker
+// is then replaced (every key group, since each subtask wrote its own) and the history
+// keeps what it held, instead of taking a marker of the same id as the previous one.
 // 'F' finishes a rollback: user key = the target id, whose marker (from the history)
 // becomes the last one; the history keeps only older ids.
 //
@@ -90,6 +95,7 @@ local function rollBack(u)
   return #all / 2
 end
 local out = {}
+local committed = false
 local n = (#ARGV - 4) / 7
 for i = 0, n - 1 do
   local b = 4 + i * 7
@@ -113,9 +119,15 @@ for i = 0, n - 1 do
     if redis.call('EXISTS', k) == 1 then
       return redis.error_reply('ASYNCSTATE_ROLLBACK_PENDING ' .. k .. ' holds the target of an unfinished rollback')
     end
+  elseif op == 'S' then
+    local last = redis.call('GET', k)
+    if last and string.find(last, uk, 1, true) then
+      committed = true
+      redis.call('SET', k, ARGV[b + 5])
+    end
   elseif op == 'C' then
     local last = redis.call('GET', k)
-    if last ~= ARGV[b + 5] then
+    if not committed and last ~= ARGV[b + 5] then
       if last then redis.call('HSET', z, ARGV[b + 6], last) end
       redis.call('SET', k, ARGV[b + 5])
     end

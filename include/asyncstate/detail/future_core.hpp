@@ -96,7 +96,6 @@ class CoreBase {
   std::uint8_t flags_ = 0;
   std::uint8_t sizeClass_;  // of the block, whatever type the core has become since
 
- protected:
   // No value is left by now (whoever saw the core last destroyed it, knowing its type),
   // so no indirect call is needed: an error box nobody took, then the block.
   void destroy() noexcept {
