@@ -8,6 +8,7 @@
 // with the state of an uninterrupted run, on one server and on Redis Cluster. The killed
 // job is tests/backends/redis_checkpoint_child.cpp.
 
+#include "../support/killed_job.hpp"
 #include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
@@ -55,25 +56,6 @@ std::vector<std::string> childArgs(const std::vector<std::string>& seeds, const 
           std::to_string(back)};
 }
 
-// Applies one child's lines to the exactly-once sink `outputs`: the outputs after the
-// checkpoint it recovered from are dropped, then its own are kept. Returns whether it
-// printed "done".
-bool collect(const std::vector<std::string>& lines, std::vector<std::string>& outputs) {
-  bool done = false;
-  for (const std::string& line : lines) {
-    if (line.rfind("recovered ", 0) == 0) {
-      const std::size_t kept = std::stoul(line.substr(10));
-      EXPECT_LE(kept, outputs.size()) << "a checkpoint counts outputs the sink never saw";
-      outputs.resize(std::min(kept, outputs.size()));
-    } else if (line.rfind("out ", 0) == 0) {
-      outputs.push_back(line.substr(4));
-    } else if (line == "done") {
-      done = true;
-    }
-  }
-  return done;
-}
-
 // Runs the job uninterrupted as `reference`, then as `job` killed `kills` times at
 // random points (recovered each time, two times in five to an older retained
 // checkpoint than the last), and compares outputs and final state.
@@ -82,7 +64,7 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
   const auto started = std::chrono::steady_clock::now();
   {
     PipedChild reference(childArgs(seeds, job + "-reference"));
-    ASSERT_TRUE(collect(reference.finish(), expected)) << "the uninterrupted run did not finish";
+    ASSERT_TRUE(collectChildLines(reference.finish(), expected)) << "the uninterrupted run did not finish";
   }
   const auto runTime =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
@@ -121,7 +103,7 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
       if (line.rfind("pre-images ", 0) == 0) preImagesRolledBack += std::stoull(line.substr(11));
       if (line.rfind("back ", 0) == 0) ++wentBack;
     }
-    done = collect(lines, outputs);
+    done = collectChildLines(lines, outputs);
     killedMidRun += done ? 0 : 1;
   }
   std::printf(
@@ -130,7 +112,7 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
       killedMidRun, wentBack, static_cast<unsigned long long>(preImagesRolledBack));
   if (!done) {
     PipedChild last(childArgs(seeds, job));
-    ASSERT_TRUE(collect(last.finish(), outputs)) << "the job did not finish after its last recovery";
+    ASSERT_TRUE(collectChildLines(last.finish(), outputs)) << "the job did not finish after its last recovery";
   }
 
   std::vector<std::string> want = expected;

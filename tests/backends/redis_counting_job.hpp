@@ -3,6 +3,8 @@
 // key in a ValueState, driven by the embedded runner, so the whole path (controller,
 // batching, scripts, reconnects) runs as in production.
 
+#include "../support/hit.hpp"
+
 #include <asyncstate/asyncstate.hpp>
 
 #include <cstdint>
@@ -13,11 +15,6 @@
 #include <vector>
 
 namespace asyncstate::test {
-
-struct Hit {
-  std::string key;
-  std::int64_t timestamp = 0;
-};
 
 class CountingFunction final : public KeyedProcessFunction<std::string, Hit, int> {
  public:

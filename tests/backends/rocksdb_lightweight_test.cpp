@@ -6,6 +6,7 @@
 // exactly the outputs of an uninterrupted run. The killed job is
 // tests/backends/rocksdb_lightweight_child.cpp.
 
+#include "../support/killed_job.hpp"
 #include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
@@ -340,25 +341,6 @@ std::vector<std::string> childArgs(const fs::path& dir) {
           std::to_string(kRecords),     std::to_string(kKeys), std::to_string(kCheckpointEvery)};
 }
 
-// Applies one child's lines to the exactly-once sink `outputs`: the outputs after the
-// checkpoint it recovered from are dropped, then its own are kept. Returns whether it
-// printed "done".
-bool collect(const std::vector<std::string>& lines, std::vector<std::string>& outputs) {
-  bool done = false;
-  for (const std::string& line : lines) {
-    if (line.rfind("recovered ", 0) == 0) {
-      const std::size_t kept = std::stoul(line.substr(10));
-      EXPECT_LE(kept, outputs.size()) << "a checkpoint counts outputs the sink never saw";
-      outputs.resize(std::min(kept, outputs.size()));
-    } else if (line.rfind("out ", 0) == 0) {
-      outputs.push_back(line.substr(4));
-    } else if (line == "done") {
-      done = true;
-    }
-  }
-  return done;
-}
-
 TEST(RocksDbLightweight, AJobKilledAtRandomPointsEmitsEveryOutputOnceAndEndsInTheSameState) {
   TempDir referenceDir;
   TempDir killedDir;
@@ -366,7 +348,7 @@ TEST(RocksDbLightweight, AJobKilledAtRandomPointsEmitsEveryOutputOnceAndEndsInTh
   const auto started = std::chrono::steady_clock::now();
   {
     PipedChild reference(childArgs(referenceDir.path()));
-    ASSERT_TRUE(collect(reference.finish(), expected)) << "the uninterrupted run did not finish";
+    ASSERT_TRUE(collectChildLines(reference.finish(), expected)) << "the uninterrupted run did not finish";
   }
   const auto runTime =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
@@ -397,13 +379,13 @@ TEST(RocksDbLightweight, AJobKilledAtRandomPointsEmitsEveryOutputOnceAndEndsInTh
       std::this_thread::sleep_for(std::chrono::microseconds(killAfterMicros(random)));
     }
     for (std::string& line : child.kill()) lines.push_back(std::move(line));
-    done = collect(lines, outputs);
+    done = collectChildLines(lines, outputs);
     killedMidRun += done ? 0 : 1;
   }
   std::printf("%d kills before the end of input\n", killedMidRun);
   if (!done) {
     PipedChild last(childArgs(killedDir.path()));
-    ASSERT_TRUE(collect(last.finish(), outputs)) << "the job did not finish after its last recovery";
+    ASSERT_TRUE(collectChildLines(last.finish(), outputs)) << "the job did not finish after its last recovery";
   }
   // Across keys the order of outputs follows batch boundaries, which a recovery moves;
   // each key's outputs carry its count, so the multisets match only if each key's do.
