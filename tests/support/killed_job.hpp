@@ -37,21 +37,21 @@ class MixedJob final : public asyncstate::KeyedProcessFunction<std::string, Hit,
   }
 
   void processElement(const Hit& hit, Context&, Collector<std::string>& out) override {
-    (void)count_->asyncValue().thenCompose([this, key = hit.key, &out](std::optional<std::int64_t> c) {
+    count_->asyncValue().thenCompose([this, key = hit.key, &out](std::optional<std::int64_t> c) {
       const std::int64_t n = c.value_or(0) + 1;
       out.collect(key + "=" + std::to_string(n));
       return count_->asyncUpdate(n);
     });
     const std::string bucket = "b" + std::to_string(hit.timestamp % 5);
-    (void)buckets_->asyncGet(bucket).thenCompose([this, bucket](std::optional<std::int64_t> v) {
+    buckets_->asyncGet(bucket).thenCompose([this, bucket](std::optional<std::int64_t> v) {
       if (v && *v >= 3) return buckets_->asyncRemove(bucket);
       return buckets_->asyncPut(bucket, v.value_or(0) + 1);
     });
-    if (hit.timestamp % 11 == 0) (void)buckets_->asyncClear();
+    if (hit.timestamp % 11 == 0) buckets_->asyncClear();
     if (hit.timestamp % 7 == 0) {
-      (void)seen_->asyncClear();
+      seen_->asyncClear();
     } else {
-      (void)seen_->asyncAdd(hit.timestamp);
+      seen_->asyncAdd(hit.timestamp);
     }
   }
 
