@@ -22,8 +22,6 @@
 #include <string>
 #include <vector>
 
-using asyncstate::test::Hit;
-using asyncstate::test::MixedJob;
 using asyncstate::test::PrintingSink;
 using asyncstate::test::say;
 
@@ -39,20 +37,8 @@ int main(int argc, char** argv) {
     }
     options.job = argv[2];
     options.lightweightCheckpoints = true;
-    const int records = std::stoi(argv[3]);
-    const int keys = std::stoi(argv[4]);
-    std::vector<Hit> hits;
-    for (int i = 0; i < records; ++i) hits.push_back(Hit{"k" + std::to_string(i * 7 % keys), i});
-
     asyncstate::RedisBackend backend(options);
-    MixedJob function;
-    asyncstate::RunnerOptions runnerOptions;
-    runnerOptions.controller.batchSize = 16;
-    runnerOptions.checkpointEvery = std::stoul(argv[5]);
-    runnerOptions.lightweightCheckpoints = true;
-    asyncstate::EmbeddedRunner<std::string, Hit, std::string> runner(
-        backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, runnerOptions);
-    asyncstate::VectorSource<Hit> source(hits);
+    asyncstate::test::KilledJobRun job(backend, std::stoi(argv[3]), std::stoi(argv[4]), std::stoul(argv[5]));
     const std::vector<asyncstate::LightweightCheckpoint> retained = backend.retainedCheckpoints();
     const std::size_t back = std::stoul(argv[6]);
     if (back > 0 && back < retained.size()) {
@@ -60,14 +46,14 @@ int main(int argc, char** argv) {
       asyncstate::Savepoint checkpoint;
       checkpoint.metadata() = target.metadata;
       checkpoint.metadata()[asyncstate::kLightweightCheckpointField] = asyncstate::encode(target.id);
-      say("recovered " + std::to_string(runner.restore(checkpoint, source)));
+      say("recovered " + std::to_string(job.runner.restore(checkpoint, job.source)));
       say("back " + std::to_string(back));
     } else {
-      say("recovered " + std::to_string(runner.recover(source)));
+      say("recovered " + std::to_string(job.runner.recover(job.source)));
     }
     say("pre-images " + std::to_string(backend.checkpointStats().lastRollBackPreImages));
     PrintingSink sink;
-    runner.run(source, sink);
+    job.runner.run(job.source, sink);
     say("done");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

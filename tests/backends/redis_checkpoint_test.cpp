@@ -8,7 +8,7 @@
 // with the state of an uninterrupted run, on one server and on Redis Cluster. The killed
 // job is tests/backends/redis_checkpoint_child.cpp.
 
-#include "../support/killed_job.hpp"
+#include "../support/kill_rounds.hpp"
 #include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
@@ -70,47 +70,24 @@ void killAtRandomPointsAndCompare(const std::vector<std::string>& seeds, const s
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(kRecords));
 
-  std::mt19937 random(std::random_device{}());
-  // A quarter of the kills land at a random time after the start (start-up, recovery),
-  // the rest after a random number of outputs plus up to a millisecond (batches,
-  // checkpoint commits), whatever the machine's speed.
-  std::uniform_int_distribution<int> killDuringStartUp(0, 3);
-  std::uniform_int_distribution<long> startUpMicros(0, runTime.count() / 4);
-  std::uniform_int_distribution<long> killAfterMicros(0, 1000);
   std::uniform_int_distribution<int> checkpointsBack(-2, 2);
   std::vector<std::string> outputs;
-  bool done = false;
-  int killedMidRun = 0;
   std::uint64_t preImagesRolledBack = 0;
   int wentBack = 0;
-  for (int round = 0; round < kills && !done; ++round) {
-    PipedChild child(childArgs(seeds, job, std::max(0, checkpointsBack(random))));
-    std::vector<std::string> lines;
-    if (killDuringStartUp(random) == 0) {
-      std::this_thread::sleep_for(std::chrono::microseconds(startUpMicros(random)));
-    } else {
-      // Within the outputs left, so that most kills land before the end of input.
-      const int left = kRecords - static_cast<int>(outputs.size());
-      for (int seen = 0, target = std::uniform_int_distribution<int>(0, left * 3 / 4)(random); seen < target;) {
-        lines.push_back(child.readLine());
-        if (lines.back().empty() || lines.back() == "done") break;
-        if (lines.back().rfind("out ", 0) == 0) ++seen;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(killAfterMicros(random)));
-    }
-    for (std::string& line : child.kill()) lines.push_back(std::move(line));
-    for (const std::string& line : lines) {
-      if (line.rfind("pre-images ", 0) == 0) preImagesRolledBack += std::stoull(line.substr(11));
-      if (line.rfind("back ", 0) == 0) ++wentBack;
-    }
-    done = collectChildLines(lines, outputs);
-    killedMidRun += done ? 0 : 1;
-  }
+  const KillRounds rounds = killAtRandomPoints(
+      kills, kRecords, runTime.count() / 4, outputs,
+      [&](std::mt19937& random) { return childArgs(seeds, job, std::max(0, checkpointsBack(random))); },
+      [&](const std::vector<std::string>& lines) {
+        for (const std::string& line : lines) {
+          if (line.rfind("pre-images ", 0) == 0) preImagesRolledBack += std::stoull(line.substr(11));
+          if (line.rfind("back ", 0) == 0) ++wentBack;
+        }
+      });
   std::printf(
       "%d kills before the end of input; %d recoveries to an older checkpoint; recoveries wrote back %llu "
       "pre-images\n",
-      killedMidRun, wentBack, static_cast<unsigned long long>(preImagesRolledBack));
-  if (!done) {
+      rounds.killedMidRun, wentBack, static_cast<unsigned long long>(preImagesRolledBack));
+  if (!rounds.done) {
     PipedChild last(childArgs(seeds, job));
     ASSERT_TRUE(collectChildLines(last.finish(), outputs)) << "the job did not finish after its last recovery";
   }

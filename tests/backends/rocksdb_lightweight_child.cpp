@@ -19,8 +19,6 @@
 #include <string>
 #include <vector>
 
-using asyncstate::test::Hit;
-using asyncstate::test::MixedJob;
 using asyncstate::test::PrintingSink;
 using asyncstate::test::say;
 
@@ -30,23 +28,11 @@ int main(int argc, char** argv) {
     asyncstate::RocksDbOptions options;
     options.path = argv[1];
     options.checkpointRoot = argv[2];
-    const int records = std::stoi(argv[3]);
-    const int keys = std::stoi(argv[4]);
-    std::vector<Hit> hits;
-    for (int i = 0; i < records; ++i) hits.push_back(Hit{"k" + std::to_string(i * 7 % keys), i});
-
     asyncstate::RocksDbBackend backend(options);
-    MixedJob function;
-    asyncstate::RunnerOptions runnerOptions;
-    runnerOptions.controller.batchSize = 16;
-    runnerOptions.checkpointEvery = std::stoul(argv[5]);
-    runnerOptions.lightweightCheckpoints = true;
-    asyncstate::EmbeddedRunner<std::string, Hit, std::string> runner(
-        backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; }, runnerOptions);
-    asyncstate::VectorSource<Hit> source(hits);
-    say("recovered " + std::to_string(runner.recover(source)));
+    asyncstate::test::KilledJobRun job(backend, std::stoi(argv[3]), std::stoi(argv[4]), std::stoul(argv[5]));
+    say("recovered " + std::to_string(job.runner.recover(job.source)));
     PrintingSink sink;
-    runner.run(source, sink);
+    job.runner.run(job.source, sink);
     say("done");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -6,7 +6,7 @@
 // exactly the outputs of an uninterrupted run. The killed job is
 // tests/backends/rocksdb_lightweight_child.cpp.
 
-#include "../support/killed_job.hpp"
+#include "../support/kill_rounds.hpp"
 #include "../support/piped_child.hpp"
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
@@ -354,36 +354,12 @@ TEST(RocksDbLightweight, AJobKilledAtRandomPointsEmitsEveryOutputOnceAndEndsInTh
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(kRecords));
 
-  std::mt19937 random(std::random_device{}());
-  // A quarter of the kills land at a random time after the start (opening, recovery and
-  // its roll-back), the rest after a random number of outputs plus up to a millisecond
-  // (batches, checkpoint commits), whatever the machine's speed.
-  std::uniform_int_distribution<int> killDuringStartUp(0, 3);
-  std::uniform_int_distribution<long> startUpMicros(0, runTime.count() / 3);
-  std::uniform_int_distribution<long> killAfterMicros(0, 1000);
   std::vector<std::string> outputs;
-  bool done = false;
-  int killedMidRun = 0;
-  for (int round = 0; round < 8 && !done; ++round) {
-    PipedChild child(childArgs(killedDir.path()));
-    std::vector<std::string> lines;
-    if (killDuringStartUp(random) == 0) {
-      std::this_thread::sleep_for(std::chrono::microseconds(startUpMicros(random)));
-    } else {
-      const int left = kRecords - static_cast<int>(outputs.size());
-      for (int seen = 0, target = std::uniform_int_distribution<int>(0, left * 3 / 4)(random); seen < target;) {
-        lines.push_back(child.readLine());
-        if (lines.back().empty() || lines.back() == "done") break;
-        if (lines.back().rfind("out ", 0) == 0) ++seen;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(killAfterMicros(random)));
-    }
-    for (std::string& line : child.kill()) lines.push_back(std::move(line));
-    done = collectChildLines(lines, outputs);
-    killedMidRun += done ? 0 : 1;
-  }
-  std::printf("%d kills before the end of input\n", killedMidRun);
-  if (!done) {
+  const KillRounds rounds = killAtRandomPoints(
+      8, kRecords, runTime.count() / 3, outputs, [&](std::mt19937&) { return childArgs(killedDir.path()); },
+      [](const std::vector<std::string>&) {});
+  std::printf("%d kills before the end of input\n", rounds.killedMidRun);
+  if (!rounds.done) {
     PipedChild last(childArgs(killedDir.path()));
     ASSERT_TRUE(collectChildLines(last.finish(), outputs)) << "the job did not finish after its last recovery";
   }

@@ -66,6 +66,34 @@ class PrintingSink final : public Collector<std::string> {
   void collect(std::string value) override { say("out " + value); }
 };
 
+// The job as a child runs it on `backend`: `records` hits over `keys` keys, small
+// batches, a lightweight checkpoint every `checkpointEvery` records.
+struct KilledJobRun {
+  KilledJobRun(StateBackend& backend, int records, int keys, std::size_t checkpointEvery)
+      : source(input(records, keys)),
+        runner(
+            backend, function, [](const Hit& h) { return h.key; }, [](const Hit& h) { return h.timestamp; },
+            options(checkpointEvery)) {}
+
+  MixedJob function;
+  VectorSource<Hit> source;
+  EmbeddedRunner<std::string, Hit, std::string> runner;
+
+ private:
+  static std::vector<Hit> input(int records, int keys) {
+    std::vector<Hit> hits;
+    for (int i = 0; i < records; ++i) hits.push_back(Hit{"k" + std::to_string(i * 7 % keys), i});
+    return hits;
+  }
+  static RunnerOptions options(std::size_t checkpointEvery) {
+    RunnerOptions o;
+    o.controller.batchSize = 16;
+    o.checkpointEvery = checkpointEvery;
+    o.lightweightCheckpoints = true;
+    return o;
+  }
+};
+
 // Applies one child's lines to the exactly-once sink `outputs`: the outputs after the
 // checkpoint it recovered from are dropped, then its own are kept. Returns whether it
 // printed "done". A checkpoint counting outputs the sink never saw is a defect of the
