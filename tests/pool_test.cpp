@@ -272,66 +272,66 @@ TEST(PoolStatistics, HeapPolicyPool) {
 TEST(PoolStatistics, ControllerScript) {
   MemoryBackend backend;
   AsyncExecutionController controller(backend, quietOptions(AllocationPolicy::Pooled));
-  const PoolStats& s = controller.poolStats();
-  expectStats(s, 0, 0, 0, 0, 0);
+  auto s = [&] { return controller.poolStats(); };
+  expectStats(s(), 0, 0, 0, 0, 0);
   controller.runOnTaskThread([&] {
     std::optional<StatePromise<int>> a(controller.newPromise<int>());
     StatePromise<int> b = controller.newPromise<int>();
-    expectStats(s, 2, 2, 2, 0, 0);
-    const std::size_t slabBytes = s.slabBytes;
+    expectStats(s(), 2, 2, 2, 0, 0);
+    const std::size_t slabBytes = s().slabBytes;
     EXPECT_GT(slabBytes, 0u);
 
     std::optional<StateFuture<int>> result(a->future().thenApply([](int v) { return v + 1; }));
-    expectStats(s, 2, 2, 2, 0, 0);  // the continuation's result will live in a's block
+    expectStats(s(), 2, 2, 2, 0, 0);  // the continuation's result will live in a's block
     a->setValue(1);
     a.reset();
-    expectStats(s, 2, 2, 2, 0, 0);  // the producer is done; the block now holds the result
+    expectStats(s(), 2, 2, 2, 0, 0);  // the producer is done; the block now holds the result
     result.reset();
-    expectStats(s, 1, 2, 2, 0, 0);
+    expectStats(s(), 1, 2, 2, 0, 0);
 
     StatePromise<int> c = controller.newPromise<int>();
     StatePromise<int> d = controller.newPromise<int>();
-    expectStats(s, 3, 3, 4, 1, 0);  // the block returned above is recycled
+    expectStats(s(), 3, 3, 4, 1, 0);  // the block returned above is recycled
     StatePromise<int> e = controller.newPromise<int>();
-    expectStats(s, 4, 4, 5, 1, 0);
+    expectStats(s(), 4, 4, 5, 1, 0);
 
     // Too large for any size class: a heap fallback, still counted as live.
     auto big = controller.newPromise<std::array<std::byte, FuturePool::kMaxBlock>>();
-    expectStats(s, 5, 5, 6, 1, 1);
-    EXPECT_EQ(s.slabBytes, slabBytes);
+    expectStats(s(), 5, 5, 6, 1, 1);
+    EXPECT_EQ(s().slabBytes, slabBytes);
 
     big.setValue(std::array<std::byte, FuturePool::kMaxBlock>{});
     for (StatePromise<int>* p : {&b, &c, &d, &e}) p->setValue(0);
   });
-  expectStats(s, 0, 5, 6, 1, 1);
+  expectStats(s(), 0, 5, 6, 1, 1);
 }
 
 TEST(PoolStatistics, LargeContinuationsComeFromThePoolTooLargeOnesFromTheHeap) {
   MemoryBackend backend;
   AsyncExecutionController controller(backend, quietOptions(AllocationPolicy::Pooled));
-  const PoolStats& s = controller.poolStats();
+  auto s = [&] { return controller.poolStats(); };
   controller.runOnTaskThread([&] {
     StatePromise<int> promise = controller.newPromise<int>();
-    const std::size_t base = s.allocations;
+    const std::size_t base = s().allocations;
     std::array<char, 200> medium{};
     medium[0] = 1;
     StateFuture<int> mediumResult = promise.future().thenApply([medium](int v) { return v + medium[0]; });
     // The continuation, which no longer fits inline (its result uses the source's block).
-    EXPECT_EQ(s.allocations - base, 1u);
-    EXPECT_EQ(s.heapFallbacks, 0u);
+    EXPECT_EQ(s().allocations - base, 1u);
+    EXPECT_EQ(s().heapFallbacks, 0u);
 
     StatePromise<int> other = controller.newPromise<int>();
     std::array<char, FuturePool::kMaxBlock + 8> huge{};
     huge[0] = 2;
     StateFuture<int> hugeResult = other.future().thenApply([huge](int v) { return v + huge[0]; });
-    EXPECT_EQ(s.heapFallbacks, 1u);
+    EXPECT_EQ(s().heapFallbacks, 1u);
 
     promise.setValue(1);
     other.setValue(1);
     EXPECT_TRUE(mediumResult.isDone());
     EXPECT_TRUE(hugeResult.isDone());
   });
-  EXPECT_EQ(s.live, 0u);
+  EXPECT_EQ(s().live, 0u);
 }
 
 // --- a controller destroyed while futures are alive ----------------------------------------

@@ -448,16 +448,16 @@ TEST_F(TaskTest, AwaitingAConsumedFutureFailsTheTask) {
 // --- frames come from the pool --------------------------------------------------------------
 
 TEST_F(TaskTest, TaskFramesComeFromTheControllersPool) {
-  const PoolStats& s = controller_.poolStats();
+  auto s = [&] { return controller_.poolStats(); };
   onTask([&] {
-    const std::size_t allocations = s.allocations;
-    const std::size_t live = s.live;
+    const std::size_t allocations = s().allocations;
+    const std::size_t live = s().live;
     Task<int> task = addOne(completedFuture(1));
-    EXPECT_EQ(s.allocations - allocations, 2u);  // the frame and the Task's result
-    EXPECT_EQ(s.live - live, 1u);                // the frame went back when the coroutine finished
-    EXPECT_EQ(s.heapFallbacks, 0u);
+    EXPECT_EQ(s().allocations - allocations, 2u);  // the frame and the Task's result
+    EXPECT_EQ(s().live - live, 1u);                // the frame went back when the coroutine finished
+    EXPECT_EQ(s().heapFallbacks, 0u);
     EXPECT_EQ(valueOf<int>(std::move(task)), 2);
-    EXPECT_EQ(s.live, live);
+    EXPECT_EQ(s().live, live);
   });
 
   ValueState<int> count(controller_, ValueStateDescriptor<int>("count"));
@@ -466,23 +466,23 @@ TEST_F(TaskTest, TaskFramesComeFromTheControllersPool) {
   for (int key = 0; key < kRecords; ++key) {
     controller_.processRecord(key, [&, key] { (void)keyedIncrement(controller_, count, key, mismatches); });
   }
-  EXPECT_GT(s.live, static_cast<std::size_t>(kRecords));  // all suspended at once, frames included
+  EXPECT_GT(s().live, static_cast<std::size_t>(kRecords));  // all suspended at once, frames included
   controller_.drain();
   EXPECT_EQ(mismatches, 0);
-  EXPECT_EQ(s.live, 0u);
-  EXPECT_EQ(s.heapFallbacks, 0u);
+  EXPECT_EQ(s().live, 0u);
+  EXPECT_EQ(s().heapFallbacks, 0u);
 }
 
 TEST_F(TaskTest, OversizedFrameFallsBackToTheHeapAndIsReturned) {
-  const PoolStats& s = controller_.poolStats();
+  auto s = [&] { return controller_.poolStats(); };
   onTask([&] {
     StatePromise<int> promise = controller_.newPromise<int>();
     Task<int> task = bigFrame(promise.future());
-    EXPECT_EQ(s.heapFallbacks, 1u);
+    EXPECT_EQ(s().heapFallbacks, 1u);
     promise.setValue(1);
     EXPECT_EQ(valueOf<int>(std::move(task)), 4);
   });
-  EXPECT_EQ(s.live, 0u);
+  EXPECT_EQ(s().live, 0u);
 }
 
 }  // namespace

@@ -279,7 +279,7 @@ class BasicAsyncExecutionController final {
     for (const AsyncError& error : failures_) {
       logLine("failure not rethrown before the controller was destroyed: " + error.message());
     }
-    const std::size_t live = runtime_->poolStats().live;
+    const std::size_t live = runtime_->liveBlocks();
     if (live > 0) {
       logLine("controller destroyed with " + std::to_string(live) +
               " live futures; their pool is kept until the last of them is released");
@@ -379,7 +379,7 @@ class BasicAsyncExecutionController final {
     m.pendingEpochs = epochs_.pendingEpochs();
     return m;
   }
-  const PoolStats& poolStats() const noexcept { return runtime_->poolStats(); }
+  PoolStats poolStats() const noexcept { return runtime_->poolStats(); }
   // Admission-to-finish time (including time blocked on its key) of the sampled
   // records: one in options().latencySampleEvery.
   const LatencyHistogram& recordLatency() const noexcept { return latency_; }

@@ -1,7 +1,7 @@
 #pragma once
 // Per-controller pooled allocator for future state. Single-threaded by design: every
 // future core is created and released on the task thread that owns the controller,
-// so the free lists need no locks and no atomics.
+// so its stacks of returned blocks need no locks and no atomics.
 
 #include <asyncstate/detail/config.hpp>
 
@@ -16,7 +16,7 @@
 namespace asyncstate {
 
 enum class AllocationPolicy : std::uint8_t {
-  Pooled,  // size-classed free lists refilled from slabs: no heap traffic in steady state
+  Pooled,  // size classes: returned blocks first, then slabs: no heap traffic in steady state
   Heap,    // operator new/delete per future state (the baseline the pool is measured against)
 };
 
@@ -41,7 +41,25 @@ class FuturePool {
   FuturePool& operator=(const FuturePool&) = delete;
 
   AllocationPolicy policy() const noexcept { return policy_; }
-  const PoolStats& stats() const noexcept { return stats_; }
+  // Worked out when asked: the allocation path keeps only the counters it cannot do
+  // without, since every other increment there is paid by every future.
+  PoolStats stats() const noexcept {
+    PoolStats s;
+    s.live = live();
+    s.peak = peak_;
+    s.allocations = allocations_;
+    s.heapFallbacks = heapFallbacks_;
+    s.slabBytes = slabBytes_;
+    std::size_t fresh = 0;
+    for (std::size_t cls = 0; cls < kClasses; ++cls) {
+      const SizeClass& sc = classes_[cls];
+      fresh += sc.carved - static_cast<std::size_t>(sc.freshEnd - sc.fresh) / (kMinBlock << cls);
+    }
+    s.reused = allocations_ - heapFallbacks_ - fresh;
+    return s;
+  }
+  // Blocks handed out and not yet returned.
+  std::size_t live() const noexcept { return allocations_ - deallocations_; }
 
   // Sizes beyond the largest class go to operator new under either policy.
   static constexpr std::uint8_t kLargeClass = kClasses;
@@ -67,45 +85,53 @@ class FuturePool {
   }
 
   // A block of class `cls` (sizeClassOf(bytes)); `bytes` is what operator new gets when
-  // the block does not come from the free lists (Heap policy, or kLargeClass), and then
+  // the block does not come from a size class (Heap policy, or kLargeClass), and then
   // `cls` becomes kLargeClass: the class to return the block with.
   void* allocateClass(std::uint8_t& cls, std::size_t bytes) {
-    ++stats_.allocations;
-    if (++stats_.live > stats_.peak) stats_.peak = stats_.live;
+    const std::size_t liveNow = ++allocations_ - deallocations_;
+    if (liveNow > peak_) peak_ = liveNow;
     if (policy_ == AllocationPolicy::Heap || cls == kLargeClass) {
-      ++stats_.heapFallbacks;
+      ++heapFallbacks_;
       cls = kLargeClass;
       return ::operator new(bytes);
     }
-    FreeBlock* block = free_[cls];
-    if (block != nullptr) {
-      ++stats_.reused;
-      free_[cls] = block->next;
+    SizeClass& sc = classes_[cls];
+    if (sc.top != 0) {
+      void* block = sc.returned[--sc.top];
       // The next block handed out was freed long ago when many records are in flight:
-      // start loading it now rather than stall on its link at the next allocation.
-      ASYNCSTATE_PREFETCH(free_[cls]);
+      // start loading it now, for the header stores the next allocation makes. The
+      // stack's own slots are read in order, so no allocation waits on a cold block.
+      if (sc.top != 0) ASYNCSTATE_PREFETCH_WRITE(sc.returned[sc.top - 1]);
       return block;
     }
-    if (fresh_[cls] == freshEnd_[cls]) carve(cls);
-    void* p = fresh_[cls];
-    fresh_[cls] += kMinBlock << cls;
+    if (sc.fresh == sc.freshEnd) carve(sc, cls);
+    void* p = sc.fresh;
+    sc.fresh += kMinBlock << cls;
     return p;
   }
 
   void deallocateClass(void* p, std::uint8_t cls) noexcept {
-    --stats_.live;
+    ++deallocations_;
     if (cls == kLargeClass) {
       ::operator delete(p);
       return;
     }
-    auto* block = static_cast<FreeBlock*>(p);
-    block->next = free_[cls];
-    free_[cls] = block;
+    SizeClass& sc = classes_[cls];
+    sc.returned[sc.top++] = p;
   }
 
  private:
-  struct FreeBlock {
-    FreeBlock* next;
+  // Returned blocks are kept on a stack of pointers rather than linked through their
+  // first word: popping one then reads the stack, in order, instead of the block's
+  // link -- a dependent load from a line that, with many futures in flight, was freed
+  // long ago and has left the cache. The stack has a slot for every block the class
+  // ever carved, so returning a block never allocates.
+  struct SizeClass {
+    std::vector<void*> returned;  // a slot for every block carved
+    std::size_t top = 0;          // returned blocks on the stack
+    std::size_t carved = 0;       // blocks in this class's slabs
+    std::byte* fresh = nullptr;  // next never-used block of the newest slab
+    std::byte* freshEnd = nullptr;
   };
 
   static constexpr std::size_t classOf(std::size_t size) noexcept {
@@ -114,21 +140,25 @@ class FuturePool {
   }
 
   // Gives a size class a new slab; its blocks are handed out in order before the next
-  // one is carved. They stay off the free list so that `reused` counts only blocks
-  // that really came back.
-  void carve(std::size_t cls) {
+  // one is carved. They stay off the stack of returned blocks so that `reused` counts
+  // only blocks that really came back.
+  void carve(SizeClass& sc, std::size_t cls) {
     const std::size_t bytes = (kMinBlock << cls) * kBlocksPerSlab;
-    slabs_.push_back(std::make_unique<std::byte[]>(bytes));
-    fresh_[cls] = slabs_.back().get();
-    freshEnd_[cls] = fresh_[cls] + bytes;
-    stats_.slabBytes += bytes;
+    slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(bytes));
+    sc.returned.resize(sc.carved + kBlocksPerSlab);
+    sc.carved += kBlocksPerSlab;
+    sc.fresh = slabs_.back().get();
+    sc.freshEnd = sc.fresh + bytes;
+    slabBytes_ += bytes;
   }
 
   AllocationPolicy policy_;
-  PoolStats stats_;
-  std::array<FreeBlock*, kClasses> free_{};
-  std::array<std::byte*, kClasses> fresh_{};  // next never-used block of the newest slab
-  std::array<std::byte*, kClasses> freshEnd_{};
+  std::size_t allocations_ = 0;
+  std::size_t deallocations_ = 0;
+  std::size_t peak_ = 0;
+  std::size_t heapFallbacks_ = 0;
+  std::size_t slabBytes_ = 0;
+  std::array<SizeClass, kClasses> classes_{};
   std::vector<std::unique_ptr<std::byte[]>> slabs_;
 };
 

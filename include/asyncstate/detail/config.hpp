@@ -7,11 +7,13 @@
 #define ASYNCSTATE_NOINLINE [[gnu::noinline]]
 #define ASYNCSTATE_COLD [[gnu::cold, gnu::noinline]]
 #define ASYNCSTATE_PREFETCH(address) __builtin_prefetch(address)
+#define ASYNCSTATE_PREFETCH_WRITE(address) __builtin_prefetch(address, 1)
 #else
 #define ASYNCSTATE_ALWAYS_INLINE inline
 #define ASYNCSTATE_NOINLINE
 #define ASYNCSTATE_COLD
 #define ASYNCSTATE_PREFETCH(address) ((void)(address))
+#define ASYNCSTATE_PREFETCH_WRITE(address) ((void)(address))
 #endif
 
 // Caches of freed memory (ErrorBoxCache in error.hpp) hand a block out again without the

@@ -94,7 +94,8 @@ class Runtime {
     pool_.deallocateClass(p, sizeClass);
     checkIdle();
   }
-  const PoolStats& poolStats() const noexcept { return pool_.stats(); }
+  PoolStats poolStats() const noexcept { return pool_.stats(); }
+  std::size_t liveBlocks() const noexcept { return pool_.live(); }
   AllocationPolicy allocationPolicy() const noexcept { return pool_.policy(); }
 
   RecordContext* currentRecord() const noexcept { return current_; }
@@ -117,7 +118,7 @@ class Runtime {
 
  private:
   void checkIdle() noexcept {
-    if (notifyIdle_ && pool_.stats().live == 0) [[unlikely]]
+    if (notifyIdle_ && pool_.live() == 0) [[unlikely]]
       idle();
   }
 
