@@ -6,6 +6,7 @@
 #include "support/controller_fixture.hpp"
 
 #include <asyncstate/asyncstate.hpp>
+#include <asyncstate/backend/latency.hpp>
 
 #include <gtest/gtest.h>
 
@@ -525,13 +526,48 @@ TEST(ControllerTest, RecordsWaitingForTheirKeyDoNotReadTheClock) {
 }
 
 TEST(ControllerTest, StartupLogShowsTheConfigurationSoSlowDefaultsAreVisible) {
-  MemoryBackend backend;
+  MemoryBackend backend(0);
   std::ostringstream log;
   ControllerOptions o;
   o.log = &log;
   AsyncExecutionController controller(backend, o);
-  EXPECT_NE(log.str().find("batch size 1000"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("batch size 1000,"), std::string::npos) << log.str();
   EXPECT_NE(log.str().find("in-flight limit 6000"), std::string::npos) << log.str();
+}
+
+// Batching pays for a round trip; the memory backend has none, and a batch of 1000 only
+// holds a wave of records out of the cache: the controller sends what the backend
+// prefers, and says so. A wrapper that stands for a remote store lifts the limit.
+TEST(ControllerTest, BatchesAreNoLargerThanTheBackendPrefers) {
+  struct Sizes : ExecutionObserver {
+    void batchSent(std::size_t requests, BatchReason) override { largest = std::max(largest, requests); }
+    std::size_t largest = 0;
+  };
+  auto run = [](StateBackend& backend, std::ostringstream& log) {
+    Sizes sizes;
+    ControllerOptions o;
+    o.log = &log;
+    o.observer = &sizes;
+    AsyncExecutionController controller(backend, o);
+    ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+    for (int key = 0; key < 500; ++key) controller.processRecord(key, [&] { (void)v.asyncValue(); });
+    controller.drain();
+    return sizes.largest;
+  };
+  MemoryBackend memory;
+  std::ostringstream log;
+  EXPECT_EQ(run(memory, log), MemoryBackend::kPreferredBatchSize);
+  EXPECT_NE(log.str().find("batch size 64 as the backend prefers, 1000 asked"), std::string::npos) << log.str();
+
+  MemoryBackend unlimited(0);
+  std::ostringstream unlimitedLog;
+  EXPECT_EQ(run(unlimited, unlimitedLog), 500u);
+
+  LatencyOptions latency;
+  latency.latency = std::chrono::microseconds(0);
+  LatencyInjectingBackend remote(memory, latency);
+  std::ostringstream remoteLog;
+  EXPECT_EQ(run(remote, remoteLog), 500u);
 }
 
 }  // namespace

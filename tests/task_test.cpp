@@ -462,7 +462,8 @@ TEST_F(TaskTest, TaskFramesComeFromTheControllersPool) {
 
   ValueState<int> count(controller_, ValueStateDescriptor<int>("count"));
   int mismatches = 0;
-  constexpr int kRecords = 300;
+  // Fewer than the memory backend's batch, so that no batch goes out before the drain.
+  constexpr int kRecords = static_cast<int>(MemoryBackend::kPreferredBatchSize) - 1;
   for (int key = 0; key < kRecords; ++key) {
     controller_.processRecord(key, [&, key] { (void)keyedIncrement(controller_, count, key, mismatches); });
   }

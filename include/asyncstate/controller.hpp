@@ -58,7 +58,8 @@ using ControllerClock = std::function<std::chrono::steady_clock::time_point()>;
 // Defaults follow Flink's async state (state.async.batch-size / max-in-flight /
 // buffer-timeout); see docs/guide.md for how to choose them.
 struct ControllerOptions {
-  std::size_t batchSize = 1000;                   // requests per backend batch
+  std::size_t batchSize = 1000;                   // requests per backend batch, at most (and no more than
+                                                  // the backend's StateBackend::preferredBatchSize())
   std::chrono::milliseconds bufferTimeout{1000};  // a partial batch waits at most this long
   std::size_t inFlightLimit = 6000;               // records admitted and not yet finished (overdraft aside)
   ErrorHandler errorHandler;                      // empty: failTask()
@@ -241,10 +242,11 @@ class BasicAsyncExecutionController final {
         runtime_(std::make_unique<detail::ControllerRuntime<BasicAsyncExecutionController>>(this,
                                                                                             options_.allocationPolicy)),
         mailbox_(runtime_.get()),
-        buffer_(options_.batchSize == 0 ? 1 : options_.batchSize),
+        buffer_(batchSizeFor(options_, backend)),
         hotKeys_(options_.hotKeys, options_.log) {
     if (!options_.errorHandler) options_.errorHandler = failTask();
-    if (options_.batchSize == 0) options_.batchSize = 1;
+    const std::size_t askedBatchSize = options_.batchSize;
+    options_.batchSize = batchSizeFor(options_, backend);
     if (options_.inFlightLimit == 0) options_.inFlightLimit = 1;
     // A scan of zero entries would never advance: every backend rejects it.
     if (options_.iteratorChunkSize == 0) options_.iteratorChunkSize = 1;
@@ -252,11 +254,22 @@ class BasicAsyncExecutionController final {
     if (options_.observer != nullptr && options_.observer->measuresRoundTrips()) roundTrips_.emplace();
     if (options_.log != nullptr) {
       *options_.log << "asyncstate: controller on backend " << backend_.describeConfiguration() << " (batch size "
-                    << options_.batchSize << ", buffer timeout " << options_.bufferTimeout.count()
-                    << " ms, in-flight limit " << options_.inFlightLimit << ", "
+                    << options_.batchSize
+                    << (options_.batchSize < askedBatchSize
+                            ? " as the backend prefers, " + std::to_string(askedBatchSize) + " asked"
+                            : std::string())
+                    << ", buffer timeout " << options_.bufferTimeout.count() << " ms, in-flight limit "
+                    << options_.inFlightLimit << ", "
                     << (options_.allocationPolicy == AllocationPolicy::Pooled ? "pooled" : "heap")
                     << " future allocation)\n";
     }
+  }
+
+  // The batch size in effect: the option, and no more than the backend says pays off.
+  static std::size_t batchSizeFor(const ControllerOptions& options, const StateBackend& backend) {
+    const std::size_t preferred = backend.preferredBatchSize();
+    const std::size_t size = preferred != 0 ? std::min(options.batchSize, preferred) : options.batchSize;
+    return size == 0 ? 1 : size;
   }
 
   BasicAsyncExecutionController(const BasicAsyncExecutionController&) = delete;

@@ -341,6 +341,7 @@ class ParallelRunner {
     std::string describeConfiguration() const override {
       return store_.describeConfiguration() + ", shared by subtasks";
     }
+    std::size_t preferredBatchSize() const override { return store_.preferredBatchSize(); }
     BackendStats stats() const override { return store_.stats(); }
 
     bool lightweightCheckpointsEnabled() const override {

@@ -130,7 +130,7 @@ class FuturePool {
     std::vector<void*> returned;  // a slot for every block carved
     std::size_t top = 0;          // returned blocks on the stack
     std::size_t carved = 0;       // blocks in this class's slabs
-    std::byte* fresh = nullptr;  // next never-used block of the newest slab
+    std::byte* fresh = nullptr;   // next never-used block of the newest slab
     std::byte* freshEnd = nullptr;
   };
 

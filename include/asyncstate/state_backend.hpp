@@ -179,6 +179,13 @@ class StateBackend {
   // Replaces all contents with the savepoint's; registered states keep their ids.
   virtual void restore(const Savepoint& in) = 0;
 
+  // The most requests a batch needs to pay off on this backend, or 0: no limit below the
+  // controller's batch size. Batching amortizes a round trip; a backend that answers in
+  // the task's process has none to amortize, and a large batch there only holds a whole
+  // wave of requests, answers and waiting continuations, which then no longer fit in
+  // the cache (bench/analysis.md, controller overhead).
+  virtual std::size_t preferredBatchSize() const { return 0; }
+
   // Logged by the controller at start, so that slow defaults are never silent.
   virtual std::string describeConfiguration() const { return name(); }
 

@@ -41,6 +41,7 @@ class BasicForwardingBackend : public StateBackend, public LightweightCheckpoint
 
   std::string name() const override { return wrapper_ + "(" + inner_.name() + ")"; }
   std::string describeConfiguration() const override { return inner_.describeConfiguration(); }
+  std::size_t preferredBatchSize() const override { return inner_.preferredBatchSize(); }
 
   std::uint32_t registerState(const std::string& stateName, StateKind kind) override {
     std::uint32_t id = 0;

@@ -108,6 +108,10 @@ class BasicLatencyInjectingBackend final : public ForwardingBackend, private Com
     outages_.push_back(Outage{from, to, mode});
   }
 
+  // It stands for a remote store, where a batch pays for its round trip, whatever the
+  // store it wraps would prefer.
+  std::size_t preferredBatchSize() const override { return 0; }
+
   std::string describeConfiguration() const override {
     static const char* const names[] = {"fixed", "exponential", "lognormal"};
     std::string text = std::string("latency injection (") + names[static_cast<int>(options_.distribution)] + " " +
