@@ -198,7 +198,8 @@ def state_section(runs, plots):
         out.append("### (a) Controller overhead: the example job per record, memory backend\n")
         out.append(f"The e-commerce job of `examples/ecommerce` (sync, continuation and coroutine versions) run by "
                    f"the embedded runner over {int(next(iter(ov.values()))['items'])} seeded events, Flink's "
-                   f"defaults (batch 1000, 6000 in flight), a watermark every 1000 records.\n")
+                   f"defaults (batch 1000, 6000 in flight) on a memory backend that asks for batches of at most 64 "
+                   f"(`StateBackend::preferredBatchSize`), a watermark every 1000 records.\n")
         out.append(table(["version", "CPU time per record", "÷ sync", "backend batches per run"], rows))
 
     lat = {}
