@@ -20,7 +20,7 @@ template <class = void>
 class BasicMemoryBackend final : public StateBackend {
  public:
   // Measured on the example job (bench/analysis.md): from 32 to 128 the async job costs
-  // the same; at Flink's 1000 it costs 10-15 % more.
+  // the same; at Flink's 1000 it costs 10-20 % more.
   static constexpr std::size_t kPreferredBatchSize = 64;
 
   // `preferredBatchSize` 0 takes whatever batch the controller sends (a test of batching
