@@ -53,7 +53,7 @@ class FuturePool {
     std::size_t fresh = 0;
     for (std::size_t cls = 0; cls < kClasses; ++cls) {
       const SizeClass& sc = classes_[cls];
-      fresh += sc.carved - static_cast<std::size_t>(sc.freshEnd - sc.fresh) / (kMinBlock << cls);
+      fresh += sc.returned.size() - static_cast<std::size_t>(sc.freshEnd - sc.fresh) / (kMinBlock << cls);
     }
     s.reused = allocations_ - heapFallbacks_ - fresh;
     return s;
@@ -127,9 +127,8 @@ class FuturePool {
   // long ago and has left the cache. The stack has a slot for every block the class
   // ever carved, so returning a block never allocates.
   struct SizeClass {
-    std::vector<void*> returned;  // a slot for every block carved
+    std::vector<void*> returned;  // a slot for every block carved: its size is the blocks carved
     std::size_t top = 0;          // returned blocks on the stack
-    std::size_t carved = 0;       // blocks in this class's slabs
     std::byte* fresh = nullptr;   // next never-used block of the newest slab
     std::byte* freshEnd = nullptr;
   };
@@ -145,8 +144,7 @@ class FuturePool {
   void carve(SizeClass& sc, std::size_t cls) {
     const std::size_t bytes = (kMinBlock << cls) * kBlocksPerSlab;
     slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(bytes));
-    sc.returned.resize(sc.carved + kBlocksPerSlab);
-    sc.carved += kBlocksPerSlab;
+    sc.returned.resize(sc.returned.size() + kBlocksPerSlab);
     sc.fresh = slabs_.back().get();
     sc.freshEnd = sc.fresh + bytes;
     slabBytes_ += bytes;
