@@ -30,6 +30,38 @@ Case parseCase(std::string_view name) {
   std::exit(2);
 }
 
+// One function per case, kept out of line: inlined into one loop with a switch, the
+// cases would share one large function and the compiler would inline differently from
+// the benchmark binary, where each case is a lambda of its own.
+using Sink = volatile long;
+
+[[gnu::noinline]] void ready(Sink& sink, int v) {
+  auto done = completedFuture(v).thenAccept([&](int x) { sink = sink + x + 1; });
+}
+
+[[gnu::noinline]] void pending(AsyncExecutionController& controller, Sink& sink, int v) {
+  auto promise = controller.newPromise<int>();
+  auto done = promise.future().thenAccept([&](int x) { sink = sink + x + 1; });
+  promise.setValue(v);
+}
+
+[[gnu::noinline]] void chain16(AsyncExecutionController& controller, Sink& sink, int v) {
+  auto promise = controller.newPromise<int>();
+  StateFuture<int> f = promise.future();
+  for (int s = 0; s < 16; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
+  auto done = std::move(f).thenAccept([&](int x) { sink = sink + x; });
+  promise.setValue(v);
+}
+
+[[gnu::noinline]] void failure4(AsyncExecutionController& controller, Sink& sink, const AsyncError& error) {
+  auto promise = controller.newPromise<int>();
+  StateFuture<int> f = promise.future();
+  for (int s = 0; s < 4; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
+  auto done =
+      std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&](int x) { sink = sink + x; });
+  promise.setError(error);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,40 +76,16 @@ int main(int argc, char** argv) {
   options.allocationPolicy = std::string_view(argv[3]) == "heap" ? AllocationPolicy::Heap : AllocationPolicy::Pooled;
   options.log = nullptr;
   AsyncExecutionController controller(backend, options);
-  volatile long sink = 0;
+  Sink sink = 0;
   const AsyncError error{std::make_exception_ptr(std::runtime_error("injected")), "", "", "bench"};
   controller.runOnTaskThread([&] {
     for (long i = 0; i < n; ++i) {
       const int v = static_cast<int>(i);
       switch (which) {
-        case Case::Ready: {
-          auto done = completedFuture(v).thenAccept([&](int x) { sink = sink + x + 1; });
-          break;
-        }
-        case Case::Pending: {
-          auto promise = controller.newPromise<int>();
-          auto done = promise.future().thenAccept([&](int x) { sink = sink + x + 1; });
-          promise.setValue(v);
-          break;
-        }
-        case Case::Chain16: {
-          auto promise = controller.newPromise<int>();
-          StateFuture<int> f = promise.future();
-          for (int s = 0; s < 16; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
-          auto done = std::move(f).thenAccept([&](int x) { sink = sink + x; });
-          promise.setValue(v);
-          break;
-        }
-        case Case::Failure4: {
-          auto promise = controller.newPromise<int>();
-          StateFuture<int> f = promise.future();
-          for (int s = 0; s < 4; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
-          auto done = std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&](int x) {
-            sink = sink + x;
-          });
-          promise.setError(error);
-          break;
-        }
+        case Case::Ready: ready(sink, v); break;
+        case Case::Pending: pending(controller, sink, v); break;
+        case Case::Chain16: chain16(controller, sink, v); break;
+        case Case::Failure4: failure4(controller, sink, error); break;
       }
     }
   });

@@ -780,6 +780,36 @@ TEST_F(FutureTest, DroppedFailuresReachTheHandlerOnceAndSuccessesNever) {
   });
 }
 
+// A promise holds its future's reference until future() is called; whatever way it goes
+// without handing the future out, the core comes back and a failure is reported once.
+TEST_F(FutureTest, PromiseWhoseFutureIsNeverTakenLetsGoOfItsCore) {
+  onTask([&] {
+    const std::size_t liveBefore = controller_.poolStats().live;
+    {
+      StatePromise<std::string> completed = controller_.newPromise<std::string>();
+      completed.setValue(std::string(64, 'x'));
+    }
+    EXPECT_TRUE(takeUnhandled().empty());
+    {
+      StatePromise<int> abandoned = controller_.newPromise<int>();
+    }
+    std::vector<AsyncError> handled = takeUnhandled();
+    ASSERT_EQ(handled.size(), 1u);
+    EXPECT_TRUE(contains(handled[0].what(), "broken promise"));
+
+    StatePromise<int> target = controller_.newPromise<int>();
+    target = controller_.newPromise<int>();
+    handled = takeUnhandled();
+    ASSERT_EQ(handled.size(), 1u);
+    EXPECT_TRUE(contains(handled[0].what(), "broken promise"));
+    StatePromise<int> moved = std::move(target);
+    EXPECT_THROW(target.setValue(1), FutureMisuseError);
+    moved.setValue(2);
+    EXPECT_EQ(valueOf(moved.future()), 2);
+    EXPECT_EQ(controller_.poolStats().live, liveBefore);
+  });
+}
+
 TEST_F(FutureTest, AbandonedPromiseFailsItsFutureInsteadOfLeavingItWaiting) {
   onTask([&] {
     std::optional<AsyncError> seen;
@@ -1118,13 +1148,14 @@ TEST_F(FutureTest, UsingAMovedFromFutureIsMisuse) {
     EXPECT_TRUE(
         contains(misuseMessage([&] { (void)std::move(original).thenApply([](int v) { return v; }); }), "a move"));
 
-    // The promise hands out its future once; the second one is an empty shell.
+    // The promise hands out its future once; asking again is misuse, said at once.
     StatePromise<void> promise = controller_.newPromise<void>();
     StateFuture<void> first = promise.future();
-    StateFuture<void> second = promise.future();
-    EXPECT_TRUE(contains(misuseMessage([&] { (void)second.isDone(); }), "consumed"));
+    EXPECT_TRUE(contains(misuseMessage([&] { (void)promise.future(); }), "already taken"));
     promise.setValue();
     EXPECT_TRUE(succeeded(std::move(first)));
+    StatePromise<int> defaultedPromise;
+    EXPECT_TRUE(contains(misuseMessage([&] { (void)defaultedPromise.future(); }), "default-constructed"));
 
     StateFuture<int> defaulted;
     EXPECT_FALSE(defaulted.valid());

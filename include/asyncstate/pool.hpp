@@ -96,12 +96,15 @@ class FuturePool {
       return ::operator new(bytes);
     }
     SizeClass& sc = classes_[cls];
-    if (sc.top != 0) {
-      void* block = sc.returned[--sc.top];
-      // The next block handed out was freed long ago when many records are in flight:
-      // start loading it now, for the header stores the next allocation makes. The
-      // stack's own slots are read in order, so no allocation waits on a cold block.
-      if (sc.top != 0) ASYNCSTATE_PREFETCH_WRITE(sc.returned[sc.top - 1]);
+    if (void* block = sc.head) {
+      if (sc.top != 0) {
+        sc.head = sc.returned[--sc.top];
+        // The next block handed out was freed long ago when many records are in flight:
+        // start loading it now, for the header stores the next allocation makes.
+        ASYNCSTATE_PREFETCH_WRITE(sc.head);
+      } else {
+        sc.head = nullptr;
+      }
       return block;
     }
     if (sc.fresh == sc.freshEnd) carve(sc, cls);
@@ -117,7 +120,8 @@ class FuturePool {
       return;
     }
     SizeClass& sc = classes_[cls];
-    sc.returned[sc.top++] = p;
+    if (sc.head != nullptr) sc.returned[sc.top++] = sc.head;
+    sc.head = p;
   }
 
  private:
@@ -127,8 +131,13 @@ class FuturePool {
   // long ago and has left the cache. The stack has a slot for every block the class
   // ever carved, so returning a block never allocates.
   struct SizeClass {
+    // The block returned last, handed out next. Kept apart from the stack so that an
+    // allocation finds its block with one load of what the last release stored; from
+    // the stack it would take two (the top, then the slot it indexes), and with one
+    // future in flight both were just written.
+    void* head = nullptr;
     std::vector<void*> returned;  // a slot for every block carved: its size is the blocks carved
-    std::size_t top = 0;          // returned blocks on the stack
+    std::size_t top = 0;          // returned blocks on the stack, under `head`
     std::byte* fresh = nullptr;   // next never-used block of the newest slab
     std::byte* freshEnd = nullptr;
   };

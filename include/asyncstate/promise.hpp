@@ -16,12 +16,38 @@ namespace asyncstate {
 
 template <class T>
 class StatePromise {
+  using Core = detail::Core<detail::Stored<T>>;
+
  public:
   StatePromise() = default;
-  explicit StatePromise(detail::Core<detail::Stored<T>>* core) : producer_(core), future_(core) {}
+  explicit StatePromise(Core* core) noexcept : producer_(core), untaken_(core) {}
+  StatePromise(StatePromise&& other) noexcept
+      : producer_(std::move(other.producer_)), untaken_(std::exchange(other.untaken_, nullptr)) {}
+  StatePromise& operator=(StatePromise&& other) noexcept {
+    if (this != &other) {
+      if (untaken_ != nullptr) dropUntakenFuture();
+      producer_ = std::move(other.producer_);
+      untaken_ = std::exchange(other.untaken_, nullptr);
+    }
+    return *this;
+  }
+  StatePromise(const StatePromise&) = delete;
+  StatePromise& operator=(const StatePromise&) = delete;
+  // A future never taken lets go of its core here; the producer's own destructor then
+  // fails the core if nobody completed it, and that failure reaches the error handler.
+  ~StatePromise() {
+    if (untaken_ != nullptr) [[unlikely]]
+      dropUntakenFuture();
+  }
 
-  // The consumer side; may be taken once.
-  StateFuture<T> future() { return std::move(future_); }
+  // The consumer side; taken once (like std::promise::get_future).
+  StateFuture<T> future() {
+    if (untaken_ == nullptr) [[unlikely]]
+      throwMisuse("future",
+                  "the future was already taken, or the promise was default-constructed instead of taken "
+                  "from AsyncExecutionController::newPromise()");
+    return StateFuture<T>(std::exchange(untaken_, nullptr));
+  }
 
   template <class... V>
   void setValue(V&&... value) {
@@ -40,16 +66,23 @@ class StatePromise {
  private:
   ASYNCSTATE_ALWAYS_INLINE void requireUncompleted(const char* operation) const {
     if (!producer_) [[unlikely]]
-      throwCompleted(operation);
+      throwMisuse(operation,
+                  "the promise was already completed, or was default-constructed instead of taken from "
+                  "AsyncExecutionController::newPromise()");
   }
-  [[noreturn]] ASYNCSTATE_COLD static void throwCompleted(const char* operation) {
-    throw FutureMisuseError(std::string("StatePromise::") + operation +
-                            ": the promise was already completed, or was default-constructed instead of taken "
-                            "from AsyncExecutionController::newPromise()");
+  [[noreturn]] ASYNCSTATE_COLD static void throwMisuse(const char* operation, const char* what) {
+    throw FutureMisuseError(std::string("StatePromise::") + operation + ": " + what);
   }
+  // The consumer reference a promise holds until future() is called: a future made
+  // here and dropped at once, so that the core is let go exactly as a dropped future
+  // lets it go.
+  ASYNCSTATE_COLD void dropUntakenFuture() noexcept { StateFuture<T> untaken(std::exchange(untaken_, nullptr)); }
 
+  // A promise is two pointers, not a producer and a whole future: with many promises
+  // waiting (a batch of requests, a benchmark's in-flight set) that is less than half
+  // the memory to walk.
   detail::Producer<detail::Stored<T>> producer_;
-  StateFuture<T> future_;
+  Core* untaken_ = nullptr;
 };
 
 }  // namespace asyncstate
