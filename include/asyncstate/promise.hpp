@@ -79,8 +79,8 @@ class StatePromise {
   ASYNCSTATE_COLD void dropUntakenFuture() noexcept { StateFuture<T> untaken(std::exchange(untaken_, nullptr)); }
 
   // A promise is two pointers, not a producer and a whole future: with many promises
-  // waiting (a batch of requests, a benchmark's in-flight set) that is less than half
-  // the memory to walk.
+  // waiting (a batch of requests, a benchmark's in-flight set) that is a third less
+  // memory to walk.
   detail::Producer<detail::Stored<T>> producer_;
   Core* untaken_ = nullptr;
 };
