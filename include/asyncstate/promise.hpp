@@ -43,9 +43,7 @@ class StatePromise {
   // The consumer side; taken once (like std::promise::get_future).
   StateFuture<T> future() {
     if (untaken_ == nullptr) [[unlikely]]
-      throwMisuse("future",
-                  "the future was already taken, or the promise was default-constructed instead of taken "
-                  "from AsyncExecutionController::newPromise()");
+      throwMisuse("future", "the future was already taken");
     return StateFuture<T>(std::exchange(untaken_, nullptr));
   }
 
@@ -66,17 +64,17 @@ class StatePromise {
  private:
   ASYNCSTATE_ALWAYS_INLINE void requireUncompleted(const char* operation) const {
     if (!producer_) [[unlikely]]
-      throwMisuse(operation,
-                  "the promise was already completed, or was default-constructed instead of taken from "
-                  "AsyncExecutionController::newPromise()");
+      throwMisuse(operation, "the promise was already completed");
   }
+  // Either misuse may also be a promise that never came from newPromise(): said once, here.
   [[noreturn]] ASYNCSTATE_COLD static void throwMisuse(const char* operation, const char* what) {
-    throw FutureMisuseError(std::string("StatePromise::") + operation + ": " + what);
+    throw FutureMisuseError(std::string("StatePromise::") + operation + ": " + what +
+                            ", or the promise was default-constructed instead of taken from "
+                            "AsyncExecutionController::newPromise()");
   }
-  // The consumer reference a promise holds until future() is called: a future made
-  // here and dropped at once, so that the core is let go exactly as a dropped future
-  // lets it go.
-  ASYNCSTATE_COLD void dropUntakenFuture() noexcept { StateFuture<T> untaken(std::exchange(untaken_, nullptr)); }
+  // The consumer reference a promise holds until future() is called goes the way a
+  // dropped pending future's goes.
+  ASYNCSTATE_COLD void dropUntakenFuture() noexcept { std::exchange(untaken_, nullptr)->dropConsumer(); }
 
   // A promise is two pointers, not a producer and a whole future: with many promises
   // waiting (a batch of requests, a benchmark's in-flight set) that is a third less
