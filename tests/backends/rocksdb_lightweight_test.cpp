@@ -237,6 +237,42 @@ TEST(RocksDbLightweight, CheckpointZeroIsTheEmptyDatabase) {
   EXPECT_FALSE(fs::exists(other.checkpointRoot));
 }
 
+// A root that exists is not one that recording began in: an empty directory made by hand
+// (or for another database) next to a database with state is refused as a missing root
+// is, and the state stays; on an empty database it is adopted as checkpoint 0.
+TEST(RocksDbLightweight, AnEmptyRootMadeByHandIsNotTakenForCheckpointZero) {
+  TempDir dir;
+  RocksDbOptions plain = lightweightOptions(dir);
+  plain.checkpointRoot.clear();
+  {
+    RocksDbBackend db(plain);
+    writeRound(db, 1);
+  }
+  const RocksDbOptions options = lightweightOptions(dir);
+  fs::create_directories(options.checkpointRoot);
+  try {
+    RocksDbBackend refused(options);
+    ADD_FAILURE() << "a database with state was accepted with an empty root made by hand";
+  } catch (const BackendError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds no checkpoint"), std::string::npos) << e.what();
+  }
+  {
+    RocksDbBackend db(plain);
+    EXPECT_FALSE(scanAll(db, db.registerState("map", StateKind::Map), "k5", 10).empty()) << "the state stays";
+  }
+
+  TempDir emptyDir;
+  const RocksDbOptions adopted = lightweightOptions(emptyDir);
+  fs::create_directories(adopted.checkpointRoot);
+  {
+    RocksDbBackend db(adopted);
+    writeRound(db, 1);
+  }
+  RocksDbBackend reopened(adopted);  // a crash before the first commit: the root is now marked
+  reopened.rollBackTo(0);
+  EXPECT_TRUE(scanAll(reopened, reopened.registerState("map", StateKind::Map), "k5", 10).empty());
+}
+
 TEST(RocksDbLightweight, ManifestsWithoutMetadataStayReadable) {
   TempDir dir;
   RocksDbBackend db(RocksDbOptions{dir.path() / "db"});

@@ -35,9 +35,10 @@
 // roll-back never happened), a complete <db>.rollback-C is swapped in as from step 2,
 // and a leftover <db>.rollback-old is deleted (or renamed back, were <db> missing).
 // Checkpoint 0 is the empty database: recording starts when the backend first opens a
-// database without state with a root that does not exist yet; a database that already
-// holds state is refused with a root that holds no checkpoint (rollBackTo(0) would
-// empty it).
+// database without state with a root that holds no checkpoint, and marks the root
+// (STARTED-EMPTY); a database that already holds state is refused with a root that holds
+// neither a checkpoint nor that mark -- even one that exists, empty, made by hand --
+// since rollBackTo(0) would empty it.
 //
 // Users link librocksdb themselves (CMake: find_package(RocksDB) and RocksDB::rocksdb).
 
@@ -536,21 +537,19 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     return false;
   }
 
-  // Checkpoint 0 is the empty database (see the header comment): the root is created,
-  // and so the recording starts, only on a database without state.
+  // Checkpoint 0 is the empty database (see the header comment): recording starts only
+  // on a database without state, and the root says so from then on.
   void startRecording() {
-    if (!RocksDbCheckpointStore(options_.checkpointRoot).list().empty()) return;
-    if (std::filesystem::exists(options_.checkpointRoot)) return;  // created on an empty database, before a crash
+    const RocksDbCheckpointStore store(options_.checkpointRoot);
+    if (!store.list().empty()) return;
+    if (store.startedEmpty()) return;  // began on an empty database; a crash came before the first commit
     if (holdsState()) {
       throw BackendError("rocksdb " + options_.path.string() + ": holds state, and checkpoint root " +
                          options_.checkpointRoot.string() +
                          " holds no checkpoint of it: lightweight checkpoints start from an empty database or from "
                          "a checkpoint in the root (take one with checkpoint(root) before enabling them)");
     }
-    const std::filesystem::path parent = options_.checkpointRoot.parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent);
-    detail::createPrivateDirectory(options_.checkpointRoot);
-    detail::syncPath(parent.empty() ? std::filesystem::path(".") : parent);
+    store.markStartedEmpty();
   }
 
   std::filesystem::path siblingPath(const std::string& suffix) const {

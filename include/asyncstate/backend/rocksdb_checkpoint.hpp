@@ -9,6 +9,8 @@
 //                                    referenced by every checkpoint that needs it
 //   checkpoint-<id>/                 the files that change (MANIFEST, CURRENT, OPTIONS,
 //                                    WAL), copied every time
+//   STARTED-EMPTY                    written (synced) when recording began on an empty
+//                                    database: checkpoint 0 of this root is "no state"
 //   checkpoint-<id>/CHECKPOINT       the manifest: every file of the checkpoint with its
 //                                    size and CRC-32C, the caller's metadata (hex-encoded
 //                                    "meta" lines; manifests written before they existed
@@ -222,6 +224,31 @@ class RocksDbCheckpointStore {
       if (std::filesystem::exists(manifestOf(id))) ids.push_back(id);
     }
     return ids;
+  }
+
+  // Whether recording into this root began on an empty database. Only a marker the
+  // backend wrote says so: a root that merely exists may have been made by hand, or for
+  // another database, and taking it as checkpoint 0 would let rollBackTo(0) empty a
+  // database that held state.
+  bool startedEmpty() const { return std::filesystem::exists(root_ / kStartedEmpty); }
+
+  // Creates the root if it is missing and records that its checkpoint 0 is the empty
+  // database. The marker is written to a temporary name, synced and renamed, then the
+  // root is synced: after a crash it is either there or not, and a root left without it
+  // is judged again on the next start (the database is still empty then, since nothing
+  // is written before recording began).
+  void markStartedEmpty() const {
+    const std::filesystem::path parent = root_.parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    detail::createPrivateDirectory(root_);
+    detail::syncPath(parent.empty() ? std::filesystem::path(".") : parent);
+    const std::filesystem::path marker = root_ / kStartedEmpty;
+    std::filesystem::path temporary = marker;
+    temporary += ".tmp";
+    std::filesystem::remove(temporary);
+    detail::writeNewFile(temporary, "asyncstate: checkpoint 0 of this root is the empty database\n");
+    std::filesystem::rename(temporary, marker);
+    detail::syncPath(root_);
   }
 
   // Starts checkpoint number max(existing)+1: creates the root, shared/ and its directory.
@@ -476,6 +503,7 @@ class RocksDbCheckpointStore {
 
  private:
   static constexpr std::string_view kManifest = "CHECKPOINT";
+  static constexpr std::string_view kStartedEmpty = "STARTED-EMPTY";
   static constexpr std::string_view kFormatLine = "asyncstate rocksdb checkpoint 1";
 
   std::string where(std::uint64_t id) const {
