@@ -443,6 +443,51 @@ TEST(RedisCheckpoint, RetentionDropsTheOldestCheckpointAndTheUndoHashesOnlyItNee
   EXPECT_EQ(undoHashes(server, job, 4) + undoHashes(server, job, 5), 0);
 }
 
+// Restarted with a smaller retainedCheckpoints, one commit drops several checkpoints and
+// the undo hashes of several epochs. A crash before its UNLINKs (their hashes put back
+// by hand) leaves all of them; the next start deletes every one, not only the oldest
+// retained checkpoint's.
+TEST(RedisCheckpoint, ACrashAfterACommitThatShrankRetentionLeavesNoUndoHashBehind) {
+  RedisServer server;
+  RedisOptions options = lightweightOptions(server);
+  options.retainedCheckpoints = 4;
+  const std::string job = options.job;
+  {
+    RedisBackend backend(options);
+    const MixedStates states(backend);
+    for (int epoch = 1; epoch <= 5; ++epoch) {
+      states.writeEpoch(backend, epoch);
+      backend.commitCheckpoint({});
+    }
+    EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{2, 3, 4, 5}));
+    for (std::uint64_t epoch : {3u, 4u, 5u}) EXPECT_GT(undoHashes(server, job, epoch), 1) << epoch;
+  }
+  options.retainedCheckpoints = 2;
+  const auto undoHash = [&job](std::uint32_t group, std::uint64_t epoch) {
+    return "{" + job + ":" + std::to_string(group) + "}:u:" + std::to_string(epoch);
+  };
+  std::vector<std::string> dropped;  // the undo hashes the commit will delete
+  for (std::uint64_t epoch : {3u, 4u, 5u}) {
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      if (server.query({"EXISTS", undoHash(group, epoch)}) == "1") dropped.push_back(undoHash(group, epoch));
+    }
+  }
+  {
+    RedisBackend backend(options);
+    const MixedStates states(backend);
+    states.writeEpoch(backend, 6);
+    EXPECT_EQ(backend.commitCheckpoint({}), 6u);
+    EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{5, 6}));
+    for (std::uint64_t epoch : {3u, 4u, 5u}) EXPECT_EQ(undoHashes(server, job, epoch), 0) << epoch;
+  }
+  ASSERT_GT(dropped.size(), 6u);
+  for (const std::string& hash : dropped) ASSERT_EQ(server.query({"HSET", hash, "sk", "0"}), "1");
+  RedisBackend restarted(options);
+  for (std::uint64_t epoch : {3u, 4u, 5u}) EXPECT_EQ(undoHashes(server, job, epoch), 0) << epoch;
+  EXPECT_GT(undoHashes(server, job, 6), 1) << "what a rollback to 5 needs stays";
+  EXPECT_EQ(idsOf(restarted.retainedCheckpoints()), (std::vector<std::uint64_t>{5, 6}));
+}
+
 TEST(RedisCheckpoint, ARollbackStoppedMidwayIsCompletedByTheNextStartOrCallAndNoOtherIdIsTakenMeanwhile) {
   RedisServer server;
   RedisOptions options = lightweightOptions(server);

@@ -60,7 +60,9 @@
 // to run, and rollBackTo() of a newer id is refused -- a partly rolled-back store is
 // never taken for a checkpoint. Any id not retained is refused (std::invalid_argument)
 // before anything is touched. A crash between a commit's script and its UNLINKs leaves
-// the undo hashes of the oldest retained checkpoint's epoch: the next start deletes them.
+// the undo hashes of the epochs up to the oldest retained checkpoint's (several when
+// retainedCheckpoints shrank); the commit's marker names the first of them, and the
+// next start deletes them all.
 //
 // Security. Credentials (ACL user + password, or the legacy password) are sent in AUTH
 // on every connection and reconnection; refused credentials fail at once, naming the
@@ -374,11 +376,15 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     }
     if (pendingRollBack_) settledHistory();
     const std::uint64_t id = epoch_;
+    // The oldest epoch whose undo hashes may still exist: the one after the oldest
+    // retained checkpoint. The UNLINKs below start there.
+    const std::uint64_t firstHeld = retainedGroups_.empty() ? id : retainedGroups_.begin()->first + 1;
     Savepoint marker;
     marker.metadata() = metadata;
     marker.metadata()[kMarkerId] = std::to_string(id);
     marker.metadata()[kMarkerGeneration] = generation_;
     marker.metadata()[kMarkerGroups] = encodeGroups(epochGroups_);
+    marker.metadata()[kMarkerPreImagesFrom] = std::to_string(firstHeld);
     // Through the batch script, so the markers change only while the job's generation
     // marker (same slot) is this backend's -- a server that lost the job never gets a
     // marker that would send a later recovery to a position its state does not have --
@@ -400,9 +406,9 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     admin_->runAll(std::move(commit), "committing checkpoint " + std::to_string(id) + " of job '" + options_.job + "'");
     // Rolling back to the oldest retained checkpoint needs the undo hashes of the epochs
     // after it only: those of the epochs up to it go (each marker names its epoch's key
-    // groups). A crash before these UNLINKs leaves the oldest retained checkpoint's own,
-    // which the next start deletes.
-    const std::uint64_t firstHeld = retainedGroups_.empty() ? id : retainedGroups_.begin()->first + 1;
+    // groups). A crash before these UNLINKs leaves them -- several epochs' worth when the
+    // retention shrank -- and the next start deletes them, from the epoch the marker
+    // just committed names (kMarkerPreImagesFrom).
     retainedGroups_[id] = epochGroups_;
     epoch_ = id + 1;
     epochGroups_.reset();
@@ -684,6 +690,11 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   // The key groups whose undo hash of the checkpoint's epoch holds pre-images (hex, key
   // group 0 in the last digit's lowest bit); markers written before it existed lack it.
   static constexpr const char* kMarkerGroups = "redis.checkpoint.groups";
+  // The oldest epoch whose undo hashes could exist when the checkpoint was committed (the
+  // commit's UNLINKs went from there up to the new oldest retained checkpoint's epoch);
+  // markers written before it existed lack it.
+  static constexpr const char* kMarkerPreImagesFrom = "redis.checkpoint.preimagesFrom";
+  static constexpr std::uint64_t kMaxEpochsCleanedAtStart = 1024;
   // Key groups a rollback does per pipeline; progress is reported after each chunk.
   static constexpr std::uint32_t kRollBackChunk = 16;
   // Ends the job marker's value while its start has not written every key-group marker.
@@ -718,6 +729,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   struct History {
     std::vector<LightweightCheckpoint> retained;
     std::map<std::uint64_t, std::bitset<kMaxKeyGroups>> groups;  // per retained id: its epoch's undo hashes
+    std::map<std::uint64_t, std::uint64_t> preImagesFrom;        // per retained id, when its marker says
     std::optional<std::uint64_t> intent;                         // the target of an unfinished rollback
     std::uint64_t last() const { return retained.empty() ? 0 : retained.back().id; }
   };
@@ -799,6 +811,14 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       meta.erase(written);
     } else {
       groups.set();  // the single-marker format did not say: every key group may have one
+    }
+    if (const auto from = meta.find(kMarkerPreImagesFrom); from != meta.end()) {
+      if (from->second.empty() || from->second.find_first_not_of("0123456789") != std::string::npos) {
+        throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
+                           "' has a corrupt first pre-image epoch '" + from->second + "'");
+      }
+      history.preImagesFrom[checkpoint.id] = std::stoull(from->second);
+      meta.erase(from);
     }
     history.groups[checkpoint.id] = groups;
     history.retained.push_back(std::move(checkpoint));
@@ -909,13 +929,21 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     retainedGroups_ = history.groups;
     // The process before may have written the open epoch in any key group.
     epochGroups_.set();
-    // A crash right after a commit leaves the undo hashes of the oldest retained
-    // checkpoint's epoch, which no rollback needs (and so does an upgrade from the
-    // single-marker format, whose commits deleted them later): deleted now.
+    // A crash right after a commit leaves the undo hashes of the epochs up to the oldest
+    // retained checkpoint's, which no rollback needs (and so does an upgrade from the
+    // single-marker format, whose commits deleted them later): deleted now, from the
+    // epoch the last marker names. Dropped epochs' markers are gone, and with them which
+    // key groups they wrote: all are unlinked.
     if (!history.retained.empty()) {
       const std::uint64_t oldest = history.retained.front().id;
+      const auto named = history.preImagesFrom.find(history.last());
+      std::uint64_t from = named != history.preImagesFrom.end() ? std::min(named->second, oldest) : oldest;
+      // A marker's number is trusted this far only: a retention shrunk by more epochs at
+      // once is not a job, and a corrupt one must not make the start build millions of
+      // commands.
+      if (oldest - from > kMaxEpochsCleanedAtStart) from = oldest - kMaxEpochsCleanedAtStart;
       std::vector<detail::RedisRouter::Command> unlinks;
-      appendUnlinks(unlinks, oldest, groupsOfEpoch(oldest));
+      for (std::uint64_t epoch = from; epoch <= oldest; ++epoch) appendUnlinks(unlinks, epoch, groupsOfEpoch(epoch));
       admin_->runAll(std::move(unlinks),
                      "deleting the pre-images no retained checkpoint of job '" + options_.job + "' needs");
     }
