@@ -86,6 +86,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bitset>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -771,11 +772,11 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     }
     if (const redisReply* intent = reads[2].reply.get(); intent->type == REDIS_REPLY_STRING) {
       const std::string text(intent->str, intent->len);
-      if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+      history.intent = parseNumber(text);
+      if (!history.intent) {
         throw BackendError("redis: the rollback intent " + keys_.rollBackIntent() + " of job '" + options_.job +
                            "' is corrupt: '" + text + "'");
       }
-      history.intent = std::stoull(text);
     }
     return history;
   }
@@ -793,8 +794,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     auto& meta = checkpoint.metadata;
     const auto id = meta.find(kMarkerId);
     const auto generation = meta.find(kMarkerGeneration);
-    if (id == meta.end() || generation == meta.end() || id->second.empty() ||
-        id->second.find_first_not_of("0123456789") != std::string::npos) {
+    const std::optional<std::uint64_t> number = id != meta.end() ? parseNumber(id->second) : std::nullopt;
+    if (!number || generation == meta.end()) {
       throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
                          "' lacks its id or generation");
     }
@@ -802,7 +803,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       throw BackendError("redis: the checkpoint marker " + key + " belongs to generation " + generation->second +
                          ", not the job's " + generation_ + stateLostAdvice());
     }
-    checkpoint.id = std::stoull(id->second);
+    checkpoint.id = *number;
     meta.erase(id);
     meta.erase(kMarkerGeneration);
     std::bitset<kMaxKeyGroups> groups;
@@ -813,15 +814,24 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       groups.set();  // the single-marker format did not say: every key group may have one
     }
     if (const auto from = meta.find(kMarkerPreImagesFrom); from != meta.end()) {
-      if (from->second.empty() || from->second.find_first_not_of("0123456789") != std::string::npos) {
+      const std::optional<std::uint64_t> epoch = parseNumber(from->second);
+      if (!epoch) {
         throw BackendError("redis: the checkpoint marker " + key + " of job '" + options_.job +
                            "' has a corrupt first pre-image epoch '" + from->second + "'");
       }
-      history.preImagesFrom[checkpoint.id] = std::stoull(from->second);
+      history.preImagesFrom[checkpoint.id] = *epoch;
       meta.erase(from);
     }
     history.groups[checkpoint.id] = groups;
     history.retained.push_back(std::move(checkpoint));
+  }
+
+  // An id or epoch as the markers store it: decimal digits only, within 64 bits.
+  static std::optional<std::uint64_t> parseNumber(std::string_view text) {
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return value;
   }
 
   static std::string encodeGroups(const std::bitset<kMaxKeyGroups>& groups) {

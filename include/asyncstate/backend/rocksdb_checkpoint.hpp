@@ -233,22 +233,16 @@ class RocksDbCheckpointStore {
   bool startedEmpty() const { return std::filesystem::exists(root_ / kStartedEmpty); }
 
   // Creates the root if it is missing and records that its checkpoint 0 is the empty
-  // database. The marker is written to a temporary name, synced and renamed, then the
-  // root is synced: after a crash it is either there or not, and a root left without it
+  // database, durably (temporary file, sync, rename, sync of the root, then of the root's
+  // parent): after a crash the marker is either there or not, and a root left without it
   // is judged again on the next start (the database is still empty then, since nothing
   // is written before recording began).
   void markStartedEmpty() const {
     const std::filesystem::path parent = root_.parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
-    detail::createPrivateDirectory(root_);
+    detail::replaceFileDurably((root_ / kStartedEmpty).string(),
+                               "asyncstate: checkpoint 0 of this root is the empty database\n");
     detail::syncPath(parent.empty() ? std::filesystem::path(".") : parent);
-    const std::filesystem::path marker = root_ / kStartedEmpty;
-    std::filesystem::path temporary = marker;
-    temporary += ".tmp";
-    std::filesystem::remove(temporary);
-    detail::writeNewFile(temporary, "asyncstate: checkpoint 0 of this root is the empty database\n");
-    std::filesystem::rename(temporary, marker);
-    detail::syncPath(root_);
   }
 
   // Starts checkpoint number max(existing)+1: creates the root, shared/ and its directory.
