@@ -30,22 +30,24 @@ Case parseCase(std::string_view name) {
   std::exit(2);
 }
 
-// One function per case, kept out of line: inlined into one loop with a switch, the
-// cases would share one large function and the compiler would inline differently from
-// the benchmark binary, where each case is a lambda of its own.
+// Each case runs in a loop of its own with its operation inlined, as in the benchmark
+// binary (futures_bench.cpp's INLINED_OP): one loop over a switch would put every case
+// in one large function, and the compiler would inline differently from what was timed.
 using Sink = volatile long;
 
-[[gnu::noinline]] void ready(Sink& sink, int v) {
+#define INLINED_CASE [[gnu::always_inline]] inline
+
+INLINED_CASE void ready(Sink& sink, int v) {
   auto done = completedFuture(v).thenAccept([&](int x) { sink = sink + x + 1; });
 }
 
-[[gnu::noinline]] void pending(AsyncExecutionController& controller, Sink& sink, int v) {
+INLINED_CASE void pending(AsyncExecutionController& controller, Sink& sink, int v) {
   auto promise = controller.newPromise<int>();
   auto done = promise.future().thenAccept([&](int x) { sink = sink + x + 1; });
   promise.setValue(v);
 }
 
-[[gnu::noinline]] void chain16(AsyncExecutionController& controller, Sink& sink, int v) {
+INLINED_CASE void chain16(AsyncExecutionController& controller, Sink& sink, int v) {
   auto promise = controller.newPromise<int>();
   StateFuture<int> f = promise.future();
   for (int s = 0; s < 16; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
@@ -53,13 +55,19 @@ using Sink = volatile long;
   promise.setValue(v);
 }
 
-[[gnu::noinline]] void failure4(AsyncExecutionController& controller, Sink& sink, const AsyncError& error) {
+INLINED_CASE void failure4(AsyncExecutionController& controller, Sink& sink, const AsyncError& error) {
   auto promise = controller.newPromise<int>();
   StateFuture<int> f = promise.future();
   for (int s = 0; s < 4; ++s) f = std::move(f).thenApply([](int x) { return x + 1; });
   auto done =
       std::move(f).exceptionally([](const AsyncError&) { return -1; }).thenAccept([&](int x) { sink = sink + x; });
   promise.setError(error);
+}
+
+// One instantiation, so one function, per case.
+template <class Op>
+[[gnu::noinline]] void repeat(long n, Op op) {
+  for (long i = 0; i < n; ++i) op(static_cast<int>(i));
 }
 
 }  // namespace
@@ -79,14 +87,11 @@ int main(int argc, char** argv) {
   Sink sink = 0;
   const AsyncError error{std::make_exception_ptr(std::runtime_error("injected")), "", "", "bench"};
   controller.runOnTaskThread([&] {
-    for (long i = 0; i < n; ++i) {
-      const int v = static_cast<int>(i);
-      switch (which) {
-        case Case::Ready: ready(sink, v); break;
-        case Case::Pending: pending(controller, sink, v); break;
-        case Case::Chain16: chain16(controller, sink, v); break;
-        case Case::Failure4: failure4(controller, sink, error); break;
-      }
+    switch (which) {
+      case Case::Ready: repeat(n, [&](int v) { ready(sink, v); }); break;
+      case Case::Pending: repeat(n, [&](int v) { pending(controller, sink, v); }); break;
+      case Case::Chain16: repeat(n, [&](int v) { chain16(controller, sink, v); }); break;
+      case Case::Failure4: repeat(n, [&](int) { failure4(controller, sink, error); }); break;
     }
   });
   return 0;
