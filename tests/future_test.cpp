@@ -3,6 +3,7 @@
 // (with their context) and where they end, combineAll/toVector, and misuse.
 
 #include "support/controller_fixture.hpp"
+#include "support/outcomes.hpp"
 
 #include <asyncstate/asyncstate.hpp>
 
@@ -19,6 +20,9 @@
 #include <vector>
 
 using namespace asyncstate;
+using asyncstate::test::errorOf;
+using asyncstate::test::succeeded;
+using asyncstate::test::valueOf;
 
 namespace {
 
@@ -46,45 +50,6 @@ std::string misuseMessage(F&& f) {
   }
   ADD_FAILURE() << "expected FutureMisuseError";
   return {};
-}
-
-// Reads a complete future through handle(), so that an unexpected failure is
-// reported here instead of going to the error handler.
-template <class T>
-std::optional<T> valueOf(StateFuture<T>&& future) {
-  EXPECT_TRUE(future.isDone());
-  std::optional<T> out;
-  (void)std::move(future).handle([&](std::optional<T> value, const AsyncError* error) {
-    if (error != nullptr) ADD_FAILURE() << "unexpected failure: " << error->message();
-    out = std::move(value);
-  });
-  return out;
-}
-
-inline bool succeeded(StateFuture<void>&& future) {
-  EXPECT_TRUE(future.isDone());
-  bool ok = false;
-  (void)std::move(future).handle([&](const AsyncError* error) {
-    if (error != nullptr) ADD_FAILURE() << "unexpected failure: " << error->message();
-    ok = error == nullptr;
-  });
-  return ok;
-}
-
-template <class T>
-std::optional<AsyncError> errorOf(StateFuture<T>&& future) {
-  EXPECT_TRUE(future.isDone());
-  std::optional<AsyncError> out;
-  if constexpr (std::is_void_v<T>) {
-    (void)std::move(future).handle([&](const AsyncError* error) {
-      if (error != nullptr) out = *error;
-    });
-  } else {
-    (void)std::move(future).handle([&](std::optional<T>, const AsyncError* error) {
-      if (error != nullptr) out = *error;
-    });
-  }
-  return out;
 }
 
 std::string whatOf(const std::optional<AsyncError>& error) { return error ? error->what() : "<no error>"; }

@@ -5,6 +5,7 @@
 #include "support/test_backends.hpp"
 
 #include "support/controller_fixture.hpp"
+#include "support/outcomes.hpp"
 
 #include <asyncstate/asyncstate.hpp>
 
@@ -20,6 +21,8 @@
 #include <vector>
 
 using namespace asyncstate;
+using asyncstate::test::errorOf;
+using asyncstate::test::valueOf;
 using asyncstate::testing::FailingBackend;
 using asyncstate::testing::InjectedFailure;
 using asyncstate::testing::ShufflingBackend;
@@ -34,33 +37,6 @@ class Boom : public std::runtime_error {
 ::testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-template <class T>
-std::optional<T> valueOf(StateFuture<T>&& future) {
-  EXPECT_TRUE(future.isDone());
-  std::optional<T> out;
-  (void)std::move(future).handle([&](std::optional<T> value, const AsyncError* error) {
-    if (error != nullptr) ADD_FAILURE() << "unexpected failure: " << error->message();
-    out = std::move(value);
-  });
-  return out;
-}
-
-template <class T>
-std::optional<AsyncError> errorOf(StateFuture<T>&& future) {
-  EXPECT_TRUE(future.isDone());
-  std::optional<AsyncError> out;
-  if constexpr (std::is_void_v<T>) {
-    (void)std::move(future).handle([&](const AsyncError* error) {
-      if (error != nullptr) out = *error;
-    });
-  } else {
-    (void)std::move(future).handle([&](std::optional<T>, const AsyncError* error) {
-      if (error != nullptr) out = *error;
-    });
-  }
-  return out;
 }
 
 // --- coroutines under test (free functions: a coroutine lambda's captures would not
