@@ -450,13 +450,8 @@ def plot_timeout(to, plots):
     ax2 = ax.twinx()
     ax2.plot(ms, [b["batches_per_1k"] for _, b in to], "^:", color="#7f7f7f", label="batches per 1000 records")
     ax2.set_ylabel("batches per 1000 records")
-    lines = ax.get_legend_handles_labels()
-    lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper left")
-    ax.set_title("buffer timeout: latency against batching (5000 records/s, 1 ms backend)")
-    md = save(fig, plots, "buffer_timeout.png")
-    plt.close(fig)
-    return md
+    title = "buffer timeout: latency against batching (5000 records/s, 1 ms backend)"
+    return save_with_both_legends(plt, fig, ax, ax2, title, plots, "buffer_timeout.png")
 
 
 def plot_cache(ca, plots):
@@ -470,11 +465,16 @@ def plot_cache(ca, plots):
     ax2 = ax.twinx()
     ax2.plot(xs, [b["records_per_s"] for _, b in ca], "s--", color="#d62728", label="records/s")
     ax2.set_ylabel("records/s")
+    return save_with_both_legends(plt, fig, ax, ax2, "local cache on Zipf keys with one hot key", plots, "cache.png")
+
+
+# A plot with a second y axis: one legend for the lines of both axes.
+def save_with_both_legends(plt, fig, ax, ax2, title, plots, name):
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper left")
-    ax.set_title("local cache on Zipf keys with one hot key")
-    md = save(fig, plots, "cache.png")
+    ax.set_title(title)
+    md = save(fig, plots, name)
     plt.close(fig)
     return md
 
