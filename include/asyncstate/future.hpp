@@ -164,11 +164,13 @@ class FutureBody {
 #endif
   ASYNCSTATE_ALWAYS_INLINE ~FutureBody() {
     // Inline, so that on a ready future it folds down to a test of the mode and a
-    // dropped pending one (a write's future) releases its core without a call.
+    // dropped pending one (a write's future) releases its core without a call. No path
+    // takes the future's address (the failure's is a static function given the error), so
+    // a local future can live in registers (see StatePromise::dropUntakenFuture).
     if (mode_ == Mode::Pending) {
       core_->dropConsumer();
     } else if (mode_ == Mode::Failed) [[unlikely]] {
-      discard();
+      reportDropped(std::unique_ptr<AsyncError>(error_));
     } else if (mode_ == Mode::Ready) {
       destroyValue();
     }
@@ -513,12 +515,12 @@ class FutureBody {
 
   ASYNCSTATE_ALWAYS_INLINE void requireUsable(const char* what) const {
     if (mode_ == Mode::Empty) [[unlikely]]
-      throwConsumed(what);
+      throwConsumed(what, consumedBy_);
   }
 
-  [[noreturn]] ASYNCSTATE_COLD void throwConsumed(const char* what) const {
+  [[noreturn]] ASYNCSTATE_COLD static void throwConsumed(const char* what, const char* consumedBy) {
     throw FutureMisuseError(std::string("StateFuture::") + what + " on a future that was already consumed by " +
-                            (consumedBy_ != nullptr ? consumedBy_ : "an earlier call") +
+                            (consumedBy != nullptr ? consumedBy : "an earlier call") +
                             ": a StateFuture has exactly one consumer");
   }
 

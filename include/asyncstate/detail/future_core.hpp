@@ -371,21 +371,21 @@ class Producer {
   Producer(Producer&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
   Producer& operator=(Producer&& other) noexcept {
     if (this != &other) {
-      if (core_ != nullptr) abandon();
+      if (core_ != nullptr) abandon(core_);
       core_ = std::exchange(other.core_, nullptr);
     }
     return *this;
   }
   // The test stays inline, so that a producer the compiler sees completed costs nothing
   // on the way out; breaking the promise is the rare, out-of-line case.
-  ~Producer() {
+  ASYNCSTATE_ALWAYS_INLINE ~Producer() {
     if (core_ != nullptr) [[unlikely]]
-      abandon();
+      abandon(core_);
   }
 
   explicit operator bool() const noexcept { return core_ != nullptr; }
 
-  void setValue(T value) {
+  ASYNCSTATE_ALWAYS_INLINE void setValue(T value) {
     Core<T>* core = std::exchange(core_, nullptr);
     core->setValue(std::move(value));
     core->release();
@@ -398,10 +398,11 @@ class Producer {
   }
 
  private:
-  ASYNCSTATE_COLD void abandon() {
-    setError(AsyncError(std::make_exception_ptr(FutureMisuseError("broken promise: the producer of a StateFuture "
-                                                                  "was destroyed without completing it")),
-                        "", "", "complete future"));
+  ASYNCSTATE_COLD static void abandon(Core<T>* core) {
+    core->setError(AsyncError(std::make_exception_ptr(FutureMisuseError("broken promise: the producer of a StateFuture "
+                                                                        "was destroyed without completing it")),
+                              "", "", "complete future"));
+    core->release();
   }
   Core<T>* core_ = nullptr;
 };
