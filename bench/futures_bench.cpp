@@ -15,6 +15,7 @@
 #include <asyncstate/backend/memory.hpp>
 #include <asyncstate/controller.hpp>
 #include <asyncstate/future.hpp>
+#include <asyncstate/pool.hpp>
 #include <asyncstate/task.hpp>
 
 #include <benchmark/benchmark.h>
@@ -30,6 +31,7 @@
 #include <future>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -85,6 +87,15 @@ struct Plain {
   }
   std::int64_t sink = 0;
   std::exception_ptr error = std::make_exception_ptr(std::runtime_error("injected"));
+};
+
+// The allocator alone: the pool a controller gives its futures, under either policy,
+// without a future around it.
+template <asyncstate::AllocationPolicy Policy>
+struct Blocks : Plain {
+  Blocks() { held.reserve(kMaxInFlight); }
+  asyncstate::FuturePool pool{Policy};
+  std::vector<std::pair<void*, std::uint8_t>> held;  // a block and the class to return it with
 };
 
 struct Std : Plain {
@@ -499,6 +510,31 @@ void inflightBoost(benchmark::State& state) {
       k);
 }
 
+// The same K blocks, taken and given back as inflightAsync's futures take and give back
+// theirs, with one store and one load each where a future writes and reads its header.
+// What the allocator costs at scale, apart from everything a future does besides.
+template <asyncstate::AllocationPolicy Policy>
+void blocksHeld(benchmark::State& state) {
+  const auto k = state.range(0);
+  measure<Blocks<Policy>>(
+      state,
+      [k](Blocks<Policy>& fx) INLINED_OP {
+        for (std::int64_t j = 0; j < k; ++j) {
+          std::uint8_t sizeClass = asyncstate::FuturePool::sizeClassOf(bench::kFutureStateSize);
+          void* block = fx.pool.allocateClass(sizeClass, bench::kFutureStateSize);
+          *static_cast<std::int64_t*>(block) = j;
+          fx.held.emplace_back(block, sizeClass);
+        }
+        for (const auto& [block, sizeClass] : fx.held) {
+          fx.sink += *static_cast<std::int64_t*>(block);
+          fx.pool.deallocateClass(block, sizeClass);
+        }
+        fx.held.clear();
+        benchmark::DoNotOptimize(fx.sink);
+      },
+      k);
+}
+
 // --- co_await on a ready and on a pending future -------------------------------------
 
 asyncstate::Task<int> awaitStep(StateFuture<int> future) { co_return step(co_await std::move(future)); }
@@ -568,6 +604,10 @@ void registerAll() {
     bench::registerTimed("inflight/heap", inflightAsync<Heap>)->Arg(k);
     bench::registerTimed("inflight/std", inflightStd)->Arg(k);
     bench::registerTimed("inflight/boost", inflightBoost)->Arg(k);
+  }
+  for (const std::int64_t k : {64, 4096, 65536}) {
+    bench::registerTimed("blocks/pooled", blocksHeld<asyncstate::AllocationPolicy::Pooled>)->Arg(k);
+    bench::registerTimed("blocks/heap", blocksHeld<asyncstate::AllocationPolicy::Heap>)->Arg(k);
   }
 }
 

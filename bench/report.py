@@ -105,6 +105,8 @@ CASES = (
     + [(f"combine/{n}", f"combineAll over {n} (per future)") for n in (8, 100)]
     + [("await_ready", "co_await a ready future"), ("await_pending", "co_await a pending future")]
     + [(f"inflight/{k}", f"{k} in flight, then drained (per future)") for k in (64, 4096, 65536)]
+    + [(f"blocks/{k}", f"{k} blocks held, then released: the policy's allocator alone (per block)")
+       for k in (64, 4096, 65536)]
 )
 
 
@@ -396,6 +398,11 @@ def plots_futures(idx, plots):
             ks = [p[0] for p in pts]
             axes[0].plot(ks, [per_item(p[1]) for p in pts], "o-", label=c, color=colours[c])
             axes[1].plot(ks, [p[1]["peak_bytes"] / p[0] for p in pts], "o-", label=c, color=colours[c])
+    for c in ("pooled", "heap"):
+        pts = sorted((int(k.split("/")[1]), per_item(v[c])) for k, v in idx.items() if k.startswith("blocks/") and c in v)
+        if pts:
+            axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "s--", label=f"{c}: allocator alone",
+                         color=colours[c])
     for ax, ylabel in ((axes[0], "ns per future"), (axes[1], "peak heap bytes per future")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
