@@ -9,13 +9,12 @@
 // state) and `peak_bytes` (the highest live heap growth over a fresh fixture, which
 // includes the slabs a pool grows).
 
-#include "alloc_counter.hpp"
 #include "common.hpp"
+#include "measure.hpp"
 
 #include <asyncstate/backend/memory.hpp>
 #include <asyncstate/controller.hpp>
 #include <asyncstate/future.hpp>
-#include <asyncstate/pool.hpp>
 #include <asyncstate/task.hpp>
 
 #include <benchmark/benchmark.h>
@@ -31,7 +30,6 @@
 #include <future>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace {
@@ -42,9 +40,7 @@ using asyncstate::StateFuture;
 // The continuation's work, identical for every contender.
 inline int step(int v) { return v + 1; }
 
-// The largest K of the in-flight case. Fixtures reserve their vectors for it up front
-// so that peak_bytes measures the futures, not the benchmark's bookkeeping.
-constexpr std::size_t kMaxInFlight = 65536;
+using bench::kMaxInFlight;
 
 // --- contenders ----------------------------------------------------------------
 
@@ -80,23 +76,8 @@ struct Async {
 using Pooled = Async<asyncstate::AllocationPolicy::Pooled>;
 using Heap = Async<asyncstate::AllocationPolicy::Heap>;
 
-struct Plain {
-  template <class Fn>
-  void run(Fn&& fn) {
-    fn();
-  }
-  std::int64_t sink = 0;
-  std::exception_ptr error = std::make_exception_ptr(std::runtime_error("injected"));
-};
-
-// The allocator alone: the pool a controller gives its futures, under either policy,
-// without a future around it.
-template <asyncstate::AllocationPolicy Policy>
-struct Blocks : Plain {
-  Blocks() { held.reserve(kMaxInFlight); }
-  asyncstate::FuturePool pool{Policy};
-  std::vector<std::pair<void*, std::uint8_t>> held;  // a block and the class to return it with
-};
+using bench::measure;
+using bench::Plain;
 
 struct Std : Plain {
   Std() {
@@ -117,48 +98,6 @@ struct Boost : Plain {
   std::vector<boost::future<int>> futures;
   std::vector<boost::future<void>> results;
 };
-
-// --- measurement -----------------------------------------------------------------
-
-// Every contender's operation is inlined into the timed loop. Left to the compiler, the
-// small ones (malloc+free, a direct call, std::promise) were inlined and the larger ones
-// (asyncstate's, boost's) were called, which charged a call frame -- six saved registers
-// and a return -- to those contenders alone: 1.5 ns of the 8.8 ns of a pending
-// asyncstate continuation on the machine of docs/benchmarks.md. The recorded numbers are
-// g++'s; clang wants the attribute elsewhere on a mutable lambda, so there it is left out.
-#if defined(__GNUC__) && !defined(__clang__)
-#define INLINED_OP __attribute__((always_inline))
-#else
-#define INLINED_OP
-#endif
-
-// Times `op` in the benchmark loop, then counts its allocations in an untimed pass on
-// a fresh fixture: `warm` operations to reach steady state, then `counted` ones.
-template <class Fixture, class Op>
-void measure(benchmark::State& state, Op op, std::int64_t items = 1) {
-  {
-    Fixture fx;
-    fx.run([&] {
-      for (auto _ : state) op(fx);
-    });
-    benchmark::DoNotOptimize(fx.sink);
-  }
-  const std::int64_t warm = items >= 1024 ? 1 : 64;
-  const std::int64_t counted = items >= 1024 ? 2 : 1024;
-  Fixture fx;
-  bench::alloc::Probe probe;
-  fx.run([&] {
-    for (std::int64_t i = 0; i < warm; ++i) op(fx);
-    probe.resetAllocations();
-    for (std::int64_t i = 0; i < counted; ++i) op(fx);
-  });
-  // Read before touching state.counters, which allocates under the probe.
-  const auto allocations = static_cast<double>(probe.allocations());
-  const auto peakBytes = static_cast<double>(probe.peakBytes());
-  state.counters["items"] = static_cast<double>(items);
-  state.counters["allocs_per_item"] = allocations / static_cast<double>(counted * items);
-  state.counters["peak_bytes"] = peakBytes;
-}
 
 // --- a ready future with one continuation ----------------------------------------
 
@@ -510,31 +449,6 @@ void inflightBoost(benchmark::State& state) {
       k);
 }
 
-// The same K blocks, taken and given back as inflightAsync's futures take and give back
-// theirs, with one store and one load each where a future writes and reads its header.
-// What the allocator costs at scale, apart from everything a future does besides.
-template <asyncstate::AllocationPolicy Policy>
-void blocksHeld(benchmark::State& state) {
-  const auto k = state.range(0);
-  measure<Blocks<Policy>>(
-      state,
-      [k](Blocks<Policy>& fx) INLINED_OP {
-        for (std::int64_t j = 0; j < k; ++j) {
-          std::uint8_t sizeClass = asyncstate::FuturePool::sizeClassOf(bench::kFutureStateSize);
-          void* block = fx.pool.allocateClass(sizeClass, bench::kFutureStateSize);
-          *static_cast<std::int64_t*>(block) = j;
-          fx.held.emplace_back(block, sizeClass);
-        }
-        for (const auto& [block, sizeClass] : fx.held) {
-          fx.sink += *static_cast<std::int64_t*>(block);
-          fx.pool.deallocateClass(block, sizeClass);
-        }
-        fx.held.clear();
-        benchmark::DoNotOptimize(fx.sink);
-      },
-      k);
-}
-
 // --- co_await on a ready and on a pending future -------------------------------------
 
 asyncstate::Task<int> awaitStep(StateFuture<int> future) { co_return step(co_await std::move(future)); }
@@ -605,15 +519,12 @@ void registerAll() {
     bench::registerTimed("inflight/std", inflightStd)->Arg(k);
     bench::registerTimed("inflight/boost", inflightBoost)->Arg(k);
   }
-  for (const std::int64_t k : {64, 4096, 65536}) {
-    bench::registerTimed("blocks/pooled", blocksHeld<asyncstate::AllocationPolicy::Pooled>)->Arg(k);
-    bench::registerTimed("blocks/heap", blocksHeld<asyncstate::AllocationPolicy::Heap>)->Arg(k);
-  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   registerAll();
+  bench::registerBlockBenchmarks();
   return bench::runBenchmarks(argc, argv);
 }
