@@ -12,14 +12,14 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 g++-12 -std=c++20 -O2 -g -DNDEBUG -I"$include" "$root/bench/instructions_driver.cpp" -o "$work/driver"
 
-n=20000
+n=20480  # a multiple of inflight64's 64 futures a round
 count() {  # count <case> <ops> <policy>
   valgrind --tool=callgrind --callgrind-out-file="$work/out" "$work/driver" "$1" "$2" "$3" 2>&1 \
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 rows=()
 for policy in pooled heap; do
-  for case in ready pending chain16 failure4; do
+  for case in ready pending chain16 failure4 inflight64; do
     once="$(count "$case" "$n" "$policy")"
     twice="$(count "$case" $((2 * n)) "$policy")"
     rows+=("{\"case\": \"$case\", \"policy\": \"$policy\", \"instructions_per_op\": $(((twice - once) / n))}")

@@ -327,7 +327,8 @@ def instructions_section(path):
     counts = {(c["case"], c["policy"]): c["instructions_per_op"] for c in data["cases"]}
     labels = [("ready", "a ready future, one continuation"),
               ("pending", "promise → future → continuation, completed later"),
-              ("chain16", "chain of 16 stages"), ("failure4", "failure through 4 stages, recovered")]
+              ("chain16", "chain of 16 stages"), ("failure4", "failure through 4 stages, recovered"),
+              ("inflight64", "64 in flight, then drained (per future)")]
     rows = [[label, counts.get((case, "pooled"), "–"), counts.get((case, "heap"), "–")] for case, label in labels]
     return "\n".join([
         f"Counted with callgrind by `bench/instructions.sh` (sources {data['sources']}, {data['compiler']}, -O2): "
