@@ -395,17 +395,24 @@ void combineBoost(benchmark::State& state) {
 
 // --- K futures in flight, then drained -------------------------------------------------
 
-template <class Fixture>
+// kShuffled: completed in the order a remote backend answers (bench::completionOrder)
+// rather than the order of creation.
+template <class Fixture, bool kShuffled = false>
 void inflightAsync(benchmark::State& state) {
   const auto k = state.range(0);
+  const std::vector<std::uint32_t> order = kShuffled ? bench::completionOrder(k) : std::vector<std::uint32_t>{};
   measure<Fixture>(
       state,
-      [k](Fixture& fx) INLINED_OP {
+      [k, &order](Fixture& fx) INLINED_OP {
         for (std::int64_t j = 0; j < k; ++j) {
           fx.promises.push_back(fx.controller.template newPromise<int>());
           auto done = fx.promises.back().future().thenAccept([&fx](int v) { fx.sink += step(v); });
         }
-        for (std::int64_t j = 0; j < k; ++j) fx.promises[static_cast<std::size_t>(j)].setValue(static_cast<int>(j));
+        if constexpr (kShuffled) {
+          for (const std::uint32_t j : order) fx.promises[j].setValue(static_cast<int>(j));
+        } else {
+          for (std::int64_t j = 0; j < k; ++j) fx.promises[static_cast<std::size_t>(j)].setValue(static_cast<int>(j));
+        }
         fx.promises.clear();
         benchmark::DoNotOptimize(fx.sink);
       },
@@ -518,6 +525,10 @@ void registerAll() {
     bench::registerTimed("inflight/heap", inflightAsync<Heap>)->Arg(k);
     bench::registerTimed("inflight/std", inflightStd)->Arg(k);
     bench::registerTimed("inflight/boost", inflightBoost)->Arg(k);
+  }
+  for (const std::int64_t k : {4096, 65536}) {
+    bench::registerTimed("inflight_shuffled/pooled", inflightAsync<Pooled, true>)->Arg(k);
+    bench::registerTimed("inflight_shuffled/heap", inflightAsync<Heap, true>)->Arg(k);
   }
 }
 

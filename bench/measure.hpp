@@ -8,11 +8,16 @@
 #include "alloc_counter.hpp"
 
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <numeric>
+#include <random>
 #include <stdexcept>
+#include <vector>
 
 namespace bench {
 
@@ -32,10 +37,25 @@ constexpr std::size_t kMaxInFlight = 65536;
 #define INLINED_OP
 #endif
 
+// The order in which a backend answers k requests: a fixed shuffle of 0..k-1, the same
+// in every run and for every contender. Remote state answers out of order, which
+// scatters the blocks a heap allocator links into its free lists.
+inline std::vector<std::uint32_t> completionOrder(std::int64_t k) {
+  std::vector<std::uint32_t> order(static_cast<std::size_t>(k));
+  std::iota(order.begin(), order.end(), 0U);
+  std::shuffle(order.begin(), order.end(), std::mt19937(20261203));
+  return order;
+}
+
 // Times `op` in the benchmark loop, then counts its allocations in an untimed pass on
 // a fresh fixture: `warm` operations to reach steady state, then `counted` ones.
 template <class Fixture, class Op>
 void measure(benchmark::State& state, Op op, std::int64_t items = 1) {
+  // Every case starts from a consolidated heap. Otherwise malloc's speed depends on the
+  // cases that ran before (and with random interleaving on their random order): the
+  // allocator alone at 65 536 blocks took 11.8 ns per block run alone and 20.3 ns after
+  // the other cases (bench/analysis.md, tenth round).
+  malloc_trim(0);
   {
     Fixture fx;
     fx.run([&] {

@@ -105,8 +105,11 @@ CASES = (
     + [(f"combine/{n}", f"combineAll over {n} (per future)") for n in (8, 100)]
     + [("await_ready", "co_await a ready future"), ("await_pending", "co_await a pending future")]
     + [(f"inflight/{k}", f"{k} in flight, then drained (per future)") for k in (64, 4096, 65536)]
+    + [(f"inflight_shuffled/{k}", f"{k} in flight, completed in a shuffled order (per future)") for k in (4096, 65536)]
     + [(f"blocks/{k}", f"{k} blocks held, then released: the policy's allocator alone (per block)")
        for k in (64, 4096, 65536)]
+    + [(f"blocks_shuffled/{k}", f"{k} blocks held, released in a shuffled order: the allocator alone (per block)")
+       for k in (4096, 65536)]
 )
 
 
@@ -287,6 +290,12 @@ def targets_section(idx, ov, lat):
     add("heap policy ÷ pooled (pending continuation)", ratio("pending", "heap", "pooled"), "≥ 2×", lambda v: v >= 2)
     add("heap policy ÷ pooled (65 536 in flight)", ratio("inflight/65536", "heap", "pooled"), "≥ 3×",
         lambda v: v >= 3)
+    add("heap policy ÷ pooled (65 536 in flight, completed in a shuffled order)",
+        ratio("inflight_shuffled/65536", "heap", "pooled"), "≥ 3×", lambda v: v >= 3)
+    add("(context) the allocator alone, heap ÷ pooled (65 536 blocks)", ratio("blocks/65536", "heap", "pooled"), "–",
+        lambda v: True)
+    add("(context) the allocator alone, heap ÷ pooled (65 536 blocks, shuffled)",
+        ratio("blocks_shuffled/65536", "heap", "pooled"), "–", lambda v: True)
     add("std::promise/future ÷ pooled (pending)", ratio("pending", "std", "pooled"), "≥ 30×", lambda v: v >= 30)
     add("boost::future::then ÷ pooled (pending)", ratio("pending", "boost", "pooled"), "≥ 30×", lambda v: v >= 30)
     add("(context) std::promise+future+get ÷ malloc+free", ratio("pending", "std", "malloc"), "≈ 30× (issue)",
