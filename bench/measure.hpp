@@ -8,7 +8,6 @@
 #include "alloc_counter.hpp"
 
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -51,14 +50,15 @@ inline std::vector<std::uint32_t> completionOrder(std::int64_t k) {
 // a fresh fixture: `warm` operations to reach steady state, then `counted` ones.
 template <class Fixture, class Op>
 void measure(benchmark::State& state, Op op, std::int64_t items = 1) {
-  // Every case starts from a consolidated heap. Otherwise malloc's speed depends on the
-  // cases that ran before (and with random interleaving on their random order): the
-  // allocator alone at 65 536 blocks took 11.8 ns per block run alone and 20.3 ns after
-  // the other cases (bench/analysis.md, tenth round).
-  malloc_trim(0);
   {
     Fixture fx;
     fx.run([&] {
+      // Untimed: the first operation grows what the fixture keeps (the pool's slabs, the
+      // vectors). google-benchmark calls this function once per trial, a fresh fixture
+      // each time, and a trial as short as --benchmark_min_time=0.05 would otherwise
+      // charge that growth to the steady state: 65 536 pooled futures in flight took
+      // 12.2 instead of 10.1 ns each (bench/analysis.md, tenth round).
+      op(fx);
       for (auto _ : state) op(fx);
     });
     benchmark::DoNotOptimize(fx.sink);

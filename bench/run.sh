@@ -2,8 +2,9 @@
 # Records the numbers in docs/benchmarks.md: builds the benchmarks (g++ 12,
 # RelWithDebInfo, build/bench), describes the machine, runs both binaries with
 # repetitions in random interleaving (so drift on a shared machine hits every
-# contender alike), counts instructions per future operation (bench/instructions.sh),
-# and regenerates the report and plots.
+# contender alike; the futures binary with one process per case, bench/isolate.py),
+# counts instructions per future operation (bench/instructions.sh), and regenerates
+# the report and plots.
 #
 #   bench/run.sh                 # everything (~5 min)
 #   bench/run.sh --futures-only  # the futures binary and instruction counts; the state
@@ -43,8 +44,9 @@ fi
 common=(--benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
         --benchmark_out_format=json)
 if ! $state_only; then
-  "$root/build/bench/bench/asyncstate_bench_futures" "${common[@]}" --benchmark_repetitions=5 \
-    --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01 --benchmark_out="$out/futures.json"
+  # A process per case: in a shared one, a case's heap is what the cases before it left.
+  /usr/bin/python3 "$root/bench/isolate.py" --repetitions 5 --out "$out/futures.json" -- \
+    "$root/build/bench/bench/asyncstate_bench_futures" --benchmark_min_time=0.05 --benchmark_min_warmup_time=0.01
   "$root/bench/instructions.sh"
 fi
 if ! $futures_only; then
