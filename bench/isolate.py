@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs every case of a google-benchmark binary in a process of its own, the cases of each
 repetition in a new random order, and writes one JSON file in google-benchmark's format
-with each case's repetitions and their "median" and "min" aggregates.
+with each case's aggregates over its repetitions (mean, median, stddev, min), as
+--benchmark_report_aggregates_only writes them.
 
 Why a process per case: in one process a case inherits the heap the cases before it left
 behind, and with random interleaving those are different cases in every run. malloc's
@@ -26,7 +27,7 @@ STANDARD_FIELDS = {
     "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit",
     "aggregate_name", "aggregate_unit", "label", "error_occurred", "error_message",
 }
-AGGREGATES = {"median": statistics.median, "min": min}
+AGGREGATES = {"mean": statistics.mean, "median": statistics.median, "stddev": statistics.stdev, "min": min}
 
 
 def run_case(command, case):
@@ -66,6 +67,8 @@ def main():
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no benchmark binary given")
+    if args.repetitions < 2:
+        parser.error("--repetitions must be at least 2: the aggregates include a standard deviation")
 
     listed = subprocess.run(command + ["--benchmark_list_tests=true"], capture_output=True, text=True, check=True)
     cases = listed.stdout.split()
@@ -80,8 +83,7 @@ def main():
 
     benchmarks = []
     for case in cases:
-        runs = by_case[case]
-        benchmarks += runs + [aggregate(runs, name) for name in AGGREGATES]
+        benchmarks += [aggregate(by_case[case], name) for name in AGGREGATES]
     context["isolation"] = "one process per case and repetition (bench/isolate.py)"
     with open(args.out, "w") as f:
         json.dump({"context": context, "benchmarks": benchmarks}, f, indent=1)

@@ -35,6 +35,7 @@ class AggregateTest(unittest.TestCase):
         self.assertNotIn("repetition_index", fastest)
         middle = isolate.aggregate(runs, "median")
         self.assertEqual((middle["real_time"], middle["cpu_time"]), (8.0, 5.0))
+        self.assertEqual(isolate.aggregate(runs, "stddev")["items"], 0.0)
 
 
 FAKE_BINARY = """#!/usr/bin/env python3
@@ -60,7 +61,7 @@ class FailureTest(unittest.TestCase):
                 f.write(FAKE_BINARY)
             os.chmod(fake, os.stat(fake).st_mode | stat.S_IXUSR)
             out = os.path.join(tmp, "out.json")
-            result = subprocess.run([sys.executable, os.path.join(HERE, "isolate.py"), "--repetitions", "1",
+            result = subprocess.run([sys.executable, os.path.join(HERE, "isolate.py"), "--repetitions", "2",
                                      "--out", out, "--", fake], capture_output=True, text=True)
             self.assertNotEqual(result.returncode, 0)
             self.assertIn("bad/pooled failed (exit 3)", result.stderr)
@@ -69,7 +70,7 @@ class FailureTest(unittest.TestCase):
 
 
 class BinaryTest(unittest.TestCase):
-    def test_every_case_of_the_binary_runs_once_per_repetition(self):
+    def test_every_case_of_the_binary_is_aggregated_over_its_repetitions(self):
         if BINARY is None:
             self.skipTest("no benchmark binary given")
         cases = subprocess.run([BINARY, "--benchmark_list_tests=true"], capture_output=True, text=True,
@@ -82,12 +83,11 @@ class BinaryTest(unittest.TestCase):
                 data = json.load(f)
         self.assertIn("isolation", data["context"])
         for case in cases:
-            records = [b for b in data["benchmarks"] if b["run_name"] == case]
-            iterations = [b for b in records if b["run_type"] == "iteration"]
-            self.assertEqual(sorted(b["repetition_index"] for b in iterations), [0, 1], case)
-            aggregates = {b["aggregate_name"]: b for b in records if b["run_type"] == "aggregate"}
-            self.assertEqual(set(aggregates), {"min", "median"}, case)
-            self.assertEqual(aggregates["min"]["cpu_time"], min(b["cpu_time"] for b in iterations), case)
+            aggregates = {b["aggregate_name"]: b for b in data["benchmarks"] if b["run_name"] == case}
+            self.assertEqual(set(aggregates), {"mean", "median", "stddev", "min"}, case)
+            self.assertTrue(all(b["run_type"] == "aggregate" and b["repetitions"] == 2 for b in aggregates.values()))
+            self.assertLessEqual(aggregates["min"]["cpu_time"], aggregates["median"]["cpu_time"], case)
+            self.assertGreater(aggregates["min"]["cpu_time"], 0, case)
 
 
 if __name__ == "__main__":
