@@ -7,7 +7,7 @@
 # the report and plots.
 #
 #   bench/run.sh                 # everything (~5 min)
-#   bench/run.sh --futures-only  # the futures binary and instruction counts; the state
+#   bench/run.sh --futures-only  # the futures binary and instruction counts (~2.5 min); the state
 #                                # numbers in the report stay those of docs/bench/state.json
 #   bench/run.sh --state-only    # the state binary only; the futures numbers stay those of
 #                                # docs/bench/futures*.json
@@ -31,13 +31,15 @@ $futures_only || targets+=(asyncstate_bench_state)
 cmake --build "$root/build/bench" -j "$jobs" --target "${targets[@]}"
 
 # A state-only run keeps the recorded machine description (it names the futures run's sources).
+# "Uncommitted changes" means changes to what is measured: the analysis and the report's
+# code do not change a number.
 if ! $state_only; then
   {
     lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\)|Hypervisor vendor|L1d cache|L2 cache|L3 cache)'
     echo "Kernel:                                  $(uname -srm)"
     echo "Compiler:                                $(g++ --version | head -1)"
     echo "Memory:                                  $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
-    echo "Sources:                                 commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$root" diff --quiet HEAD -- include bench examples 2>/dev/null || echo ' plus uncommitted changes')"
+    echo "Sources:                                 commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo none)$(git -C "$root" diff --quiet HEAD -- include bench examples ':!bench/*.md' ':!bench/report.py' 2>/dev/null || echo ' plus uncommitted changes')"
   } >"$out/machine.txt"
 fi
 
