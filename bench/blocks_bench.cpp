@@ -24,29 +24,28 @@ struct Blocks : bench::Plain {
 
 // K blocks of a future's size, taken and given back in the order the in-flight case's
 // futures take and give back theirs, with one store and one load each where a future
-// writes and reads its header. kShuffled: given back in bench::completionOrder.
+// writes and reads its header. kShuffled: given back in a shuffled order (bench::Completions).
 template <asyncstate::AllocationPolicy Policy, bool kShuffled = false>
 void blocksHeld(benchmark::State& state) {
   const auto k = state.range(0);
-  const std::vector<std::uint32_t> order = kShuffled ? bench::completionOrder(k) : std::vector<std::uint32_t>{};
+  const bench::Completions<kShuffled> completions(k);
   bench::measure<Blocks<Policy>>(
       state,
-      [k, &order](Blocks<Policy>& fx) INLINED_OP {
+      [k, &completions](Blocks<Policy>& fx) INLINED_OP {
         for (std::int64_t j = 0; j < k; ++j) {
           std::uint8_t sizeClass = asyncstate::FuturePool::sizeClassOf(bench::kFutureStateSize);
           void* block = fx.pool.allocateClass(sizeClass, bench::kFutureStateSize);
           *static_cast<std::int64_t*>(block) = j;
           fx.held.emplace_back(block, sizeClass);
         }
-        const auto release = [&fx](const std::pair<void*, std::uint8_t>& held) INLINED_OP {
-          fx.sink += *static_cast<std::int64_t*>(held.first);
-          fx.pool.deallocateClass(held.first, held.second);
-        };
-        if constexpr (kShuffled) {
-          for (const std::uint32_t j : order) release(fx.held[j]);
-        } else {
-          for (const auto& held : fx.held) release(held);
-        }
+        // Read through a local pointer: the vector's own would be loaded again after every
+        // store the pool makes.
+        const auto* held = fx.held.data();
+        completions.forEach([&fx, held](std::size_t j) INLINED_OP {
+          const auto [block, sizeClass] = held[j];
+          fx.sink += *static_cast<std::int64_t*>(block);
+          fx.pool.deallocateClass(block, sizeClass);
+        });
         fx.held.clear();
         benchmark::DoNotOptimize(fx.sink);
       },

@@ -395,24 +395,20 @@ void combineBoost(benchmark::State& state) {
 
 // --- K futures in flight, then drained -------------------------------------------------
 
-// kShuffled: completed in the order a remote backend answers (bench::completionOrder)
+// kShuffled: completed in the order a remote backend answers (bench::Completions)
 // rather than the order of creation.
 template <class Fixture, bool kShuffled = false>
 void inflightAsync(benchmark::State& state) {
   const auto k = state.range(0);
-  const std::vector<std::uint32_t> order = kShuffled ? bench::completionOrder(k) : std::vector<std::uint32_t>{};
+  const bench::Completions<kShuffled> completions(k);
   measure<Fixture>(
       state,
-      [k, &order](Fixture& fx) INLINED_OP {
+      [k, &completions](Fixture& fx) INLINED_OP {
         for (std::int64_t j = 0; j < k; ++j) {
           fx.promises.push_back(fx.controller.template newPromise<int>());
           auto done = fx.promises.back().future().thenAccept([&fx](int v) { fx.sink += step(v); });
         }
-        if constexpr (kShuffled) {
-          for (const std::uint32_t j : order) fx.promises[j].setValue(static_cast<int>(j));
-        } else {
-          for (std::int64_t j = 0; j < k; ++j) fx.promises[static_cast<std::size_t>(j)].setValue(static_cast<int>(j));
-        }
+        completions.forEach([&fx](std::size_t j) INLINED_OP { fx.promises[j].setValue(static_cast<int>(j)); });
         fx.promises.clear();
         benchmark::DoNotOptimize(fx.sink);
       },

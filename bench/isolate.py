@@ -73,12 +73,10 @@ def main():
     listed = subprocess.run(command + ["--benchmark_list_tests=true"], capture_output=True, text=True, check=True)
     cases = listed.stdout.split()
     context, by_case = None, {case: [] for case in cases}
-    for repetition in range(args.repetitions):
+    for _ in range(args.repetitions):
         for case in random.sample(cases, len(cases)):
             case_context, run = run_case(command, case)
             context = context or case_context
-            run["repetitions"] = args.repetitions
-            run["repetition_index"] = repetition
             by_case[case].append(run)
 
     benchmarks = []

@@ -36,15 +36,37 @@ constexpr std::size_t kMaxInFlight = 65536;
 #define INLINED_OP
 #endif
 
-// The order in which a backend answers k requests: a fixed shuffle of 0..k-1, the same
-// in every run and for every contender. Remote state answers out of order, which
+// The order in which k outstanding requests complete: the order of creation, or
+// (kShuffled) the order a remote backend answers in, a fixed shuffle of 0..k-1 drawn once
+// up front, the same in every run and for every contender. Out-of-order completion
 // scatters the blocks a heap allocator links into its free lists.
-inline std::vector<std::uint32_t> completionOrder(std::int64_t k) {
-  std::vector<std::uint32_t> order(static_cast<std::size_t>(k));
-  std::iota(order.begin(), order.end(), 0U);
-  std::shuffle(order.begin(), order.end(), std::mt19937(20261203));
-  return order;
-}
+template <bool kShuffled>
+class Completions {
+ public:
+  explicit Completions(std::int64_t k) : count_(static_cast<std::size_t>(k)) {
+    if constexpr (kShuffled) {
+      order_.resize(count_);
+      std::iota(order_.begin(), order_.end(), 0U);
+      std::shuffle(order_.begin(), order_.end(), std::mt19937(20261203));
+    }
+  }
+
+  // Calls fn(j) for every request j, in completion order.
+  template <class Fn>
+  INLINED_OP void forEach(Fn&& fn) const {
+    if constexpr (kShuffled) {
+      for (const std::uint32_t j : order_) fn(std::size_t{j});
+    } else {
+      // A local bound: the member would be loaded again after every store fn makes.
+      const std::size_t count = count_;
+      for (std::size_t j = 0; j < count; ++j) fn(j);
+    }
+  }
+
+ private:
+  std::size_t count_;
+  std::vector<std::uint32_t> order_;
+};
 
 // Times `op` in the benchmark loop, then counts its allocations in an untimed pass on
 // a fresh fixture: `warm` operations to reach steady state, then `counted` ones.
