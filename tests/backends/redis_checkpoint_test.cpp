@@ -488,6 +488,99 @@ TEST(RedisCheckpoint, ACrashAfterACommitThatShrankRetentionLeavesNoUndoHashBehin
   EXPECT_EQ(idsOf(restarted.retainedCheckpoints()), (std::vector<std::uint64_t>{5, 6}));
 }
 
+// How many undo hashes of any epoch job `job` has on `server`.
+long allUndoHashes(const RedisServer& server, const std::string& job) {
+  return std::stol(server.query({"KEYS", "{" + job + ":*}:u:*"}));
+}
+
+// The same crash after a commit that dropped more epochs than a start names one by one
+// (kMaxEpochsCleanedAtStart, 1024): the start used to stop naming there and kept the
+// oldest undo hashes for good; it now finds the ones that exist.
+TEST(RedisCheckpoint, ACrashAfterACommitThatShrankRetentionByOverAThousandEpochsLeavesNoUndoHashBehind) {
+  RedisServer server;
+  RedisOptions options = lightweightOptions(server);
+  options.retainedCheckpoints = 1200;
+  const std::string job = options.job;
+  constexpr std::uint64_t kCommits = 1150;
+  {
+    RedisBackend backend(options);
+    const MixedStates states(backend);
+    for (int epoch = 1; epoch <= 3; ++epoch) {
+      states.writeEpoch(backend, epoch);
+      backend.commitCheckpoint({});
+    }
+    for (std::uint64_t epoch = 4; epoch <= kCommits; ++epoch) backend.commitCheckpoint({});
+    EXPECT_EQ(backend.retainedCheckpoints().size(), kCommits);
+  }
+  std::vector<std::string> dropped;
+  for (std::uint64_t epoch : {1u, 2u, 3u}) {
+    for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
+      const std::string hash = "{" + job + ":" + std::to_string(group) + "}:u:" + std::to_string(epoch);
+      if (server.query({"EXISTS", hash}) == "1") dropped.push_back(hash);
+    }
+  }
+  ASSERT_GT(dropped.size(), 2u) << "epochs 2 and 3 wrote several key groups";
+  options.retainedCheckpoints = 2;
+  {
+    RedisBackend backend(options);
+    // A state key whose user key looks like an undo hash, written in the epoch a
+    // rollback to checkpoint kCommits needs: neither may go.
+    const MixedStates states(backend);
+    ASSERT_TRUE(run(backend, {put(states.value, "}:u:1", "kept")})[0].ok);
+    EXPECT_EQ(backend.commitCheckpoint({}), kCommits + 1);
+    for (std::uint64_t epoch : {1u, 2u, 3u}) EXPECT_EQ(undoHashes(server, job, epoch), 0) << epoch;
+  }
+  for (const std::string& hash : dropped) ASSERT_EQ(server.query({"HSET", hash, "sk", "0"}), "1");
+  RedisBackend restarted(options);
+  for (std::uint64_t epoch : {1u, 2u, 3u}) EXPECT_EQ(undoHashes(server, job, epoch), 0) << epoch;
+  EXPECT_EQ(undoHashes(server, job, kCommits + 1), 1) << "what a rollback to " << kCommits << " needs stays";
+  EXPECT_EQ(idsOf(restarted.retainedCheckpoints()), (std::vector<std::uint64_t>{kCommits, kCommits + 1}));
+  const MixedStates states(restarted);
+  const std::vector<Outcome> read = run(restarted, {get(states.value, "}:u:1")});
+  ASSERT_TRUE(read[0].ok) << read[0].error;
+  EXPECT_EQ(read[0].result.value, "kept");
+  restarted.rollBackTo(kCommits);
+  EXPECT_FALSE(run(restarted, {get(states.value, "}:u:1")})[0].result.found) << "its pre-image was kept";
+}
+
+// A restore replaces the contents, so the retained checkpoints and every undo hash of
+// the old contents go, also those an earlier process kept under a longer retention and
+// also when this process has lightweight checkpoints off; a later rollback could
+// otherwise write old pre-images over the restored state.
+TEST(RedisCheckpoint, ARestoreLeavesNoCheckpointOrUndoHashOfTheOldContentsWhateverTheOptions) {
+  RedisServer server;
+  for (const bool lightweight : {true, false}) {
+    RedisOptions options = lightweightOptions(server);
+    options.job += lightweight ? "-on" : "-off";
+    options.retainedCheckpoints = 4;
+    Savepoint savepoint;
+    {
+      RedisBackend backend(options);
+      const MixedStates states(backend);
+      for (int epoch = 1; epoch <= 5; ++epoch) {
+        states.writeEpoch(backend, epoch);
+        backend.commitCheckpoint({});
+        if (epoch == 1) backend.snapshot(savepoint);
+      }
+      EXPECT_EQ(idsOf(backend.retainedCheckpoints()), (std::vector<std::uint64_t>{2, 3, 4, 5}));
+      ASSERT_GT(undoHashes(server, options.job, 3), 1);
+    }
+    options.retainedCheckpoints = 2;
+    options.lightweightCheckpoints = lightweight;
+    {
+      RedisBackend backend(options);
+      backend.restore(savepoint);
+      EXPECT_EQ(allUndoHashes(server, options.job), 0) << lightweight;
+    }
+    options.lightweightCheckpoints = true;
+    RedisBackend after(options);
+    EXPECT_EQ(idsOf(after.retainedCheckpoints()),
+              lightweight ? std::vector<std::uint64_t>{6} : std::vector<std::uint64_t>{})
+        << "only the restore's own checkpoint, if it made one";
+    EXPECT_EQ(savepointBytes(after), savepoint.serialize()) << lightweight;
+  }
+}
+
 TEST(RedisCheckpoint, ARollbackStoppedMidwayIsCompletedByTheNextStartOrCallAndNoOtherIdIsTakenMeanwhile) {
   RedisServer server;
   RedisOptions options = lightweightOptions(server);

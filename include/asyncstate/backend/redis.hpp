@@ -299,28 +299,22 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
     // The retained checkpoints and their pre-images describe the old contents: rolled
     // back onto the restored ones they would mix the two. The markers go first, so no
-    // checkpoint is left whose pre-images are gone; an unfinished rollback goes too.
-    if (options_.lightweightCheckpoints) {
-      std::vector<detail::RedisRouter::Command> markers;
-      for (const std::string& key : {keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()}) {
-        markers.push_back(unlink(key));
-      }
-      admin_->runAll(std::move(markers), "restore (discarding the lightweight checkpoints of the old contents)");
-      pendingRollBack_.reset();
-      std::vector<detail::RedisRouter::Command> unlinks;
-      const std::uint64_t oldest = epoch_ > options_.retainedCheckpoints ? epoch_ - options_.retainedCheckpoints : 1;
-      for (std::uint32_t group = 0; group < kMaxKeyGroups; ++group) {
-        for (std::uint64_t epoch = oldest; epoch <= epoch_; ++epoch)
-          unlinks.push_back(unlink(keys_.undoHash(group, epoch)));
-      }
-      admin_->runAll(std::move(unlinks), "restore (discarding the pre-images of the old contents)");
-      epochGroups_.reset();
-      retainedGroups_.clear();
+    // checkpoint is left whose pre-images are gone; an unfinished rollback goes too. Also
+    // without lightweightCheckpoints: a process before this one may have made them.
+    std::vector<detail::RedisRouter::Command> markers;
+    for (const std::string& key : {keys_.checkpointMarker(), keys_.checkpointHistory(), keys_.rollBackIntent()}) {
+      markers.push_back(unlink(key));
     }
+    admin_->runAll(std::move(markers), "restore (discarding the lightweight checkpoints of the old contents)");
+    pendingRollBack_.reset();
+    epochGroups_.reset();
+    retainedGroups_.clear();
 
+    // The old contents and every undo hash found, whichever process's retention made it
+    // (the markers that named them are gone, so nothing could roll back onto them).
     std::vector<detail::RedisRouter::Command> deletes;
     for (const std::string& key : jobKeys()) {
-      if (!keys_.parse(key)) continue;
+      if (!keys_.parse(key) && !keys_.undoHashEpoch(key)) continue;
       detail::RedisRouter::Command c;
       c.args = {"UNLINK", key};
       c.slot = detail::redisSlotOf(key);
@@ -514,13 +508,15 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   // Every key of this job on every master: SCAN, so a large database is never blocked.
   std::vector<std::string> jobKeys() { return scanJobKeys(*admin_, keys_); }
 
-  static std::vector<std::string> scanJobKeys(detail::RedisRouter& router, const detail::RedisKeySchema& schema) {
+  // `pattern` narrows what the server returns; it must match only keys of the job.
+  static std::vector<std::string> scanJobKeys(detail::RedisRouter& router, const detail::RedisKeySchema& schema,
+                                              const std::string& pattern = {}) {
     std::vector<std::string> keys;
     for (std::size_t node : router.masters()) {
       std::string cursor = "0";
       do {
         std::vector<detail::RedisRouter::Command> scan(1);
-        scan[0].args = {"SCAN", cursor, "MATCH", schema.pattern(), "COUNT", "1000"};
+        scan[0].args = {"SCAN", cursor, "MATCH", pattern.empty() ? schema.pattern() : pattern, "COUNT", "1000"};
         scan[0].node = node;
         scan = router.runAll(std::move(scan), "listing keys on " + router.address(node));
         const redisReply* r = scan[0].reply.get();
@@ -695,6 +691,8 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   // commit's UNLINKs went from there up to the new oldest retained checkpoint's epoch);
   // markers written before it existed lack it.
   static constexpr const char* kMarkerPreImagesFrom = "redis.checkpoint.preimagesFrom";
+  // A start names the undo hashes of at most this many dropped epochs one by one (up to
+  // kMaxKeyGroups UNLINKs each); beyond it, it finds the ones that exist by SCAN.
   static constexpr std::uint64_t kMaxEpochsCleanedAtStart = 1024;
   // Key groups a rollback does per pipeline; progress is reported after each chunk.
   static constexpr std::uint32_t kRollBackChunk = 16;
@@ -948,15 +946,28 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
       const std::uint64_t oldest = history.retained.front().id;
       const auto named = history.preImagesFrom.find(history.last());
       std::uint64_t from = named != history.preImagesFrom.end() ? std::min(named->second, oldest) : oldest;
-      // A marker's number is trusted this far only: a retention shrunk by more epochs at
-      // once is not a job, and a corrupt one must not make the start build millions of
-      // commands.
-      if (oldest - from > kMaxEpochsCleanedAtStart) from = oldest - kMaxEpochsCleanedAtStart;
       std::vector<detail::RedisRouter::Command> unlinks;
-      for (std::uint64_t epoch = from; epoch <= oldest; ++epoch) appendUnlinks(unlinks, epoch, groupsOfEpoch(epoch));
+      if (oldest - from <= kMaxEpochsCleanedAtStart) {
+        for (std::uint64_t epoch = from; epoch <= oldest; ++epoch) appendUnlinks(unlinks, epoch, groupsOfEpoch(epoch));
+      } else {
+        // A retention shrunk by more epochs at once, or a corrupt marker: naming every
+        // epoch's hashes could mean millions of commands, so the ones that exist are
+        // found instead (one SCAN of each master).
+        unlinks = undoHashesUpTo(oldest);
+      }
       admin_->runAll(std::move(unlinks),
                      "deleting the pre-images no retained checkpoint of job '" + options_.job + "' needs");
     }
+  }
+
+  // UNLINKs of every undo hash of the job whose epoch is `last` or older.
+  std::vector<detail::RedisRouter::Command> undoHashesUpTo(std::uint64_t last) {
+    std::vector<detail::RedisRouter::Command> unlinks;
+    for (const std::string& key : scanJobKeys(*admin_, keys_, keys_.undoHashPattern())) {
+      const std::optional<std::uint64_t> epoch = keys_.undoHashEpoch(key);
+      if (epoch && *epoch <= last) unlinks.push_back(unlink(key));
+    }
+    return unlinks;
   }
 
   // The key groups with an undo hash of committed epoch `epoch` (all when unknown).

@@ -19,6 +19,7 @@
 #include <asyncstate/backend/redis_cluster.hpp>
 #include <asyncstate/backend/redis_connection.hpp>
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -70,6 +71,25 @@ class RedisKeySchema {
   std::string undoHash(std::uint32_t keyGroup, std::uint64_t epoch) const {
     return tag(keyGroup) + ":u:" + std::to_string(epoch);
   }
+  // The epoch of an undo hash of this job; nullopt for every other key. Strict, so a
+  // state key whose user key bytes contain "}:u:" is not taken for one.
+  std::optional<std::uint64_t> undoHashEpoch(std::string_view key) const {
+    const std::string prefix = "{" + job_ + ":";
+    if (!startsWith(key, prefix)) return std::nullopt;
+    key.remove_prefix(prefix.size());
+    const auto close = key.find("}:u:");
+    if (close == 0 || close == std::string_view::npos ||
+        key.substr(0, close).find_first_not_of("0123456789") != std::string_view::npos) {
+      return std::nullopt;
+    }
+    key.remove_prefix(close + 4);
+    std::uint64_t epoch = 0;
+    const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), epoch);
+    if (key.empty() || error != std::errc() || end != key.data() + key.size()) return std::nullopt;
+    return epoch;
+  }
+  // Glob for SCAN: every undo hash of the job, and possibly state keys (undoHashEpoch decides).
+  std::string undoHashPattern() const { return "{" + job_ + ":*}:u:*"; }
   std::string checkpointMarker() const { return "{" + job_ + ":meta}:c"; }
   std::string checkpointHistory() const { return "{" + job_ + ":meta}:ch"; }
   std::string rollBackIntent() const { return "{" + job_ + ":meta}:r"; }
