@@ -124,7 +124,7 @@ void BlockingCallbackCheck::check(const MatchFinder::MatchResult& Result) {
     Kind = "lock acquisition";
     What = Lock->getType().getUnqualifiedType().getAsString(Ctx.getPrintingPolicy());
   }
-  if (!Site) return;
+  if (!Site || Resolver.isUnevaluated(*Site, Ctx)) return;
   const Scope Where = Resolver.classify(*Site, Ctx);
   const CXXMethodDecl* PerRecord =
       Where.runsAsContinuation() || Kind == FutureWait ? nullptr : perRecordMethodOfAsyncUdf(Where);

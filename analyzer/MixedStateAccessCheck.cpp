@@ -46,6 +46,15 @@ class StateCallCollector : public RecursiveASTVisitor<StateCallCollector> {
   llvm::MapVector<const FieldDecl*, Uses> ByState;
 
   bool TraverseCXXRecordDecl(CXXRecordDecl*) { return true; }
+  // Operands that are never evaluated access nothing.
+  bool TraverseUnaryExprOrTypeTraitExpr(UnaryExprOrTypeTraitExpr*) { return true; }
+  bool TraverseCXXNoexceptExpr(CXXNoexceptExpr*) { return true; }
+  bool TraverseRequiresExpr(RequiresExpr*) { return true; }
+  bool TraverseDecltypeTypeLoc(DecltypeTypeLoc) { return true; }
+  bool TraverseTypeOfExprTypeLoc(TypeOfExprTypeLoc) { return true; }
+  bool TraverseCXXTypeidExpr(CXXTypeidExpr* Typeid) {
+    return !Typeid->isPotentiallyEvaluated() || RecursiveASTVisitor::TraverseCXXTypeidExpr(Typeid);
+  }
   bool VisitCXXMemberCallExpr(CXXMemberCallExpr* Call) {
     const CXXMethodDecl* Method = Call->getMethodDecl();
     if (!Method || !Method->getDeclName().isIdentifier()) return true;

@@ -160,7 +160,7 @@ void SyncStateAccessCheck::checkCall(const CallExpr* Call, ASTContext& Ctx) {
   else if (Member && contains(FutureWaitMethods, Name) &&
            (isSameOrDerivedFrom(Object, StdFutureTypes) || Resolver.isFutureClass(Object)))
     Kind = Blocking::FutureWait;
-  if (Kind == Blocking::None) return;
+  if (Kind == Blocking::None || Resolver.isUnevaluated(*Call, Ctx)) return;
 
   const Scope Where = Resolver.classify(*Call, Ctx);
   if (!Where.isAsync()) return;
@@ -254,7 +254,6 @@ SyncStateAccessCheck::AwaitSite SyncStateAccessCheck::awaitSite(const CallExpr* 
               "inside a lambda, where co_await would suspend the lambda and not the record's coroutine; chain a "
               "continuation on the async call instead"};
     if (Current.get<CXXCatchStmt>()) return {nullptr, "inside a catch handler, where co_await is not allowed"};
-    if (Current.get<UnaryExprOrTypeTraitExpr>()) return {nullptr, "in an unevaluated operand"};
     if (const auto* Function = Current.get<FunctionDecl>()) {
       if (isLambdaCallOperator(Function))
         return {nullptr, "inside a lambda, where co_await would suspend the lambda and not the record's coroutine"};

@@ -220,6 +220,24 @@ std::optional<DynTypedNode> AsyncScopeResolver::parentOf(const DynTypedNode& Nod
   return UserCodeParents::instance().parentOf(Node, Ctx, Names.IgnoredNamespaces);
 }
 
+bool AsyncScopeResolver::isUnevaluated(const Stmt& S, ASTContext& Ctx) const {
+  UserCodeParents& Parents = UserCodeParents::instance();
+  DynTypedNode Current = DynTypedNode::create(S);
+  for (unsigned Depth = 0; Depth < 1024; ++Depth) {
+    const auto* Node = Current.get<Stmt>();
+    if (!Node) return false;  // a declaration: the walk left the expression
+    if (Parents.isTypeOperand(Node, Ctx, Names.IgnoredNamespaces) || isa<UnaryExprOrTypeTraitExpr>(Node) ||
+        isa<CXXNoexceptExpr>(Node) || isa<RequiresExpr>(Node))
+      return true;
+    if (const auto* Typeid = dyn_cast<CXXTypeidExpr>(Node); Typeid && !Typeid->isPotentiallyEvaluated()) return true;
+    if (isa<LambdaExpr>(Node)) return false;
+    auto Parent = parentOf(Current, Ctx);
+    if (!Parent) return false;
+    Current = *Parent;
+  }
+  return false;
+}
+
 std::string AsyncScopeResolver::calleeName(const CallExpr* Call) {
   const auto* Callee = dyn_cast_or_null<NamedDecl>(Call->getCalleeDecl());
   return Callee ? Callee->getNameAsString() : std::string("(call)");

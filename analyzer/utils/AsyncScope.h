@@ -87,6 +87,9 @@ class AsyncScopeResolver {
   // True when the continuation chain holding Call is co_await-ed right away, so
   // the awaiting coroutine's frame outlives every continuation in it.
   bool isAwaitedImmediately(const Expr* Call, ASTContext& Ctx) const;
+  // Code that never runs: inside decltype, typeof, sizeof, alignof, noexcept, an
+  // unevaluated typeid or a requires-expression.
+  bool isUnevaluated(const Stmt& S, ASTContext& Ctx) const;
   // The name a diagnostic gives the call a continuation is passed to.
   static std::string calleeName(const CallExpr* Call);
   // The node's parent in user code (utils/UserCodeParents.h).

@@ -12,7 +12,8 @@ class ParentIndexer : public RecursiveASTVisitor<ParentIndexer> {
   using Base = RecursiveASTVisitor<ParentIndexer>;
 
  public:
-  explicit ParentIndexer(llvm::DenseMap<const void*, DynTypedNode>& Parents) : Parents(Parents) {}
+  ParentIndexer(llvm::DenseMap<const void*, DynTypedNode>& Parents, llvm::DenseSet<const Stmt*>& TypeOperands)
+      : Parents(Parents), TypeOperands(TypeOperands) {}
 
   bool shouldVisitTemplateInstantiations() const { return true; }
   bool shouldVisitImplicitCode() const { return true; }
@@ -26,6 +27,14 @@ class ParentIndexer : public RecursiveASTVisitor<ParentIndexer> {
   bool TraverseStmt(Stmt* S) {
     if (!S) return true;
     return traverse(S, DynTypedNode::create(*S), [&] { return Base::TraverseStmt(S); });
+  }
+  bool TraverseDecltypeTypeLoc(DecltypeTypeLoc TL) {
+    TypeOperands.insert(TL.getUnderlyingExpr());
+    return Base::TraverseDecltypeTypeLoc(TL);
+  }
+  bool TraverseTypeOfExprTypeLoc(TypeOfExprTypeLoc TL) {
+    TypeOperands.insert(TL.getUnderlyingExpr());
+    return Base::TraverseTypeOfExprTypeLoc(TL);
   }
 
  private:
@@ -41,6 +50,7 @@ class ParentIndexer : public RecursiveASTVisitor<ParentIndexer> {
   }
 
   llvm::DenseMap<const void*, DynTypedNode>& Parents;
+  llvm::DenseSet<const Stmt*>& TypeOperands;
   std::vector<DynTypedNode> Stack;
 };
 
@@ -64,12 +74,13 @@ void UserCodeParents::reset() {
   Restricted = false;
   Roots.clear();
   Parents.clear();
+  TypeOperands.clear();
 }
 
 void UserCodeParents::build(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces) {
   Built = true;
   const SourceManager& SM = Ctx.getSourceManager();
-  ParentIndexer Indexer(Parents);
+  ParentIndexer Indexer(Parents, TypeOperands);
   for (Decl* D : Ctx.getTranslationUnitDecl()->decls()) {
     if (!isUserDecl(D, SM, IgnoredNamespaces)) continue;
     Roots.push_back(D);
@@ -81,6 +92,11 @@ const std::vector<Decl*>& UserCodeParents::userDecls(ASTContext& Ctx,
                                                      const std::vector<std::string>& IgnoredNamespaces) {
   if (!Built) build(Ctx, IgnoredNamespaces);
   return Roots;
+}
+
+bool UserCodeParents::isTypeOperand(const Stmt* S, ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces) {
+  if (!Built) build(Ctx, IgnoredNamespaces);
+  return TypeOperands.contains(S);
 }
 
 void UserCodeParents::restrictTraversal(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces) {

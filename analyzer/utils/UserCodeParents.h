@@ -12,6 +12,7 @@
 #include "clang/AST/ASTContext.h"
 #include "clang/AST/ASTTypeTraits.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@ class UserCodeParents {
                                        const std::vector<std::string>& IgnoredNamespaces);
   // The top-level declarations the index covers.
   const std::vector<Decl*>& userDecls(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
+  // An expression written inside a type (the operand of decltype or typeof): it is
+  // never evaluated, and nothing else but its parent chain leads to it.
+  bool isTypeOperand(const Stmt* S, ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
   // Limits AST traversals of Ctx (the matchers', the parent map's) to userDecls(); once
   // per translation unit, whichever check asks first.
   void restrictTraversal(ASTContext& Ctx, const std::vector<std::string>& IgnoredNamespaces);
@@ -44,6 +48,7 @@ class UserCodeParents {
   bool Restricted = false;
   std::vector<Decl*> Roots;
   llvm::DenseMap<const void*, DynTypedNode> Parents;
+  llvm::DenseSet<const Stmt*> TypeOperands;
 };
 
 }  // namespace clang::tidy::asyncstate
