@@ -81,11 +81,14 @@ bool readAfterSuspension(const FunctionDecl* Coroutine, const ParmVarDecl* Param
 }
 
 // A temporary of class type the argument refers to (string_view from a
-// temporary string): it is destroyed at the end of the full-expression.
+// temporary string): it is destroyed at the end of the full-expression. A default
+// argument (`const std::string& label = "anonymous"`) makes its temporary in the
+// caller's full-expression too.
 bool refersToTemporary(const Expr* Argument) {
   const Expr* E = Argument;
   while (isa<ImplicitCastExpr, ParenExpr>(E))
     E = isa<ParenExpr>(E) ? cast<ParenExpr>(E)->getSubExpr() : cast<ImplicitCastExpr>(E)->getSubExpr();
+  if (const auto* Default = dyn_cast<CXXDefaultArgExpr>(E)) return refersToTemporary(Default->getExpr());
   if (const auto* Temporary = dyn_cast<MaterializeTemporaryExpr>(E))
     return Temporary->getStorageDuration() == SD_FullExpression;
   if (const auto* Conversion = dyn_cast<CXXMemberCallExpr>(E))  // operator string_view()
@@ -185,14 +188,16 @@ void DanglingCoroutineReferenceCheck::checkCall(const CallExpr* Call, ASTContext
       Local = shortLivedLocal(Argument, Caller);
     }
     if ((!Temporary && !Local) || !readAfterSuspension(Definition, Parameter)) continue;
-    const SourceLocation Loc = Argument->getBeginLoc();
+    // A default argument is not written at the call: point where it would be.
+    const bool Default = isa<CXXDefaultArgExpr>(Argument->IgnoreParenImpCasts());
+    const SourceLocation Loc = Default ? Call->getRParenLoc() : Argument->getBeginLoc();
     if (!Reported.firstTime(Loc, ArgumentKind)) continue;
     if (Temporary)
       diag(Loc,
-           "temporary bound to %select{reference|view}0 parameter %1 of coroutine %2 is destroyed at the end of "
-           "this statement, but the coroutine reads it after a suspension; take the parameter by value, or "
-           "co_await the call here")
-          << !Parameter->getType()->isReferenceType() << Parameter << Definition;
+           "temporary %select{bound to|created by the default argument of}3 %select{reference|view}0 parameter %1 "
+           "of coroutine %2 is destroyed at the end of this statement, but the coroutine reads it after a "
+           "suspension; take the parameter by value, or co_await the call here")
+          << !Parameter->getType()->isReferenceType() << Parameter << Definition << Default;
     else
       diag(Loc,
            "local variable %0 bound to reference parameter %1 of coroutine %2 goes out of scope when %3 returns, "

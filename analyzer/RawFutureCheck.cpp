@@ -83,14 +83,24 @@ const CXXRecordDecl* RawFutureCheck::rawFutureIn(QualType Type, unsigned Depth) 
     if (isSameOrDerivedFrom(Record, RawFutureTypes)) {
       Found = Record;
     } else if (const auto* Spec = dyn_cast<ClassTemplateSpecializationDecl>(Record); Spec && !isIterator(Spec)) {
-      for (const TemplateArgument& Arg : Spec->getTemplateArgs().asArray()) {
-        if (Arg.getKind() == TemplateArgument::Type) Found = rawFutureIn(Arg.getAsType(), Depth + 1);
-        if (Found) break;
-      }
+      Found = rawFutureIn(Spec->getTemplateArgs().asArray(), Depth);
     }
   }
   RawFutureCache[Type.getTypePtr()] = Found;
   return Found;
+}
+
+// A variadic template (std::variant, std::tuple) holds its types in one argument pack.
+const CXXRecordDecl* RawFutureCheck::rawFutureIn(ArrayRef<TemplateArgument> Args, unsigned Depth) {
+  for (const TemplateArgument& Arg : Args) {
+    const CXXRecordDecl* Found = nullptr;
+    if (Arg.getKind() == TemplateArgument::Type)
+      Found = rawFutureIn(Arg.getAsType(), Depth + 1);
+    else if (Arg.getKind() == TemplateArgument::Pack)
+      Found = rawFutureIn(Arg.getPackAsArray(), Depth);
+    if (Found) return Found;
+  }
+  return nullptr;
 }
 
 bool RawFutureCheck::initializesFlaggedDecl(const Expr* E, ASTContext& Ctx) {

@@ -2,6 +2,7 @@
 
 #include "utils/AsyncStateCheck.h"
 
+#include "clang/AST/TemplateBase.h"
 #include "llvm/ADT/DenseMap.h"
 
 namespace clang::tidy::asyncstate {
@@ -18,8 +19,10 @@ class RawFutureCheck : public AsyncStateCheck {
 
  private:
   // The raw future class a type holds, looking through pointers, references,
-  // arrays, smart pointers and containers.
+  // arrays, smart pointers, containers, optionals, variants and tuples.
   const CXXRecordDecl* rawFutureIn(QualType Type, unsigned Depth = 0);
+  // The same for a specialization's template arguments, argument packs included.
+  const CXXRecordDecl* rawFutureIn(ArrayRef<TemplateArgument> Args, unsigned Depth);
   bool initializesFlaggedDecl(const Expr* E, ASTContext& Ctx);
   void checkDecl(const DeclaratorDecl* D, ASTContext& Ctx);
   void checkAllocation(const Expr* E, QualType Allocated, ASTContext& Ctx);

@@ -75,6 +75,13 @@ class ReportFinder : public RecursiveASTVisitor<ReportFinder> {
   const ReportingNames& Reporting;
 };
 
+// How a callback uses the error it receives.
+enum class ErrorUse {
+  Tested,     // only asks whether there is one: `if (error)`, `r.failed()`
+  ValueRead,  // reads an Outcome's value, which rethrows a failure nothing tested for
+  Handled,    // reads, rethrows, passes on or returns the error
+};
+
 // A use of the error pointer that only tests it for null decides nothing about
 // the error itself: `if (error) return 0;` still drops it.
 bool onlyTestedForNull(const DeclRefExpr* Ref, ASTContext& Ctx, const AsyncScopeResolver& Resolver) {
@@ -100,18 +107,60 @@ bool onlyTestedForNull(const DeclRefExpr* Ref, ASTContext& Ctx, const AsyncScope
 
 class ErrorUseFinder : public RecursiveASTVisitor<ErrorUseFinder> {
  public:
-  ErrorUseFinder(const ParmVarDecl* Error, ASTContext& Ctx, const AsyncScopeResolver& Resolver)
-      : Error(Error), Ctx(Ctx), Resolver(Resolver) {}
-  bool Used = false;
+  ErrorUseFinder(const ParmVarDecl* Error, ASTContext& Ctx, const AsyncScopeResolver& Resolver,
+                 const SwallowedExceptionCheck::OutcomeVocabulary& Outcome)
+      : Error(Error),
+        Ctx(Ctx),
+        Resolver(Resolver),
+        Outcome(Outcome),
+        IsOutcome(matchesQualifiedName(namedClassOf(Error->getType().getNonReferenceType()), Outcome.Types)) {}
+  bool Tested = false, ValueRead = false, Handled = false;
   bool VisitDeclRefExpr(DeclRefExpr* Ref) {
-    if (Ref->getDecl() == Error && !onlyTestedForNull(Ref, Ctx, Resolver)) Used = true;
-    return !Used;
+    if (Ref->getDecl() != Error) return true;
+    switch (useOf(Ref)) {
+      case ErrorUse::Tested: Tested = true; break;
+      case ErrorUse::ValueRead: ValueRead = true; break;
+      case ErrorUse::Handled: Handled = true; break;
+    }
+    return !Handled;
   }
 
  private:
+  ErrorUse useOf(const DeclRefExpr* Ref) const {
+    if (IsOutcome) return outcomeUse(Ref);
+    return onlyTestedForNull(Ref, Ctx, Resolver) ? ErrorUse::Tested : ErrorUse::Handled;
+  }
+
+  // An Outcome holds the error by value: `r.failed()`, `if (r)` and `r.value()` never
+  // look at it; `r.error()`, passing `r` on or returning it do.
+  ErrorUse outcomeUse(const DeclRefExpr* Ref) const {
+    DynTypedNode Current = DynTypedNode::create(*Ref);
+    for (unsigned Depth = 0; Depth < 4; ++Depth) {
+      auto Parent = Resolver.parentOf(Current, Ctx);
+      if (!Parent) return ErrorUse::Handled;
+      if (const auto* Cast = Parent->get<ImplicitCastExpr>();
+          (Cast && (Cast->getCastKind() == CK_NoOp || Cast->getCastKind() == CK_LValueToRValue)) ||
+          Parent->get<ParenExpr>()) {
+        Current = *Parent;
+        continue;
+      }
+      const auto* Member = Parent->get<MemberExpr>();
+      if (!Member) return ErrorUse::Handled;
+      const ValueDecl* D = Member->getMemberDecl();
+      if (isa<CXXConversionDecl>(D)) return ErrorUse::Tested;
+      if (!D->getDeclName().isIdentifier()) return ErrorUse::Handled;
+      if (contains(Outcome.TestMethods, D->getName())) return ErrorUse::Tested;
+      if (contains(Outcome.ValueMethods, D->getName())) return ErrorUse::ValueRead;
+      return ErrorUse::Handled;
+    }
+    return ErrorUse::Handled;
+  }
+
   const ParmVarDecl* Error;
   ASTContext& Ctx;
   const AsyncScopeResolver& Resolver;
+  const SwallowedExceptionCheck::OutcomeVocabulary& Outcome;
+  const bool IsOutcome;
 };
 
 // Whether D sits in an instantiated template (judged by its declaration
@@ -128,10 +177,13 @@ bool inTemplateInstantiation(const Decl* D) {
   return false;
 }
 
-bool usesError(const ParmVarDecl* Error, const Stmt* Body, ASTContext& Ctx, const AsyncScopeResolver& Resolver) {
-  ErrorUseFinder Finder(Error, Ctx, Resolver);
+// Reading an Outcome's value without testing it first lets value() rethrow the
+// failure: that passes the error on. After a test, the failure path is the test's.
+bool usesError(const ParmVarDecl* Error, const Stmt* Body, ASTContext& Ctx, const AsyncScopeResolver& Resolver,
+               const SwallowedExceptionCheck::OutcomeVocabulary& Outcome) {
+  ErrorUseFinder Finder(Error, Ctx, Resolver, Outcome);
   Finder.TraverseStmt(const_cast<Stmt*>(Body));
-  return Finder.Used;
+  return Finder.Handled || (Finder.ValueRead && !Finder.Tested);
 }
 
 }  // namespace
@@ -141,7 +193,10 @@ SwallowedExceptionCheck::SwallowedExceptionCheck(StringRef Name, ClangTidyContex
       ErrorCallbackMethods(parseList(Options.get("ErrorCallbackMethods", defaults::ErrorCallbackMethods))),
       ErrorActionTypes(parseQualifiedNames(Options.getLocalOrGlobal("ErrorActionTypes", defaults::ErrorActionTypes))),
       ContinueActions(parseList(Options.get("ContinueActions", defaults::ContinueActions))),
-      Reporting(parseList(Options.get("ReportingWords", defaults::ReportingWords))) {}
+      Reporting(parseList(Options.get("ReportingWords", defaults::ReportingWords))),
+      Outcome{parseQualifiedNames(Options.getLocalOrGlobal("OutcomeTypes", defaults::OutcomeTypes)),
+              parseList(Options.get("OutcomeTestMethods", defaults::OutcomeTestMethods)),
+              parseList(Options.get("OutcomeValueMethods", defaults::OutcomeValueMethods))} {}
 
 void SwallowedExceptionCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   AsyncStateCheck::storeOptions(Opts);
@@ -149,6 +204,9 @@ void SwallowedExceptionCheck::storeOptions(ClangTidyOptions::OptionMap& Opts) {
   Options.store(Opts, "ErrorActionTypes", serializeQualifiedNames(ErrorActionTypes));
   Options.store(Opts, "ContinueActions", serializeList(ContinueActions));
   Options.store(Opts, "ReportingWords", serializeList(Reporting.words()));
+  Options.store(Opts, "OutcomeTypes", serializeQualifiedNames(Outcome.Types));
+  Options.store(Opts, "OutcomeTestMethods", serializeList(Outcome.TestMethods));
+  Options.store(Opts, "OutcomeValueMethods", serializeList(Outcome.ValueMethods));
 }
 
 void SwallowedExceptionCheck::registerMatchers(MatchFinder* Finder) {
@@ -210,7 +268,7 @@ void SwallowedExceptionCheck::checkErrorCallback(const CXXMemberCallExpr* Call, 
   // exceptionally(f): f(error); handle(f): f(value, error) or f(error) for void.
   const ParmVarDecl* Error =
       Method == "exceptionally" ? Operator->getParamDecl(0) : Operator->getParamDecl(Operator->getNumParams() - 1);
-  if (usesError(Error, Lambda->getBody(), Ctx, Resolver)) return;
+  if (usesError(Error, Lambda->getBody(), Ctx, Resolver, Outcome)) return;
   // An unnamed parameter has no name to point at; point at its type.
   const SourceLocation Loc = Error->getIdentifier() ? Error->getLocation() : Error->getBeginLoc();
   if (!Reported.firstTime(Loc, CallbackKind)) return;
@@ -228,7 +286,7 @@ void SwallowedExceptionCheck::checkErrorHandler(const FunctionDecl* Handler, Sou
   if (!Enum || !matchesQualifiedName(Enum, ErrorActionTypes)) return;
   ASTContext& Ctx = Handler->getASTContext();
   const Stmt* Body = Handler->getBody();
-  if (usesError(Handler->getParamDecl(0), Body, Ctx, Resolver) || reports(Body, nullptr)) return;
+  if (usesError(Handler->getParamDecl(0), Body, Ctx, Resolver, Outcome) || reports(Body, nullptr)) return;
   bool Continues = false;
   for (const BoundNodes& Use :
        match(findAll(declRefExpr(to(enumConstantDecl(hasAnyName(refs(ContinueActions))))).bind("action")), *Body, Ctx))

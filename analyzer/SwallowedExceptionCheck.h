@@ -12,6 +12,13 @@ namespace clang::tidy::asyncstate {
 // Docs: docs/checks/swallowed-exception.md
 class SwallowedExceptionCheck : public AsyncStateCheck {
  public:
+  // handle()'s one-argument form receives an Outcome: the value or the error in one object.
+  struct OutcomeVocabulary {
+    std::vector<std::string> Types;
+    std::vector<std::string> TestMethods;   // ask whether it failed, without reading the error
+    std::vector<std::string> ValueMethods;  // read the value; rethrow the error if it failed
+  };
+
   SwallowedExceptionCheck(StringRef Name, ClangTidyContext* Context);
   void storeOptions(ClangTidyOptions::OptionMap& Opts) override;
   void registerMatchers(ast_matchers::MatchFinder* Finder) override;
@@ -27,6 +34,7 @@ class SwallowedExceptionCheck : public AsyncStateCheck {
   const std::vector<std::string> ErrorActionTypes;
   const std::vector<std::string> ContinueActions;
   const ReportingNames Reporting;
+  const OutcomeVocabulary Outcome;
 };
 
 }  // namespace clang::tidy::asyncstate

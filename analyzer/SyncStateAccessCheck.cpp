@@ -286,7 +286,9 @@ bool SyncStateAccessCheck::returnsCanBecomeCoReturn(const FunctionDecl* Function
 }
 
 // A void UDF member named in RecordCoroutineMethods with a Collector& parameter: the
-// library's std::coroutine_traits specialization makes it a record coroutine.
+// library's std::coroutine_traits specialization makes it a record coroutine. In a class
+// template the parameter is often the dependent `Collector<Out>&`, which names the
+// Collector template but no record yet; it becomes a coroutine all the same.
 bool SyncStateAccessCheck::becomesRecordCoroutine(const FunctionDecl* Function) const {
   const auto* Method = dyn_cast<CXXMethodDecl>(Function);
   if (!Method || !Method->getReturnType()->isVoidType() || !Method->getDeclName().isIdentifier() ||
@@ -294,7 +296,7 @@ bool SyncStateAccessCheck::becomesRecordCoroutine(const FunctionDecl* Function) 
     return false;
   for (const ParmVarDecl* Parameter : Method->parameters())
     if (Parameter->getType()->isLValueReferenceType() &&
-        matchesQualifiedName(Parameter->getType()->getPointeeType()->getAsCXXRecordDecl(), CollectorTypes))
+        matchesQualifiedName(namedClassOf(Parameter->getType()->getPointeeType()), CollectorTypes))
       return true;
   return false;
 }

@@ -4,6 +4,7 @@
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FileSystem.h"
 
 namespace asyncstate_tidy {
@@ -15,12 +16,19 @@ bool blocksMigration(llvm::StringRef Check) {
          Check == "asyncstate-blocking-callback";
 }
 
-const char* reason(llvm::StringRef Check) {
-  if (Check == "asyncstate-sync-state-access") return "sync access";
-  if (Check == "asyncstate-raw-future") return "raw future";
-  if (Check == "asyncstate-blocking-callback") return "blocking call";
-  if (Check == "asyncstate-swallowed-exception") return "swallowed error";
-  return "dangling capture";
+// The report's label for a finding; a check without one (added later) shows its own
+// name rather than another check's label.
+llvm::StringRef reason(llvm::StringRef Check) {
+  return llvm::StringSwitch<llvm::StringRef>(Check)
+      .Case("asyncstate-sync-state-access", "sync access")
+      .Case("asyncstate-raw-future", "raw future")
+      .Case("asyncstate-blocking-callback", "blocking call")
+      .Case("asyncstate-swallowed-exception", "swallowed error")
+      .Case("asyncstate-dangling-capture", "dangling capture")
+      .Case("asyncstate-dangling-coroutine-reference", "dangling coroutine reference")
+      .Case("asyncstate-member-scratch-across-suspension", "member scratch across suspension")
+      .Case("asyncstate-mixed-state-access", "mixed sync/async state access")
+      .Default(Check);
 }
 
 constexpr llvm::StringLiteral NotMigratedNote = "not migrated automatically: ";
@@ -52,7 +60,7 @@ std::string where(const Finding& F) {
 llvm::json::Array findingsJson(const std::vector<const Finding*>& Findings) {
   llvm::json::Array Result;
   for (const Finding* F : Findings)
-    Result.push_back(llvm::json::Object{{"kind", reason(F->Check)},
+    Result.push_back(llvm::json::Object{{"kind", reason(F->Check).str()},
                                         {"check", F->Check},
                                         {"file", F->File},
                                         {"line", static_cast<int64_t>(F->At.Line)},

@@ -15,15 +15,6 @@ namespace clang::tidy::asyncstate {
 
 namespace {
 
-// Dependent bases and return types (inside templates) have no record yet, only
-// the template they name.
-const NamedDecl* namedClassOf(QualType Type) {
-  if (Type.isNull()) return nullptr;
-  if (const CXXRecordDecl* Record = Type->getAsCXXRecordDecl()) return Record;
-  if (const auto* Spec = Type->getAs<TemplateSpecializationType>()) return Spec->getTemplateName().getAsTemplateDecl();
-  return nullptr;
-}
-
 bool isWrapper(const Stmt* S) {
   if (isa<ImplicitCastExpr, MaterializeTemporaryExpr, CXXBindTemporaryExpr, ExprWithCleanups, ParenExpr,
           CXXFunctionalCastExpr, OpaqueValueExpr>(S))

@@ -50,6 +50,11 @@ inline constexpr const char RawFutureFactories[] = "::std::async";
 inline constexpr const char ErrorCallbackMethods[] = "exceptionally;handle";
 inline constexpr const char ErrorActionTypes[] = "::asyncstate::ErrorAction";
 inline constexpr const char ContinueActions[] = "Continue";
+// What handle(f) passes f in its one-argument form, and its members that test for a
+// failure (`ok` for Outcome-like types that spell it so) or read the value.
+inline constexpr const char OutcomeTypes[] = "::asyncstate::Outcome";
+inline constexpr const char OutcomeTestMethods[] = "failed;ok";
+inline constexpr const char OutcomeValueMethods[] = "value";
 // Words of a function name (camelCase, snake_case) that make a call reporting.
 inline constexpr const char ReportingWords[] =
     "log;report;warn;warning;error;fail;failure;print;printf;fprintf;puts;perror;syslog;trace;record;notify;"

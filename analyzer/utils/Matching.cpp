@@ -78,6 +78,13 @@ bool matchesQualifiedName(const NamedDecl* D, const std::vector<std::string>& Na
   return false;
 }
 
+const NamedDecl* namedClassOf(QualType Type) {
+  if (Type.isNull()) return nullptr;
+  if (const CXXRecordDecl* Record = Type->getAsCXXRecordDecl()) return Record;
+  if (const auto* Spec = Type->getAs<TemplateSpecializationType>()) return Spec->getTemplateName().getAsTemplateDecl();
+  return nullptr;
+}
+
 bool hasAnnotation(const FunctionDecl* Function, StringRef Annotation) {
   for (unsigned Depth = 0; Function && Depth < 4; ++Depth) {
     // AnnotateAttr is inheritable: every redeclaration after the annotated one has it.

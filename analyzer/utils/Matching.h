@@ -28,6 +28,11 @@ StringRef lastComponent(StringRef QualifiedName);
 // Compares the declaration's qualified name (template arguments excluded).
 bool matchesQualifiedName(const NamedDecl* D, const std::vector<std::string>& Names);
 
+// The class a type names: its record, or, for a dependent specialization inside a
+// template (`Collector<Out>`, a dependent base), which has no record yet, the class
+// template it names.
+const NamedDecl* namedClassOf(QualType Type);
+
 // Whether this function or the declaration it was instantiated from carries
 // [[clang::annotate(Annotation)]].
 bool hasAnnotation(const FunctionDecl* Function, StringRef Annotation);

@@ -39,7 +39,8 @@ def expectations(path):
     found = []
     for number, text in enumerate(path.read_text().splitlines(), start=1):
         match = EXPECTATION.search(text)
-        if match:
+        # A note belongs to the warning it follows: it is not a finding of its own.
+        if match and ": note:" not in text:
             offset, absolute, check = match.groups()
             found.append((int(absolute) if absolute else number + int(offset or 0), check))
     return found
