@@ -14,7 +14,10 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -192,9 +195,122 @@ TEST(ControllerTest, AnswersArrivingAfterTheControllerWasDestroyedAreDroppedHarm
     controller.processRecord(0, [] { ADD_FAILURE() << "a record blocked behind a stalled one must not run"; });
     EXPECT_THROW(controller.drain(), AsyncStateException);
   }
-  EXPECT_NE(told.find("destroyed before backend holding answered"), std::string::npos) << told;
+  EXPECT_NE(told.find("state 'v' went away before backend holding answered"), std::string::npos) << told;
   EXPECT_EQ(backend.held(), 3u);
   backend.answerAllFromAnotherThread();
+}
+
+// States are built on a controller, so they are declared after it and destroyed first.
+// Leaving the scope without drain() (an exception unwinding, say) used to leave the
+// destructor's drain running the adds' own continuations on the dead state.
+TEST(ControllerTest, AStateGoingAwayBeforeItsControllerFirstFinishesWhatItsRecordsStarted) {
+  MemoryBackend backend;
+  const auto plus = [](const int& a, const int& b) { return a + b; };
+  {
+    AsyncExecutionController controller(backend, quiet());
+    ReducingState<int> sum(controller, ReducingStateDescriptor<int>("sum", plus));
+    controller.processRecord(1, [&] {
+      sum.asyncAdd(5);
+      sum.asyncAdd(7);
+    });
+  }
+  AsyncExecutionController controller(backend, quiet());
+  ReducingState<int> sum(controller, ReducingStateDescriptor<int>("sum", plus));
+  std::optional<int> total;
+  controller.processRecord(1, [&] { sum.asyncGet().thenAccept([&](std::optional<int> v) { total = v; }); });
+  controller.drain();
+  EXPECT_EQ(total, 12);
+}
+
+// A runner whose backend stalls cannot drain when destroyed; the controller, destroyed
+// after the runner's states, used to fail the requests then and run their continuations
+// on the freed states. The runner now gives them up while its states exist.
+TEST(ControllerTest, ARunnerDestroyedWhileItsBackendStallsGivesUpItsRequestsWhileItsStatesExist) {
+  struct Sum final : KeyedProcessFunction<int, int, int> {
+    ReducingState<int>* sum = nullptr;
+    void open(RuntimeContext& ctx) override {
+      sum =
+          &ctx.getReducingState(ReducingStateDescriptor<int>("sum", [](const int& a, const int& b) { return a + b; }));
+    }
+    void processElement(const int& v, Context&, Collector<int>&) override { sum->asyncAdd(v); }
+  };
+  testing::HoldingBackend backend;
+  ManualClock time(400ms);
+  std::vector<std::string> handled;
+  RunnerOptions o;
+  o.controller = quiet();
+  o.controller.stallTimeout = 1s;
+  o.controller.clock = time.clock();
+  o.controller.errorHandler = [&](const AsyncError& e) {
+    handled.push_back(e.message());
+    return ErrorAction::Continue;
+  };
+  Sum function;
+  {
+    EmbeddedRunner<int, int, int> runner(
+        backend, function, [](const int& v) { return v; }, [](const int&) { return std::int64_t{0}; }, o);
+    VectorSource<int> source({1});
+    VectorCollector<int> sink;
+    EXPECT_THROW(runner.run(source, sink), AsyncStateException);
+  }
+  ASSERT_EQ(handled.size(), 1u);
+  EXPECT_NE(handled[0].find("the runner was destroyed before backend holding answered"), std::string::npos)
+      << handled[0];
+  EXPECT_EQ(backend.held(), 1u);
+  backend.answerAllFromAnotherThread();  // late: dropped
+}
+
+// StateBackend's contract: a backend that throws from executeBatch took none of the
+// batch. Its requests used to stay outstanding: drain() let the raw exception escape,
+// the destructor waited a stall timeout and blamed the backend for not answering, and
+// the mailbox leaked.
+TEST(ControllerTest, ABatchTheBackendRefusesByThrowingFailsEachOfItsFuturesOnceWithTheBackendsError) {
+  struct RefusingFirstBatch final : StateBackend {
+    MemoryBackend inner;
+    int batches = 0;
+    std::string name() const override { return "refusing"; }
+    std::uint32_t registerState(const std::string& n, StateKind k) override { return inner.registerState(n, k); }
+    void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) override {
+      if (batches++ == 0) throw std::runtime_error("connection refused while sending the batch");
+      inner.executeBatch(std::move(batch), sink);
+    }
+    void snapshot(Savepoint& out) override { inner.snapshot(out); }
+    void restore(const Savepoint& in) override { inner.restore(in); }
+  } backend;
+  ManualClock time(400ms);
+  ControllerOptions o = quiet();
+  o.stallTimeout = 1s;
+  o.clock = time.clock();
+  std::vector<std::string> handled;
+  o.errorHandler = [&](const AsyncError& e) {
+    handled.push_back(e.message());
+    return ErrorAction::Continue;
+  };
+  AsyncExecutionController controller(backend, o);
+  ValueState<int> v(controller, ValueStateDescriptor<int>("v"));
+  std::string readFailure;
+  controller.processRecord(1, [&] {
+    v.asyncUpdate(5);
+    (void)v.asyncValue().exceptionally([&](const AsyncError& e) {
+      readFailure = e.message();
+      return std::optional<int>();
+    });
+  });
+  EXPECT_NO_THROW(controller.drain());
+  ASSERT_EQ(handled.size(), 1u) << "the dropped write's failure, once";
+  EXPECT_NE(handled[0].find("connection refused while sending the batch"), std::string::npos) << handled[0];
+  EXPECT_NE(readFailure.find("connection refused while sending the batch"), std::string::npos) << readFailure;
+  EXPECT_EQ(controller.metrics().inFlightRecords, 0u);
+  EXPECT_EQ(controller.metrics().pendingRequests, 0u);
+
+  std::optional<int> read;
+  controller.processRecord(1, [&] {
+    v.asyncUpdate(6);
+    v.asyncValue().thenAccept([&](std::optional<int> value) { read = value; });
+  });
+  controller.drain();
+  EXPECT_EQ(read, 6) << "the next batch goes through";
+  EXPECT_EQ(handled.size(), 1u);
 }
 
 TEST(ControllerTest, HotKeyWithManyDerivedRequestsOverdrawsTheLimitWithoutDeadlock) {

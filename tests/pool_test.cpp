@@ -382,6 +382,20 @@ TEST(PoolShutdown, DestroyingAControllerWithLiveFuturesIsReportedAndTheyStaySafe
   EXPECT_TRUE(contains(err.str(), "late disk error"));
 }
 
+// A pooled controller, destroyed after `use` made `promise` on it (and left it pending);
+// returns what the controller logged.
+template <class Use>
+std::string destroyedAfter(MemoryBackend& backend, std::optional<StatePromise<int>>& promise, Use use) {
+  std::ostringstream log;
+  ControllerOptions o = quietOptions(AllocationPolicy::Pooled);
+  o.log = &log;
+  {
+    AsyncExecutionController controller(backend, o);
+    use(controller, promise);
+  }
+  return log.str();
+}
+
 // Once the last of those futures is gone nothing needs the runtime any more; keeping it
 // forever leaks its slabs for every controller torn down early (a job restarted after a
 // failure does that each time).
@@ -390,20 +404,36 @@ TEST(PoolShutdown, OrphanedRuntimeIsGivenBackOnceItsLastFutureIsGone) {
   bool reported = false;
   const std::int64_t before = liveHeapAllocations();
   {
-    std::ostringstream log;
     std::optional<StatePromise<int>> promise;
-    {
-      ControllerOptions o = quietOptions(AllocationPolicy::Pooled);
-      o.log = &log;
-      AsyncExecutionController controller(backend, o);
-      controller.runOnTaskThread([&] { promise.emplace(controller.newPromise<int>()); });
-    }
-    reported = log.str().find("controller destroyed with 1 live futures") != std::string::npos;
+    const std::string log = destroyedAfter(backend, promise, [](AsyncExecutionController& controller, auto& made) {
+      controller.runOnTaskThread([&] { made.emplace(controller.newPromise<int>()); });
+    });
+    reported = log.find("controller destroyed with 1 live futures") != std::string::npos;
     promise->setValue(1);
   }
   const std::int64_t leaked = liveHeapAllocations() - before;
   EXPECT_TRUE(reported);
   EXPECT_EQ(leaked, 0) << "heap blocks still held after every future is gone";
+}
+
+// The same with a record still waiting on such a future: it finishes after the
+// controller is gone, and its own block (and with it the pool) used to be kept forever.
+TEST(PoolShutdown, ARecordFinishingAfterItsControllerWasDestroyedGivesItsBlockBack) {
+  MemoryBackend backend;
+  int seen = 0;
+  const std::int64_t before = liveHeapAllocations();
+  {
+    std::optional<StatePromise<int>> promise;
+    (void)destroyedAfter(backend, promise, [&seen](AsyncExecutionController& controller, auto& made) {
+      controller.processRecord(1, [&] {
+        made.emplace(controller.newPromise<int>());
+        made->future().thenAccept([&seen](int v) { seen = v; });
+      });
+    });
+    promise->setValue(42);
+  }
+  EXPECT_EQ(seen, 42);
+  EXPECT_EQ(liveHeapAllocations() - before, 0) << "heap blocks still held after the record finished";
 }
 
 }  // namespace

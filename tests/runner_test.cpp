@@ -208,24 +208,55 @@ TEST(RunnerTest, ACheckpointNeverContainsHalfOfARecordsUpdates) {
   EXPECT_EQ(checked, 2000 / 97);
 }
 
-TEST(RunnerTest, RestoreRejectsACheckpointWithoutRunnerFieldsAndTouchesNothing) {
+// A quiet runner on the memory backend that has processed two ticks.
+struct RunnerAfterTwoTicks {
+  static RunnerOptions quiet() {
+    RunnerOptions o;
+    o.controller.log = nullptr;
+    return o;
+  }
+  RunnerAfterTwoTicks() { runner.run(source, sink); }
+
   MemoryBackend backend;
   ChainFunction function;
-  RunnerOptions o;
-  o.controller.log = nullptr;
-  EmbeddedRunner<int, Tick, int> runner(
-      backend, function, [](const Tick& t) { return t.key; }, [](const Tick& t) { return t.time; }, o);
-  VectorSource<Tick> source({{1, 1}, {2, 2}});
+  EmbeddedRunner<int, Tick, int> runner{backend, function, [](const Tick& t) { return t.key; },
+                                        [](const Tick& t) { return t.time; }, quiet()};
+  VectorSource<Tick> source{{{1, 1}, {2, 2}}};
   VectorCollector<int> sink;
-  runner.run(source, sink);
+};
+
+TEST(RunnerTest, RestoreRejectsACheckpointWithoutRunnerFieldsAndTouchesNothing) {
+  RunnerAfterTwoTicks ran;
   Savepoint before;
-  backend.snapshot(before);
+  ran.backend.snapshot(before);
   Savepoint foreign;
   foreign.add("a", StateKind::Value, encode(1), "", encode(99));
-  EXPECT_THROW(runner.restore(foreign, source), CorruptSavepointError);
+  EXPECT_THROW(ran.runner.restore(foreign, ran.source), CorruptSavepointError);
   Savepoint after;
-  backend.snapshot(after);
+  ran.backend.snapshot(after);
   EXPECT_EQ(before.serialize(), after.serialize());
+}
+
+TEST(RunnerTest, RestoreRejectsMalformedRunnerFieldsNamingThemAndTouchesNothing) {
+  RunnerAfterTwoTicks ran;
+  const Savepoint valid = ran.runner.checkpoint(ran.source);
+  const std::string before = valid.serialize();
+  const std::vector<std::pair<std::string, std::string>> malformed = {
+      {"watermark", std::string(3, '\0')},
+      {"schedule.idleWatermarkDone", std::string(1, '\2')},
+      {"timers", encode(std::uint32_t{1}) + encode(std::int64_t{5}) + encode(std::uint32_t{255})},
+  };
+  for (const auto& [field, bytes] : malformed) {
+    Savepoint checkpoint = valid;
+    checkpoint.metadata()[field] = bytes;
+    try {
+      ran.runner.restore(Savepoint::parse(checkpoint.serialize()), ran.source);
+      ADD_FAILURE() << "restore accepted a malformed '" << field << "'";
+    } catch (const CorruptSavepointError& e) {
+      EXPECT_NE(std::string(e.what()).find("runner field '" + field + "' is malformed"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(ran.runner.checkpoint(ran.source).serialize(), before) << field;
+  }
 }
 
 }  // namespace

@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -123,7 +124,11 @@ class ControllerRuntime final : public Runtime {
     }
   }
   void recordFinished(RecordContext* record) override {
-    if (owner_ != nullptr) owner_->finished(record);
+    if (owner_ != nullptr) {
+      owner_->finished(record);
+    } else {
+      Controller::destroyOrphanedRecord(*this, record);
+    }
   }
   // The controller is gone but futures still live in this pool: the runtime frees
   // itself when the last of them is released.
@@ -222,6 +227,39 @@ class ReadyQueue {
   RecordContext* last_ = nullptr;
 };
 
+// A state's registration with its controller, so that whichever of the two goes first
+// tells the other: a state going first settles the controller's work (the library's own
+// continuations use the state), a controller going first unlinks its states (a state
+// declared before its controller outlives it and must not reach it).
+class ControllerLink {
+ public:
+  ControllerLink() = default;
+  ControllerLink(const ControllerLink&) = delete;
+  ControllerLink& operator=(const ControllerLink&) = delete;
+
+  bool linked() const noexcept { return prev_ != nullptr; }
+
+  void insertAfter(ControllerLink& head) noexcept {
+    prev_ = &head;
+    next_ = head.next_;
+    if (next_ != nullptr) next_->prev_ = this;
+    head.next_ = this;
+  }
+  void unlink() noexcept {
+    if (prev_ == nullptr) return;
+    prev_->next_ = next_;
+    if (next_ != nullptr) next_->prev_ = prev_;
+    prev_ = next_ = nullptr;
+  }
+  void unlinkAll() noexcept {
+    while (next_ != nullptr) next_->unlink();
+  }
+
+ private:
+  ControllerLink* prev_ = nullptr;
+  ControllerLink* next_ = nullptr;
+};
+
 }  // namespace detail
 
 // Identifies a registered state to the controller (states hold one).
@@ -284,7 +322,8 @@ class BasicAsyncExecutionController final {
     } catch (const std::exception& e) {
       logLine(std::string("controller destroyed while draining failed: ") + e.what());
     }
-    abandonUnfinished();
+    abandonUnfinished("the controller was destroyed");
+    states_.unlinkAll();
     if (epochs_.hasPending()) {
       logLine(std::to_string(epochs_.pendingEpochs()) +
               " non-records (watermarks) never finished: the controller was destroyed first");
@@ -370,6 +409,41 @@ class BasicAsyncExecutionController final {
     detail::TaskThreadScope scope(runtime_.get());
     drainAll();
     throwIfFailed();
+  }
+
+  // Called before something continuations use goes away (a state, the runner's
+  // function), `what` naming it: drains, and when that cannot finish (a stalled backend)
+  // gives up on what is left (giveUpUnfinished). Logs instead of throwing; failures kept
+  // for the fail-the-task handler stay kept.
+  void settleBefore(const std::string& what) {
+    detail::TaskThreadScope scope(runtime_.get());
+    if (!canSettle()) return;
+    try {
+      drainAll();
+    } catch (const std::exception& e) {
+      logLine(what + ", but draining failed first: " + e.what());
+    } catch (...) {
+      logLine(what + ", but draining failed first");
+    }
+    giveUpUnfinished(what);
+  }
+
+  // A state built on this controller registers here (state.hpp) and leaves through
+  // stateGoing() if it goes first.
+  void linkState(detail::ControllerLink& state) noexcept { state.insertAfter(states_); }
+  void stateGoing(detail::ControllerLink& state, const std::string& name) {
+    state.unlink();
+    settleBefore("state '" + name + "' went away");
+  }
+
+  // After a drain that could not finish: gives up on what is left as the destructor
+  // would -- requests the backend still owes fail their futures, records that never
+  // started are dropped -- so that no library continuation runs after `what`. From then
+  // on requests fail at once. Does nothing when all work finished, and inside a record
+  // or an epoch action, which cannot wait.
+  void giveUpUnfinished(const std::string& what) {
+    detail::TaskThreadScope scope(runtime_.get());
+    if (canSettle() && (inFlight_ != 0 || tickets_.outstanding() != 0 || !buffer_.empty())) abandonUnfinished(what);
   }
 
   // Sends buffered requests now.
@@ -584,6 +658,19 @@ class BasicAsyncExecutionController final {
     destroy(record);
   }
 
+  // A record in flight when the controller went away, finished since: nobody counts it
+  // any more, but its block goes back (the orphaned pool is freed once all are back) and
+  // the failures its attempt kept are not dropped without a word.
+  static void destroyOrphanedRecord(detail::Runtime& runtime, detail::RecordContext* record) noexcept {
+    for (const AsyncError& error : asRecord(record).takeFailures()) {
+      std::cerr << "asyncstate: failure of a record finished after its controller was destroyed: " << error.message()
+                << '\n';
+    }
+    const std::size_t size = record->allocationSize();
+    record->~RecordContext();
+    runtime.deallocate(record, size);
+  }
+
   // A record that never started and never will (the controller goes away).
   void discard(detail::RecordContext* record) {
     EpochManager::completeOneRecord(asRecord(record).epoch());
@@ -688,7 +775,17 @@ class BasicAsyncExecutionController final {
     const std::size_t batches = buffer_.sendAll([&](std::vector<StateRequest>&& batch) {
       mailbox_->expect(batch.size());
       if (options_.observer != nullptr) observeSent(batch, reason);
-      backend_.executeBatch(std::move(batch), *mailbox_);
+      sentTickets_.clear();
+      for (const StateRequest& request : batch) sentTickets_.push_back(request.ticket);
+      try {
+        backend_.executeBatch(std::move(batch), *mailbox_);
+      } catch (...) {
+        // A backend that throws took none of the batch (StateBackend's contract): its
+        // requests are answered with that failure here, as the backend would have, so
+        // each future fails once and nothing waits for answers that never come.
+        const std::exception_ptr error = std::current_exception();
+        for (const std::uint64_t ticket : sentTickets_) mailbox_->fail(ticket, error);
+      }
     });
     if (batches == 0) return;
     (reason == FlushReason::Size      ? metrics_.sizeFlushes
@@ -849,16 +946,17 @@ class BasicAsyncExecutionController final {
     }
   }
 
-  // Teardown after a drain that could not finish: requests the backend still owes fail
-  // their futures (their failures are logged), and records that never started are
-  // dropped without running. Whatever else still holds futures keeps the pool alive.
-  void abandonUnfinished() {
+  // Teardown after a drain that could not finish (`why` names the teardown): requests
+  // the backend still owes fail their futures (their failures are logged), and records
+  // that never started are dropped without running. Whatever else still holds futures
+  // keeps the pool alive.
+  void abandonUnfinished(const std::string& why) {
     closing_ = true;
     if (tickets_.outstanding() > 0) {
       logLine(std::to_string(tickets_.outstanding()) + " requests to backend " + backend_.name() +
-              " were not answered before the controller was destroyed; their futures fail");
-      tickets_.failAll(*runtime_, std::make_exception_ptr(std::runtime_error(
-                                      "the controller was destroyed before backend " + backend_.name() + " answered")));
+              " were not answered before " + why + "; their futures fail");
+      tickets_.failAll(*runtime_, std::make_exception_ptr(
+                                      std::runtime_error(why + " before backend " + backend_.name() + " answered")));
     }
     // Requests the failed continuations issued are never sent.
     std::size_t dropped = 0;
@@ -876,8 +974,10 @@ class BasicAsyncExecutionController final {
       (void)keys_.release(record);
       discard(record);
     });
-    if (dropped > 0) logLine(std::to_string(dropped) + " records never ran: the controller was destroyed first");
+    if (dropped > 0) logLine(std::to_string(dropped) + " records never ran: " + why + " first");
   }
+
+  bool canSettle() const noexcept { return !closing_ && runtime_->currentRecord() == nullptr && !inEpochAction_; }
 
   void logLine(const std::string& text) const {
     if (options_.log != nullptr) *options_.log << "asyncstate: " << text << '\n';
@@ -896,7 +996,9 @@ class BasicAsyncExecutionController final {
   detail::RetryQueue<detail::ControllerRecord, TimePoint> retries_;
   EpochManager epochs_;
   bool inEpochAction_ = false;
-  std::vector<detail::Completion> spare_;  // the pump's batch, kept for its capacity
+  std::vector<detail::Completion> spare_;   // the pump's batch, kept for its capacity
+  std::vector<std::uint64_t> sentTickets_;  // the batch being sent, kept for its capacity
+  detail::ControllerLink states_;           // the head of the states built on this controller
 
   std::size_t inFlight_ = 0;
   bool closing_ = false;

@@ -11,8 +11,12 @@
 // The runner uses it when RunnerOptions::lightweightCheckpoints is set and the backend
 // has it enabled (runner.hpp); it stores its own position in the checkpoint's metadata.
 
+#include <asyncstate/detail/printable_bytes.hpp>
+#include <asyncstate/serializer.hpp>
+
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +27,21 @@ namespace asyncstate {
 // the backend back to that id (EmbeddedRunner::restore), never replacing the state
 // with its (empty) contents, which a backend's restore() therefore refuses.
 inline constexpr const char* kLightweightCheckpointField = "checkpoint.lightweight";
+
+// Every backend's restore() calls this with the savepoint's metadata before touching
+// anything; `backend` names the backend in the error.
+inline void refuseLightweightCheckpoint(const std::map<std::string, std::string>& savepointMetadata,
+                                        const std::string& backend) {
+  const auto it = savepointMetadata.find(kLightweightCheckpointField);
+  if (it == savepointMetadata.end()) return;
+  // The runner stores the id encoded; anything else is shown as it is.
+  const std::string id = it->second.size() == sizeof(std::uint64_t) ? std::to_string(decode<std::uint64_t>(it->second))
+                                                                    : detail::printableBytes(it->second);
+  throw std::invalid_argument(
+      backend + ": restore() was given lightweight checkpoint " + id +
+      ", which holds the runner's position and no state; nothing was touched (restore it with "
+      "EmbeddedRunner::restore or recover(), which roll back to it, or restore a full savepoint)");
+}
 
 struct LightweightCheckpoint {
   std::uint64_t id = 0;  // 0: no checkpoint was committed yet

@@ -131,6 +131,10 @@ class EmbeddedRunner {
     } catch (const std::exception& e) {
       logFailure(e.what());
     }
+    // A drain that could not finish (a stalled backend) left work whose continuations
+    // use the states: it is given up now, while they exist, and not by the controller's
+    // destructor after they are gone.
+    controller_.giveUpUnfinished("the runner was destroyed");
     function_.close();
   }
 
@@ -159,22 +163,41 @@ class EmbeddedRunner {
       if (it == meta.end()) throw CorruptSavepointError(std::string("checkpoint lacks runner field '") + name + "'");
       return it->second;
     };
-    decode<std::uint64_t>(field("source.position"));  // checked here; restore(checkpoint, source) seeks to it
-    const auto watermark = decode<std::int64_t>(field("watermark"));
-    const auto maxTimestamp = decode<std::int64_t>(field("maxTimestamp"));
-    const auto outputs = decode<std::uint64_t>(field("outputs"));
-    const auto records = decode<std::uint64_t>(field("records"));
-    const auto sinceWatermark = decode<std::uint64_t>(field("schedule.sinceWatermark"));
-    const auto sinceCheckpoint = decode<std::uint64_t>(field("schedule.sinceCheckpoint"));
-    const auto idleWatermarkDone = decode<bool>(field("schedule.idleWatermarkDone"));
-    const auto status = decode<std::uint8_t>(field("watermarkStatus"));
+    auto malformed = [](const char* name, const SerializationError& e) {
+      return CorruptSavepointError(std::string("checkpoint runner field '") + name + "' is malformed: " + e.what());
+    };
+    auto decodeField = [&]<class T>(std::type_identity<T>, const char* name) {
+      const std::string& bytes = field(name);
+      try {
+        return decode<T>(bytes);
+      } catch (const SerializationError& e) {
+        throw malformed(name, e);
+      }
+    };
+    using U64 = std::type_identity<std::uint64_t>;
+    using I64 = std::type_identity<std::int64_t>;
+    decodeField(U64{}, "source.position");  // checked here; restore(checkpoint, source) seeks to it
+    const auto watermark = decodeField(I64{}, "watermark");
+    const auto maxTimestamp = decodeField(I64{}, "maxTimestamp");
+    const auto outputs = decodeField(U64{}, "outputs");
+    const auto records = decodeField(U64{}, "records");
+    const auto sinceWatermark = decodeField(U64{}, "schedule.sinceWatermark");
+    const auto sinceCheckpoint = decodeField(U64{}, "schedule.sinceCheckpoint");
+    const auto idleWatermarkDone = decodeField(std::type_identity<bool>{}, "schedule.idleWatermarkDone");
+    const auto status = decodeField(std::type_identity<std::uint8_t>{}, "watermarkStatus");
     if (status > static_cast<std::uint8_t>(WatermarkStatus::Idle))
       throw CorruptSavepointError("checkpoint has unknown watermark status " + std::to_string(status));
     TimerService timers;
-    timers.restoreAll(field("timers"));
+    try {
+      timers.restoreAll(field("timers"));
+    } catch (const SerializationError& e) {
+      throw malformed("timers", e);
+    }
+    std::optional<std::uint64_t> lightweightId;
+    if (meta.contains(kLightweightCheckpointId)) lightweightId = decodeField(U64{}, kLightweightCheckpointId);
     // Validated above: nothing is touched if a field is missing or corrupt.
-    if (auto lightweight = meta.find(kLightweightCheckpointId); lightweight != meta.end()) {
-      lightweightBackend().rollBackTo(decode<std::uint64_t>(lightweight->second));
+    if (lightweightId) {
+      lightweightBackend().rollBackTo(*lightweightId);
     } else {
       backend_.restore(checkpoint);
     }

@@ -9,6 +9,7 @@
 //   | u32 CRC-32 of every preceding byte
 // where str = u32 length + bytes.
 
+#include <asyncstate/detail/printable_bytes.hpp>
 #include <asyncstate/detail/private_file.hpp>
 #include <asyncstate/serializer.hpp>
 #include <asyncstate/state_backend.hpp>
@@ -69,7 +70,13 @@ class BasicSavepoint {
   static constexpr std::uint32_t kFormatVersion = 1;
   static constexpr std::string_view kMagic{"ASYNCSP\0", 8};
 
+  // Only map states' entries have a user key. Each (key, userKey) may be added once per
+  // state; a second is refused by serialize(), which sorts the entries anyway, rather than
+  // here, where finding it would cost an index of every key.
   void add(const std::string& stateName, StateKind kind, std::string key, std::string userKey, std::string value) {
+    if (kind != StateKind::Map && !userKey.empty()) {
+      throw std::invalid_argument("savepoint: " + userKeyOutsideMap(stateName, kind, key, userKey));
+    }
     SavepointState& state = declare(stateName, kind);
     state.entries.push_back({std::move(key), std::move(userKey), std::move(value)});
   }
@@ -106,12 +113,10 @@ class BasicSavepoint {
     }
     Serializer<std::uint32_t>::write(out, static_cast<std::uint32_t>(states_.size()));
     for (const auto& [name, state] : states_) {
-      std::vector<const SavepointEntry*> sorted;
-      sorted.reserve(state.entries.size());
-      for (const auto& e : state.entries) sorted.push_back(&e);
-      std::sort(sorted.begin(), sorted.end(), [](const SavepointEntry* a, const SavepointEntry* b) {
-        return std::tie(a->key, a->userKey) < std::tie(b->key, b->userKey);
-      });
+      const std::vector<const SavepointEntry*> sorted = sortedEntries(state);
+      if (const SavepointEntry* twice = repeatedEntry(sorted)) {
+        throw std::invalid_argument("savepoint: " + entryAddedTwice(name, *twice));
+      }
       Serializer<std::string>::write(out, name);
       Serializer<std::uint8_t>::write(out, static_cast<std::uint8_t>(state.kind));
       Serializer<std::uint64_t>::write(out, sorted.size());
@@ -148,7 +153,10 @@ class BasicSavepoint {
       BasicSavepoint sp;
       for (std::size_t n = detail::readLength(body, 8); n > 0; --n) {
         std::string k = Serializer<std::string>::read(body);
-        sp.metadata_[std::move(k)] = Serializer<std::string>::read(body);
+        auto [it, inserted] = sp.metadata_.try_emplace(std::move(k), Serializer<std::string>::read(body));
+        if (!inserted) {
+          throw CorruptSavepointError("metadata field '" + detail::printableBytes(it->first) + "' appears twice");
+        }
       }
       for (std::size_t n = detail::readLength(body, 13); n > 0; --n) {
         std::string name = Serializer<std::string>::read(body);
@@ -167,7 +175,13 @@ class BasicSavepoint {
           e.key = Serializer<std::string>::read(body);
           e.userKey = Serializer<std::string>::read(body);
           e.value = Serializer<std::string>::read(body);
+          if (state.kind != StateKind::Map && !e.userKey.empty()) {
+            throw CorruptSavepointError(userKeyOutsideMap(name, state.kind, e.key, e.userKey));
+          }
           state.entries.push_back(std::move(e));
+        }
+        if (const SavepointEntry* twice = repeatedEntry(sortedEntries(state))) {
+          throw CorruptSavepointError(entryAddedTwice(name, *twice));
         }
       }
       if (!body.empty())
@@ -197,6 +211,37 @@ class BasicSavepoint {
   friend bool operator==(const BasicSavepoint& a, const BasicSavepoint& b) { return a.serialize() == b.serialize(); }
 
  private:
+  // The order serialize() writes, which makes its bytes the same for the same contents.
+  static std::vector<const SavepointEntry*> sortedEntries(const SavepointState& state) {
+    std::vector<const SavepointEntry*> sorted;
+    sorted.reserve(state.entries.size());
+    for (const auto& e : state.entries) sorted.push_back(&e);
+    std::sort(sorted.begin(), sorted.end(), [](const SavepointEntry* a, const SavepointEntry* b) {
+      return std::tie(a->key, a->userKey) < std::tie(b->key, b->userKey);
+    });
+    return sorted;
+  }
+
+  // Two values for one (key, userKey): restoring keeps one of them and drops the other.
+  static const SavepointEntry* repeatedEntry(const std::vector<const SavepointEntry*>& sorted) {
+    auto twice = std::adjacent_find(sorted.begin(), sorted.end(), [](const SavepointEntry* a, const SavepointEntry* b) {
+      return std::tie(a->key, a->userKey) == std::tie(b->key, b->userKey);
+    });
+    return twice == sorted.end() ? nullptr : *twice;
+  }
+
+  static std::string entryAddedTwice(const std::string& stateName, const SavepointEntry& e) {
+    std::string text = "state '" + stateName + "' holds key '" + detail::printableBytes(e.key) + "'";
+    if (!e.userKey.empty()) text += " user key '" + detail::printableBytes(e.userKey) + "'";
+    return text + " twice";
+  }
+
+  static std::string userKeyOutsideMap(const std::string& stateName, StateKind kind, const std::string& key,
+                                       const std::string& userKey) {
+    return "state '" + stateName + "' is a " + toString(kind) + " state, whose entries have no user key, but key '" +
+           detail::printableBytes(key) + "' has user key '" + detail::printableBytes(userKey) + "'";
+  }
+
   static std::string hex(std::uint32_t v) {
     char buf[11];
     std::snprintf(buf, sizeof buf, "0x%08x", v);

@@ -2,7 +2,10 @@
 // Byte encodings for keys and values. Every backend stores these bytes, which is what
 // makes a savepoint written by one backend readable by any other.
 // Users make their own types storable by specialising Serializer<T> or, for plain
-// aggregates, with ASYNCSTATE_SERIALIZABLE(Type, field1, field2, ...).
+// aggregates, with ASYNCSTATE_SERIALIZABLE(Type, field1, field2, ...). A specialisation
+// may declare `static constexpr std::size_t kMinEncodedSize`, the fewest bytes one value
+// takes (1 when it does not), which bounds how many of them a length prefix can claim;
+// one whose values can take no bytes at all declares 0, or containers of them cannot decode.
 
 #include <cstdint>
 #include <cstring>
@@ -26,6 +29,9 @@ class SerializationError : public std::runtime_error {
 template <class T, class Enable = void>
 struct Serializer;
 
+template <class K>
+std::string keyToText(const K& key);
+
 namespace detail {
 inline void requireBytes(std::string_view in, std::size_t n, const char* what) {
   if (in.size() < n) {
@@ -33,11 +39,21 @@ inline void requireBytes(std::string_view in, std::size_t n, const char* what) {
                              " bytes, have " + std::to_string(in.size()));
   }
 }
+
+template <class T>
+constexpr std::size_t minEncodedSize() {
+  if constexpr (requires { Serializer<T>::kMinEncodedSize; }) {
+    return Serializer<T>::kMinEncodedSize;
+  } else {
+    return 1;
+  }
+}
 }  // namespace detail
 
 // Fixed-width little-endian integers and IEEE floats (this library targets little-endian hosts).
 template <class T>
 struct Serializer<T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<T>>> {
+  static constexpr std::size_t kMinEncodedSize = sizeof(T);
   static void write(std::string& out, const T& value) {
     char bytes[sizeof(T)];
     std::memcpy(bytes, &value, sizeof(T));
@@ -52,12 +68,39 @@ struct Serializer<T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<
   }
 };
 
+// One byte, 0 or 1. Copying any other byte into a bool would be undefined behaviour, and
+// a corrupt value taken for true.
+template <>
+struct Serializer<bool> {
+  static constexpr std::size_t kMinEncodedSize = 1;
+  static void write(std::string& out, bool value) { out.push_back(value ? '\1' : '\0'); }
+  static bool read(std::string_view& in) {
+    detail::requireBytes(in, 1, "a bool");
+    const auto byte = static_cast<unsigned char>(in.front());
+    if (byte > 1) throw SerializationError("corrupt bool: byte " + std::to_string(byte) + " is neither 0 nor 1");
+    in.remove_prefix(1);
+    return byte == 1;
+  }
+};
+
 namespace detail {
-inline void writeLength(std::string& out, std::size_t n) {
+// Elements that take no bytes are not bounded by the input's size: a corrupt length
+// prefix could claim four billion of them. This many cost a few MiB at most.
+inline constexpr std::size_t kMaxBytelessElements = std::size_t{1} << 20;
+
+inline void writeLength(std::string& out, std::size_t n, std::size_t minElementBytes) {
+  if (minElementBytes == 0 && n > kMaxBytelessElements) {
+    throw SerializationError("cannot encode " + std::to_string(n) + " elements that take no bytes: at most " +
+                             std::to_string(kMaxBytelessElements) + " can be decoded");
+  }
   Serializer<std::uint32_t>::write(out, static_cast<std::uint32_t>(n));
 }
 inline std::size_t readLength(std::string_view& in, std::size_t minElementBytes) {
   const std::uint32_t n = Serializer<std::uint32_t>::read(in);
+  if (minElementBytes == 0 && n > kMaxBytelessElements) {
+    throw SerializationError("corrupt length prefix: " + std::to_string(n) + " elements that take no bytes (at most " +
+                             std::to_string(kMaxBytelessElements) + " are encoded)");
+  }
   if (minElementBytes > 0 && n > in.size() / minElementBytes) {
     throw SerializationError("corrupt length prefix: " + std::to_string(n) + " elements cannot fit in " +
                              std::to_string(in.size()) + " remaining bytes");
@@ -68,8 +111,9 @@ inline std::size_t readLength(std::string_view& in, std::size_t minElementBytes)
 
 template <>
 struct Serializer<std::string> {
+  static constexpr std::size_t kMinEncodedSize = 4;
   static void write(std::string& out, const std::string& value) {
-    detail::writeLength(out, value.size());
+    detail::writeLength(out, value.size(), 1);
     out.append(value);
   }
   static std::string read(std::string_view& in) {
@@ -82,12 +126,13 @@ struct Serializer<std::string> {
 
 template <class T>
 struct Serializer<std::vector<T>> {
+  static constexpr std::size_t kMinEncodedSize = 4;
   static void write(std::string& out, const std::vector<T>& value) {
-    detail::writeLength(out, value.size());
+    detail::writeLength(out, value.size(), detail::minEncodedSize<T>());
     for (const T& element : value) Serializer<T>::write(out, element);
   }
   static std::vector<T> read(std::string_view& in) {
-    const std::size_t n = detail::readLength(in, 1);
+    const std::size_t n = detail::readLength(in, detail::minEncodedSize<T>());
     std::vector<T> value;
     value.reserve(n);
     for (std::size_t i = 0; i < n; ++i) value.push_back(Serializer<T>::read(in));
@@ -97,26 +142,33 @@ struct Serializer<std::vector<T>> {
 
 template <class K, class V>
 struct Serializer<std::map<K, V>> {
+  static constexpr std::size_t kMinEncodedSize = 4;
   static void write(std::string& out, const std::map<K, V>& value) {
-    detail::writeLength(out, value.size());
+    detail::writeLength(out, value.size(), kMinEntrySize);
     for (const auto& [k, v] : value) {
       Serializer<K>::write(out, k);
       Serializer<V>::write(out, v);
     }
   }
   static std::map<K, V> read(std::string_view& in) {
-    const std::size_t n = detail::readLength(in, 1);
+    const std::size_t n = detail::readLength(in, kMinEntrySize);
     std::map<K, V> value;
     for (std::size_t i = 0; i < n; ++i) {
       K k = Serializer<K>::read(in);
-      value.emplace(std::move(k), Serializer<V>::read(in));
+      V v = Serializer<V>::read(in);
+      auto [it, inserted] = value.try_emplace(std::move(k), std::move(v));
+      if (!inserted) throw SerializationError("corrupt map: key " + keyToText(it->first) + " appears twice");
     }
     return value;
   }
+
+ private:
+  static constexpr std::size_t kMinEntrySize = detail::minEncodedSize<K>() + detail::minEncodedSize<V>();
 };
 
 template <class T>
 struct Serializer<std::optional<T>> {
+  static constexpr std::size_t kMinEncodedSize = 1;
   static void write(std::string& out, const std::optional<T>& value) {
     Serializer<bool>::write(out, value.has_value());
     if (value) Serializer<T>::write(out, *value);
@@ -129,6 +181,7 @@ struct Serializer<std::optional<T>> {
 
 template <class A, class B>
 struct Serializer<std::pair<A, B>> {
+  static constexpr std::size_t kMinEncodedSize = detail::minEncodedSize<A>() + detail::minEncodedSize<B>();
   static void write(std::string& out, const std::pair<A, B>& value) {
     Serializer<A>::write(out, value.first);
     Serializer<B>::write(out, value.second);
@@ -141,6 +194,7 @@ struct Serializer<std::pair<A, B>> {
 
 template <class... Ts>
 struct Serializer<std::tuple<Ts...>> {
+  static constexpr std::size_t kMinEncodedSize = (std::size_t{0} + ... + detail::minEncodedSize<Ts>());
   static void write(std::string& out, const std::tuple<Ts...>& value) {
     std::apply([&](const Ts&... parts) { (Serializer<Ts>::write(out, parts), ...); }, value);
   }

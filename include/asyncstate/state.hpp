@@ -96,9 +96,17 @@ namespace detail {
 class StateBase {
  public:
   StateBase(AsyncExecutionController& controller, const std::string& name, StateKind kind)
-      : controller_(&controller), handle_(controller.registerState(name, kind)) {}
+      : controller_(&controller), handle_(controller.registerState(name, kind)) {
+    controller.linkState(link_);
+  }
   StateBase(const StateBase&) = delete;
   StateBase& operator=(const StateBase&) = delete;
+  // The library's own continuations (an add's read-modify-write, its sequencing) use
+  // the state: what is in flight finishes, or is given up, before it goes -- unless the
+  // controller went first (and drained then).
+  ~StateBase() {
+    if (link_.linked()) controller_->stateGoing(link_, handle_.name);
+  }
 
   const std::string& name() const noexcept { return handle_.name; }
 
@@ -128,6 +136,7 @@ class StateBase {
 
   AsyncExecutionController* controller_;
   StateHandle handle_;
+  detail::ControllerLink link_;
 };
 
 // Orders the read-modify-writes of one state per key. Per-key order keeps other records

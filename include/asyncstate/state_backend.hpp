@@ -165,7 +165,8 @@ class StateBackend {
   // executeBatch was called (a wrapper that delays completions must not reorder
   // effects: delay the answers, not the writes). Each
   // request's ticket is completed or failed exactly once, on any thread, possibly
-  // before this returns.
+  // before this returns. A backend that throws instead must not have answered or applied
+  // any request of the batch: the controller then fails them all with the exception.
   virtual void executeBatch(std::vector<StateRequest> batch, CompletionSink& sink) = 0;
 
   // Called on the task thread when the controller has nothing else to do but wait for

@@ -4,6 +4,7 @@
 #include "backend_factories.hpp"
 #include "backend_test_util.hpp"
 
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/state.hpp>
 
 #include <gtest/gtest.h>
@@ -296,6 +297,22 @@ TEST_P(BackendSuite, RestoreWithAConflictingKindChangesNothing) {
   Savepoint bad;
   bad.add("value", StateKind::Map, "a", "u", "x");
   EXPECT_THROW(backend().restore(bad), std::invalid_argument);
+  EXPECT_EQ(savepointBytes(backend()), before);
+}
+
+// Such a savepoint holds the runner's position and no state: restoring it as state would
+// empty every state.
+TEST_P(BackendSuite, RestoreRefusesALightweightCheckpointsSavepointAndChangesNothing) {
+  run(backend(), {put(value_, "a", "1"), putEntry(map_, "m", "u", "2")});
+  const std::string before = savepointBytes(backend());
+  Savepoint positionOnly;
+  positionOnly.metadata()[kLightweightCheckpointField] = encode(std::uint64_t{1});
+  try {
+    backend().restore(positionOnly);
+    FAIL() << "restore() accepted a savepoint without state";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lightweight checkpoint 1,"), std::string::npos) << e.what();
+  }
   EXPECT_EQ(savepointBytes(backend()), before);
 }
 

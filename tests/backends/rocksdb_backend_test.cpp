@@ -9,7 +9,13 @@
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace asyncstate::test {
 namespace {
@@ -31,6 +37,74 @@ TEST(RocksDb, DataSurvivesReopenWithSyncWrites) {
   const std::uint32_t list = reopened.registerState("events", StateKind::List);
   EXPECT_EQ(shown(run(reopened, {get(list, "u")})[0]), "ab");
   EXPECT_THROW(reopened.registerState("carts", StateKind::Value), std::invalid_argument);
+}
+
+// Writes `count` batches of one entry each (key<i>) and closes the database, whose
+// write-ahead log then holds them all; returns that log file.
+std::filesystem::path writeIntoTheWal(const std::filesystem::path& path, int count) {
+  {
+    RocksDbBackend db(RocksDbOptions{path});
+    const std::uint32_t s = db.registerState("s", StateKind::Value);
+    for (int i = 0; i < count; ++i) run(db, {put(s, "key" + std::to_string(i), std::string(100, 'v'))});
+  }
+  std::filesystem::path wal;
+  for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator(path)) {
+    if (entry.path().extension() == ".log" && (wal.empty() || entry.file_size() > std::filesystem::file_size(wal))) {
+      wal = entry.path();
+    }
+  }
+  EXPECT_GT(std::filesystem::file_size(wal), std::uintmax_t{100} * count) << "the entries are not in the WAL";
+  return wal;
+}
+
+std::string readBytes(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void writeBytes(const std::filesystem::path& file, const std::string& bytes) {
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// RocksDB's default recovery stops replaying the WAL at a damaged record without an
+// error, which silently dropped every later write. The open fails instead, naming the
+// WAL, and leaves it as it is: repaired, it still holds every write.
+TEST(RocksDb, ACorruptWriteAheadLogFailsTheOpenAndIsKept) {
+  TempDir dir;
+  const std::filesystem::path path = dir.path() / "db";
+  const std::filesystem::path wal = writeIntoTheWal(path, 200);
+  const std::string intact = readBytes(wal);
+  std::string damaged = intact;
+  damaged[damaged.size() / 2] ^= 0x55;
+  writeBytes(wal, damaged);
+  try {
+    RocksDbBackend db(RocksDbOptions{path});
+    ADD_FAILURE() << "a database with a corrupt WAL opened";
+  } catch (const BackendError& e) {
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("write-ahead log"), std::string::npos) << e.what();
+  }
+  ASSERT_TRUE(readBytes(wal) == damaged) << "the failed open changed the WAL";
+  writeBytes(wal, intact);
+  RocksDbBackend db(RocksDbOptions{path});
+  const std::uint32_t s = db.registerState("s", StateKind::Value);
+  auto r = run(db, {get(s, "key0"), get(s, "key199")});
+  EXPECT_EQ(shown(r[0]), std::string(100, 'v'));
+  EXPECT_EQ(shown(r[1]), std::string(100, 'v'));
+}
+
+// A WAL whose last record a crash cut short opens, without that record only.
+TEST(RocksDb, ATornWriteAheadLogTailLosesOnlyTheTornWrite) {
+  TempDir dir;
+  const std::filesystem::path path = dir.path() / "db";
+  const std::filesystem::path wal = writeIntoTheWal(path, 200);
+  std::filesystem::resize_file(wal, std::filesystem::file_size(wal) - 10);
+  RocksDbBackend db(RocksDbOptions{path});
+  const std::uint32_t s = db.registerState("s", StateKind::Value);
+  auto r = run(db, {get(s, "key0"), get(s, "key198"), get(s, "key199")});
+  EXPECT_EQ(shown(r[0]), std::string(100, 'v'));
+  EXPECT_EQ(shown(r[1]), std::string(100, 'v'));
+  EXPECT_EQ(shown(r[2]), "<absent>");
 }
 
 TEST(RocksDb, CheckpointRestoresEarlierContentsAndKeepsIds) {
@@ -68,6 +142,175 @@ TEST(RocksDb, RestoringAMissingOrIncompatibleCheckpointChangesNothing) {
   EXPECT_EQ(savepointBytes(db), before);
   EXPECT_EQ(shown(run(db, {get(a, "k")})[0]), "v");
 }
+
+// A checkpoint that is empty or lost files is refused, naming it, and the live database
+// keeps its contents: opened as a database, the copy without CURRENT would become an
+// empty one and replace them.
+TEST(RocksDb, RestoringAnEmptyOrIncompleteCheckpointChangesNothing) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
+  const std::uint32_t a = db.registerState("a", StateKind::Value);
+  run(db, {put(a, "k", "v")});
+  const std::string before = savepointBytes(db);
+  const auto withoutFiles = [&](const std::string& name, auto lost) {
+    const fs::path cp = dir.path() / name;
+    db.createCheckpoint(cp);
+    int removed = 0;
+    for (const fs::directory_entry& entry : fs::directory_iterator(cp)) {
+      if (lost(entry.path())) removed += fs::remove(entry.path()) ? 1 : 0;
+    }
+    EXPECT_GT(removed, 0) << name;
+    return cp;
+  };
+  fs::create_directory(dir.path() / "empty");
+  const std::vector<fs::path> broken{
+      dir.path() / "empty",
+      withoutFiles("no-current", [](const fs::path& file) { return file.filename() == "CURRENT"; }),
+      withoutFiles("no-tables", [](const fs::path& file) { return file.extension() == ".sst"; }),
+      withoutFiles("no-current-nor-tables",
+                   [](const fs::path& file) { return file.filename() == "CURRENT" || file.extension() == ".sst"; }),
+  };
+  for (const fs::path& cp : broken) {
+    SCOPED_TRACE(cp.filename().string());
+    try {
+      db.restoreCheckpoint(cp);
+      ADD_FAILURE() << "the broken checkpoint was restored";
+    } catch (const BackendError& e) {
+      EXPECT_NE(std::string(e.what()).find(cp.string()), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(savepointBytes(db), before);
+    EXPECT_EQ(shown(run(db, {get(a, "k")})[0]), "v");
+    EXPECT_FALSE(fs::exists(dir.path() / "db.restoring"));
+  }
+}
+
+// restoreCheckpoint() swaps the copy in by two renames: <db> to <db>.replaced, then
+// <db>.restoring to <db>. The tests below lay out by hand what a crash at each point
+// leaves and open a new backend there: until <db> is the restored copy the old contents
+// come back, afterwards the restored ones stay; no leftover is kept, and no empty
+// database is created while a leftover holds data.
+
+// Creates <dir>/db holding a:k = "old" and <dir>/cp, a checkpoint of it with a:k = "restored".
+void databaseAndCheckpoint(const std::filesystem::path& dir) {
+  RocksDbBackend db(RocksDbOptions{dir / "db"});
+  const std::uint32_t a = db.registerState("a", StateKind::Value);
+  run(db, {put(a, "k", "restored")});
+  db.createCheckpoint(dir / "cp");
+  run(db, {put(a, "k", "old")});
+}
+
+// What a new backend on `path` reads at a:k.
+std::string valueAt(const std::filesystem::path& path) {
+  RocksDbBackend db(RocksDbOptions{path});
+  return shown(run(db, {get(db.registerState("a", StateKind::Value), "k")})[0]);
+}
+
+// The names in `dir` besides the database and the checkpoint.
+std::vector<std::string> leftovers(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name != "db" && name != "cp") names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(RocksDb, ACrashBeforeRestoreCheckpointsSwapKeepsTheOldContents) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  databaseAndCheckpoint(dir.path());
+  // Crashed while copying the checkpoint (or before the first rename).
+  fs::copy(dir.path() / "cp", dir.path() / "db.restoring");
+  EXPECT_EQ(valueAt(dir.path() / "db"), "old");
+  EXPECT_EQ(leftovers(dir.path()), std::vector<std::string>{});
+}
+
+TEST(RocksDb, ACrashBetweenRestoreCheckpointsRenamesBringsTheOldContentsBack) {
+  namespace fs = std::filesystem;
+  const auto crashedBetweenTheRenames = [](const std::string& layout, const auto& alsoLeft) {
+    SCOPED_TRACE(layout);
+    TempDir dir;
+    databaseAndCheckpoint(dir.path());
+    fs::rename(dir.path() / "db", dir.path() / "db.replaced");
+    alsoLeft(dir.path());
+    EXPECT_EQ(valueAt(dir.path() / "db"), "old") << "an empty database was opened, the old one left aside";
+    EXPECT_EQ(leftovers(dir.path()), std::vector<std::string>{});
+  };
+  crashedBetweenTheRenames("with the complete copy", [](const fs::path& d) { fs::copy(d / "cp", d / "db.restoring"); });
+  crashedBetweenTheRenames("without the copy", [](const fs::path&) {});
+  crashedBetweenTheRenames("with an empty directory in the database's place", [](const fs::path& d) {
+    fs::copy(d / "cp", d / "db.restoring");
+    fs::create_directory(d / "db");
+  });
+}
+
+TEST(RocksDb, ACrashAfterRestoreCheckpointsSwapKeepsTheRestoredContents) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  databaseAndCheckpoint(dir.path());
+  fs::rename(dir.path() / "db", dir.path() / "db.replaced");
+  fs::copy(dir.path() / "cp", dir.path() / "db");
+  fs::remove(dir.path() / "db.replaced" / "CURRENT");  // its deletion had begun
+  EXPECT_EQ(valueAt(dir.path() / "db"), "restored");
+  EXPECT_EQ(leftovers(dir.path()), std::vector<std::string>{});
+}
+
+// A version without the recovery created an empty database after a crash between the
+// renames. Any of the three may now hold the wanted data: the open fails, naming them.
+TEST(RocksDb, ADatabaseBesideBothLeftoversOfARestoreIsNotOpened) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  databaseAndCheckpoint(dir.path());
+  fs::rename(dir.path() / "db", dir.path() / "db.replaced");
+  fs::copy(dir.path() / "cp", dir.path() / "db.restoring");
+  {
+    const RocksDbBackend empty(RocksDbOptions{dir.path() / "empty"});
+  }
+  fs::rename(dir.path() / "empty", dir.path() / "db");
+  try {
+    RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
+    ADD_FAILURE() << "opened beside both leftovers";
+  } catch (const BackendError& e) {
+    EXPECT_NE(std::string(e.what()).find((dir.path() / "db.replaced").string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find((dir.path() / "db.restoring").string()), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(leftovers(dir.path()), (std::vector<std::string>{"db.replaced", "db.restoring"}));
+  EXPECT_EQ(valueAt(dir.path() / "db.replaced"), "old");
+}
+
+// The swap's steps on disk; the hook throws there as a failed rename would stop it.
+class RestoreCheckpointInterrupted : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RestoreCheckpointInterrupted, LeavesTheBackendClosedNamingWhyAndTheNextOpenFinishesIt) {
+  TempDir dir;
+  databaseAndCheckpoint(dir.path());
+  {
+    RocksDbOptions options{dir.path() / "db"};
+    options.onRollBackStep = [step = GetParam()](std::string_view reached) {
+      if (reached == step) throw std::runtime_error("interrupted at " + step);
+    };
+    RocksDbBackend db(options);
+    const std::uint32_t a = db.registerState("a", StateKind::Value);
+    EXPECT_THROW(db.restoreCheckpoint(dir.path() / "cp"), std::runtime_error);
+    const std::vector<Outcome> outcomes = run(db, {get(a, "k")});
+    ASSERT_FALSE(outcomes[0].ok);
+    EXPECT_NE(outcomes[0].error.find("restoring checkpoint " + (dir.path() / "cp").string() +
+                                     " failed midway (interrupted at " + GetParam() + ")"),
+              std::string::npos)
+        << outcomes[0].error;
+  }
+  EXPECT_EQ(valueAt(dir.path() / "db"), GetParam() == "restore: database moved aside" ? "old" : "restored");
+  EXPECT_EQ(leftovers(dir.path()), std::vector<std::string>{});
+}
+
+INSTANTIATE_TEST_SUITE_P(RocksDb, RestoreCheckpointInterrupted,
+                         ::testing::Values("restore: database moved aside", "restore: checkpoint swapped in"),
+                         [](const auto& info) {
+                           return info.param == "restore: database moved aside" ? std::string("DatabaseMovedAside")
+                                                                                : std::string("CheckpointSwappedIn");
+                         });
 
 TEST(RocksDb, KeysThatArePrefixesOfEachOtherNeverMix) {
   TempDir dir;

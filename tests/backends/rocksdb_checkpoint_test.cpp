@@ -13,6 +13,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <set>
 #include <string>
 
@@ -196,6 +198,19 @@ TEST(RocksDbCheckpoint, LeftoversOfAnInterruptedCheckpointAreIgnoredAndCleanedUp
 
 // Each case damages its own root, then restores: a BackendError that says what is wrong,
 // and nothing created at the restore target.
+// Edits a checkpoint's manifest and writes its checksum anew: damage the checksum misses.
+void rewriteManifest(const CheckpointHandle& handle, const std::function<void(std::string&)>& edit) {
+  const fs::path manifest = handle.directory / "CHECKPOINT";
+  std::ifstream in(manifest, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.resize(text.rfind("crc32c "));
+  edit(text);
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08x", detail::crc32c(0, text));
+  fs::permissions(manifest, fs::perms::owner_read | fs::perms::owner_write);
+  std::ofstream(manifest, std::ios::binary | std::ios::trunc) << text << "crc32c " << crc << "\n";
+}
+
 TEST(RocksDbCheckpoint, ADamagedCheckpointFailsToRestoreWithAClearError) {
   TempDir dir;
   RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
@@ -255,6 +270,21 @@ TEST(RocksDbCheckpoint, ADamagedCheckpointFailsToRestoreWithAClearError) {
                       f.put(static_cast<char>(c ^ 0x5a));
                     })
                 .find(flippedFile + " is corrupt: checksum mismatch"),
+            std::string::npos);
+  std::string crcOf;
+  EXPECT_NE(damaged("non-hex-crc",
+                    [&](const CheckpointHandle& h) {
+                      const CheckpointFile& file = h.files.front();
+                      crcOf = file.name;
+                      char crc[9];
+                      std::snprintf(crc, sizeof crc, "%08x", file.crc32c);
+                      rewriteManifest(h, [&](std::string& text) {
+                        const std::size_t at = text.find(" " + std::to_string(file.size) + " " + crc + " ");
+                        if (at == std::string::npos) throw std::runtime_error("no line for " + file.name);
+                        text.replace(at + 2 + std::to_string(file.size).size(), 8, "zzzzzzzz");
+                      });
+                    })
+                .find("crc32c field of " + crcOf + " is 'zzzzzzzz'"),
             std::string::npos);
   EXPECT_NE(damaged("missing-private",
                     [](const CheckpointHandle& h) {

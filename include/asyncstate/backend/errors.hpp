@@ -3,9 +3,9 @@
 // whether retrying is safe: a TransientBackendError promises that the failed request
 // took no effect, so RetryingBackend may send it again without applying it twice.
 
+#include <asyncstate/detail/printable_bytes.hpp>
 #include <asyncstate/state_backend.hpp>
 
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -31,25 +31,6 @@ class BackendError : public std::runtime_error {
 };
 
 namespace detail {
-// Keys are arbitrary bytes; error messages show printable ASCII as is and the rest as \xNN.
-inline std::string printableBytes(std::string_view bytes, std::size_t maxChars = 64) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (out.size() >= maxChars) {
-      out += "...";
-      break;
-    }
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 // "get on state 'orders' for key 'k1'": the context every backend error message carries.
 inline std::string describeRequest(const StateRequest& request, std::string_view stateName) {
   std::string text = std::string(toString(request.type)) + " on state '" + std::string(stateName) + "' for key '" +

@@ -3,6 +3,7 @@
 // request inline. Stores the same encoded bytes as the remote backends, so its
 // savepoints restore anywhere.
 
+#include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
 #include <asyncstate/state_backend.hpp>
 #include <asyncstate/state_registry.hpp>
@@ -58,6 +59,7 @@ class BasicMemoryBackend final : public StateBackend {
 
   void restore(const Savepoint& in) override {
     // Validate before touching anything: a rejected savepoint leaves the data as it was.
+    refuseLightweightCheckpoint(in.metadata(), "memory");
     tables_.requireKindsOf(in);
     for (auto& state : tables_) state.data = Table{};
     for (const auto& [stateName, state] : in.states()) {

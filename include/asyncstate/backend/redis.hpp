@@ -237,11 +237,17 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     }
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) throw BackendError("redis: executeBatch after the backend was stopped");
-      queue_.push_back(std::move(job));
-      ++unfinishedBatches_;
+      if (!stopping_) {
+        queue_.push_back(std::move(job));
+        ++unfinishedBatches_;
+        wake_.notify_one();
+        return;
+      }
     }
-    wake_.notify_one();
+    // Some requests may have been answered above, so the batch cannot be refused by
+    // throwing (StateBackend::executeBatch): the rest are answered with the failure.
+    const auto stopped = std::make_exception_ptr(BackendError("redis: executeBatch after the backend was stopped"));
+    for (const StateRequest& request : job.requests) sink.fail(request.ticket, stopped);
   }
 
   void snapshot(Savepoint& out) override {
@@ -283,13 +289,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
   // so the replacement itself is not atomic: a failure midway throws BackendError and
   // the restore must be repeated.
   void restore(const Savepoint& in) override {
-    if (in.metadata().contains(kLightweightCheckpointField)) {
-      throw std::invalid_argument(
-          "redis job '" + options_.job + "': restore() was given lightweight checkpoint " +
-          in.metadata().at(kLightweightCheckpointField) +
-          ", which holds the runner's position and no state; nothing was touched (restore it with "
-          "EmbeddedRunner::restore or recover(), which roll back to it, or restore a full savepoint)");
-    }
+    refuseLightweightCheckpoint(in.metadata(), "redis job '" + options_.job + "'");
     const std::map<std::string, StateKind> stored = storedKinds();
     for (const auto& [stateName, state] : in.states()) {
       auto it = stored.find(stateName);

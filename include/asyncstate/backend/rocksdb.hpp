@@ -33,7 +33,9 @@
 //   5. <db>.rollback-old is deleted and the database is opened again.
 // Opening a backend first finishes what it finds: a staging directory is deleted (the
 // roll-back never happened), a complete <db>.rollback-C is swapped in as from step 2,
-// and a leftover <db>.rollback-old is deleted (or renamed back, were <db> missing).
+// and a leftover <db>.rollback-old is deleted (or renamed back, were <db> missing). It
+// likewise finishes or undoes an interrupted restoreCheckpoint() (<db>.replaced and
+// <db>.restoring; see finishInterruptedRestore()).
 // Checkpoint 0 is the empty database: recording starts when the backend first opens a
 // database without state with a root that holds no checkpoint, and marks the root
 // (STARTED-EMPTY); a database that already holds state is refused with a root that holds
@@ -83,8 +85,8 @@ struct RocksDbOptions {
   // for remote storage and has one writer (see rocksdb_checkpoint.hpp). The braces keep
   // `RocksDbOptions{path}` free of g++'s -Wmissing-field-initializers.
   std::filesystem::path checkpointRoot{};  // NOLINT(readability-redundant-member-init)
-  // Called after each step of rollBackTo() that is on disk: a test throws here to
-  // interrupt the roll-back as a crash would (the backend is then closed).
+  // Called after each step of rollBackTo() and of restoreCheckpoint()'s swap that is on
+  // disk: a test throws here to interrupt it as a crash would (the backend is then closed).
   std::function<void(std::string_view step)> onRollBackStep{};  // NOLINT(readability-redundant-member-init)
 };
 
@@ -94,6 +96,7 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     // "<db>/" names the same directory as "<db>"; the roll-back's siblings need its name.
     if (!options_.path.has_filename()) options_.path = options_.path.parent_path();
     finishInterruptedRollBack();
+    finishInterruptedRestore();
     open();
     try {
       if (!options_.checkpointRoot.empty()) startRecording();
@@ -105,6 +108,15 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
 
   ~RocksDbBackend() override { close(); }
 
+ private:
+  struct ExistingOnly {};
+  // Opens the database at options.path without ever creating one: what restoreCheckpoint()
+  // checks must already be a database, and not become an empty one.
+  RocksDbBackend(RocksDbOptions options, ExistingOnly) : options_(std::move(options)), createIfMissing_(false) {
+    open();
+  }
+
+ public:
   RocksDbBackend(const RocksDbBackend&) = delete;
   RocksDbBackend& operator=(const RocksDbBackend&) = delete;
 
@@ -186,13 +198,7 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   // metadata, since they are what a crash must now roll back to.
   void restore(const Savepoint& in) override {
     requireOpen("restore");
-    if (in.metadata().contains(kLightweightCheckpointField)) {
-      throw std::invalid_argument(
-          "rocksdb " + options_.path.string() + ": restore() was given lightweight checkpoint " +
-          in.metadata().at(kLightweightCheckpointField) +
-          ", which holds the runner's position and no state; nothing was touched (restore it with "
-          "EmbeddedRunner::restore or recover(), which roll back to it, or restore a full savepoint)");
-    }
+    refuseLightweightCheckpoint(in.metadata(), "rocksdb " + options_.path.string());
     states_.requireKindsOf(in);
     for (const auto& [stateName, state] : in.states()) registerState(stateName, state.kind);
     rocksdb::WriteBatch batch;
@@ -412,36 +418,68 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   }
 
   // Replaces the database with the checkpoint in `dir`. The checkpoint is copied and
-  // opened (and its state kinds checked) before the live database is touched, so a
-  // missing or broken checkpoint leaves the current contents in place. Registered
-  // states keep their ids.
+  // opened, never created (and its state kinds checked), before the live database is
+  // touched, so a missing, empty, incomplete or broken checkpoint leaves the current
+  // contents in place. Registered states keep their ids. The copy is then swapped in by
+  // two renames, each on disk before the next step; finishInterruptedRestore() says what
+  // a crash at each step leaves. A failure after the database was closed leaves the
+  // backend closed, naming why, and a new backend on the path finishes or undoes the swap.
   void restoreCheckpoint(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     requireOpen("restoring checkpoint " + dir.string());
     if (!fs::is_directory(dir)) {
       throw BackendError("rocksdb: checkpoint " + dir.string() + " does not exist; nothing was restored");
     }
-    const fs::path staging = options_.path.string() + ".restoring";
+    // Opened as usual, a directory without CURRENT (empty, or a copy that lost files)
+    // would become a new, empty database and replace the live one.
+    if (!fs::exists(dir / "CURRENT")) {
+      throw BackendError("rocksdb: checkpoint " + dir.string() +
+                         " is not a RocksDB database (no CURRENT file: empty or incomplete); nothing was restored");
+    }
+    const fs::path replaced = siblingPath(".replaced");
+    if (fs::exists(replaced)) {
+      // Opening removed any .replaced this backend left, so this one is someone else's.
+      throw BackendError("rocksdb " + options_.path.string() + ": cannot restore checkpoint " + dir.string() + ": " +
+                         replaced.string() + " exists; nothing was restored");
+    }
+    const fs::path staging = siblingPath(".restoring");
     fs::remove_all(staging);
-    fs::copy(dir, staging, fs::copy_options::recursive);
     try {
-      RocksDbBackend probe(RocksDbOptions{staging, false, options_.writeBufferBytes});
+      fs::copy(dir, staging, fs::copy_options::recursive);
+      const RocksDbBackend probe(RocksDbOptions{staging, false, options_.writeBufferBytes}, ExistingOnly{});
       for (const auto& other : probe.states_) states_.requireKind(other.name, other.kind, "checkpoint " + dir.string());
+    } catch (const BackendError& e) {
+      // Opening the copy failed; its message names the copy, the caller knows `dir`.
+      fs::remove_all(staging);
+      throw BackendError("rocksdb: checkpoint " + dir.string() + " cannot be opened (" + e.what() +
+                         "); nothing was restored");
     } catch (...) {
       fs::remove_all(staging);
       throw;
     }
+    // The swap deletes the old database once the copy has its place: by then the copy
+    // must be on disk, not only in the page cache (RocksDB synced only what it wrote). A
+    // failure here leaves the copy, which the next restore or open deletes.
+    for (const fs::directory_entry& entry : fs::recursive_directory_iterator(staging)) detail::syncPath(entry.path());
+    detail::syncPath(staging);
     std::vector<std::pair<std::string, StateKind>> registered;
     registered.reserve(states_.size());
     for (const auto& state : states_) registered.emplace_back(state.name, state.kind);
     close();
     uploaded_.clear();  // the swapped-in files are another lineage: their names may repeat
-    const fs::path old = options_.path.string() + ".replaced";
-    fs::remove_all(old);
-    fs::rename(options_.path, old);
-    fs::rename(staging, options_.path);
-    fs::remove_all(old);
-    open();
+    try {
+      fs::rename(options_.path, replaced);
+      syncParent();
+      rolledBackStep("restore: database moved aside");
+      fs::rename(staging, options_.path);
+      syncParent();
+      rolledBackStep("restore: checkpoint swapped in");
+      fs::remove_all(replaced);
+      open();
+    } catch (const std::exception& e) {
+      closedBecause_ = "restoring checkpoint " + dir.string() + " failed midway (" + e.what() + ")";
+      throw;
+    }
     keepStateIds(registered);
   }
 
@@ -478,7 +516,7 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
 
   std::string closedMessage() const {
     return "rocksdb " + options_.path.string() + " is closed: " + closedBecause_ +
-           "; open a new backend on it, which finishes the roll-back";
+           "; open a new backend on it, which finishes or undoes what was interrupted";
   }
 
   void requireOpen(const std::string& what) const {
@@ -623,13 +661,62 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     }
   }
 
+  // Before opening: finishes or undoes what an interrupted restoreCheckpoint() left. The
+  // restore is done once <db> is the restored copy (the second rename); until then the
+  // old contents win. At each point a crash leaves:
+  //   - while copying or checking the copy, or before the first rename: the old database
+  //     in <db> and a copy of the checkpoint in <db>.restoring, which is deleted;
+  //   - between the renames: no database in <db>, the old one in <db>.replaced, which is
+  //     renamed back, and the copy in <db>.restoring, which is deleted;
+  //   - after the second rename: the restored database in <db>, and the old one in
+  //     <db>.replaced (perhaps partly deleted), which is deleted.
+  // Deleting a copy loses nothing: the checkpoint it came from is never touched. (The
+  // same goes for the staging copy of restoreFromCheckpoint(), materialized into
+  // <db>.restoring while <db> is missing or empty.) A database in <db> beside both
+  // <db>.replaced and <db>.restoring is none of these -- a version without this recovery
+  // created that database empty after a crash between the renames -- so all three may
+  // hold data: the open fails and nothing is touched.
+  void finishInterruptedRestore() {
+    namespace fs = std::filesystem;
+    const fs::path replaced = siblingPath(".replaced");
+    const fs::path restoring = siblingPath(".restoring");
+    if (fs::exists(replaced)) {
+      if (!fs::exists(options_.path / "CURRENT")) {
+        // At most an empty directory or an interrupted creation's files are in the way.
+        try {
+          requireRoomForNewDatabase();
+        } catch (const BackendError& e) {
+          throw BackendError(std::string(e.what()) +
+                             "; the database an interrupted restoreCheckpoint() moved aside is " + replaced.string() +
+                             ", kept as it is");
+        }
+        fs::remove_all(options_.path);
+        fs::rename(replaced, options_.path);
+        syncParent();
+      } else if (fs::exists(restoring)) {
+        throw BackendError("rocksdb " + options_.path.string() + ": found a database there and both " +
+                           replaced.string() + " and " + restoring.string() +
+                           ", which no interrupted restoreCheckpoint() leaves: any of them may hold the wanted "
+                           "data; keep the one wanted at " +
+                           options_.path.string() + ", delete the others, and open it again; nothing was changed");
+      } else {
+        fs::remove_all(replaced);
+      }
+    }
+    fs::remove_all(restoring);
+  }
+
   static constexpr std::string_view kCfPrefix = "state:";
   static constexpr std::string_view kKindPrefix = "kind:";
 
   rocksdb::Options dbOptions() const {
     rocksdb::Options options;
-    options.create_if_missing = true;
+    options.create_if_missing = createIfMissing_;
     options.create_missing_column_families = true;
+    // The default (kPointInTimeRecovery) stops replaying the WAL at its first damaged
+    // record without an error, silently dropping every later write. This mode still
+    // accepts a tail torn by a crash, and fails the open on damage anywhere else.
+    options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
     options.write_buffer_size = options_.writeBufferBytes;
     options.merge_operator = std::make_shared<ConcatMerge>();
     return options;
@@ -669,7 +756,15 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     for (const std::string& family : families) descriptors.emplace_back(family, rocksdb::ColumnFamilyOptions(options));
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     std::filesystem::create_directories(options_.path);
-    check(rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_), "open");
+    const rocksdb::Status opened =
+        rocksdb::DB::Open(rocksdb::DBOptions(options), options_.path.string(), descriptors, &handles, &db_);
+    if (opened.IsCorruption() && onlyTheWalIsDamaged(options, descriptors)) {
+      throw BackendError("rocksdb " + options_.path.string() + ": the write-ahead log (its *.log files) is corrupt (" +
+                         opened.ToString() +
+                         "); not opened, since replaying only the records before the damage would silently drop "
+                         "every later write; nothing was changed");
+    }
+    check(opened, "open");
     try {
       defaultHandle_ = defaultHandle(handles, families);
       findStates(families, handles);
@@ -684,6 +779,22 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
       db_ = nullptr;
       throw;
     }
+  }
+
+  // RocksDB names no file when a WAL record is damaged. If the same database opens
+  // read-only (which writes no data) while skipping damaged WAL records, the WAL is what
+  // failed the open, not the MANIFEST or a table file.
+  bool onlyTheWalIsDamaged(const rocksdb::Options& options,
+                           const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) const {
+    rocksdb::DBOptions skipping(options);
+    skipping.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    if (!rocksdb::DB::OpenForReadOnly(skipping, options_.path.string(), descriptors, &handles, &db).ok()) return false;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    delete db;
+    return true;
   }
 
   // Without a CURRENT file the directory holds no database yet: it may be missing, empty,
@@ -998,6 +1109,7 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   std::unordered_map<std::string, CheckpointFile> uploaded_;
   std::atomic<int> executing_{0};  // executeBatch() calls running
   std::string closedBecause_;      // why db_ is null after the constructor
+  bool createIfMissing_ = true;    // false while restoreCheckpoint() checks a checkpoint
 };
 
 }  // namespace asyncstate

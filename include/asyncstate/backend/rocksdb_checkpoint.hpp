@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -382,10 +383,15 @@ class RocksDbCheckpointStore {
       fields >> file.size >> crc >> copied;
       const bool valid = (type == "private" || type == "shared") && !fields.fail() && !(fields >> extra) &&
                          detail::isPlainFileName(file.name) &&
-                         (type == "private" || detail::isPlainFileName(file.sharedName)) && crc.size() == 8 &&
+                         (type == "private" || detail::isPlainFileName(file.sharedName)) &&
                          (copied == "copied" || copied == "reused");
       if (!valid) throw corrupt("bad line '" + detail::printableBytes(line) + "'");
-      file.crc32c = static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16));
+      const char* const crcEnd = crc.data() + crc.size();
+      const auto [parsedUpTo, error] = std::from_chars(crc.data(), crcEnd, file.crc32c, 16);
+      if (crc.size() != 8 || error != std::errc{} || parsedUpTo != crcEnd) {
+        throw corrupt("the crc32c field of " + file.name + " is '" + detail::printableBytes(crc) +
+                      "', not 8 hex digits");
+      }
       file.copied = copied == "copied";
       handle.files.push_back(std::move(file));
     }
