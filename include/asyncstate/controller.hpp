@@ -425,7 +425,7 @@ class BasicAsyncExecutionController final {
     } catch (...) {
       logLine(what + ", but draining failed first");
     }
-    giveUpUnfinished(what);
+    abandonIfUnfinished(what);
   }
 
   // A state built on this controller registers here (state.hpp) and leaves through
@@ -443,7 +443,7 @@ class BasicAsyncExecutionController final {
   // or an epoch action, which cannot wait.
   void giveUpUnfinished(const std::string& what) {
     detail::TaskThreadScope scope(runtime_.get());
-    if (canSettle() && (inFlight_ != 0 || tickets_.outstanding() != 0 || !buffer_.empty())) abandonUnfinished(what);
+    abandonIfUnfinished(what);
   }
 
   // Sends buffered requests now.
@@ -584,7 +584,7 @@ class BasicAsyncExecutionController final {
         waitForProgress();
       }
     } catch (...) {
-      destroy(record);  // not admitted: the caller sees the failure
+      destroy(*runtime_, record);  // not admitted: the caller sees the failure
       throw;
     }
     if (inFlight_ >= options_.inFlightLimit) ++metrics_.overdraftRecords;
@@ -655,7 +655,7 @@ class BasicAsyncExecutionController final {
         ready_.push(next);
       }
     }
-    destroy(record);
+    destroy(*runtime_, record);
   }
 
   // A record in flight when the controller went away, finished since: nobody counts it
@@ -666,22 +666,21 @@ class BasicAsyncExecutionController final {
       std::cerr << "asyncstate: failure of a record finished after its controller was destroyed: " << error.message()
                 << '\n';
     }
-    const std::size_t size = record->allocationSize();
-    record->~RecordContext();
-    runtime.deallocate(record, size);
+    destroy(runtime, record);
   }
 
   // A record that never started and never will (the controller goes away).
   void discard(detail::RecordContext* record) {
     EpochManager::completeOneRecord(asRecord(record).epoch());
     --inFlight_;
-    destroy(record);
+    destroy(*runtime_, record);
   }
 
-  void destroy(detail::RecordContext* record) {
+  // Static: an orphaned record has no controller to call it on, only the runtime.
+  static void destroy(detail::Runtime& runtime, detail::RecordContext* record) noexcept {
     const std::size_t size = record->allocationSize();
     record->~RecordContext();
-    runtime_->deallocate(record, size);
+    runtime.deallocate(record, size);
   }
 
   // A failure nobody downstream will see. With a record error policy, a failure of a
@@ -944,6 +943,11 @@ class BasicAsyncExecutionController final {
       if (inFlight_ == 0 && tickets_.outstanding() == 0 && buffer_.empty()) continue;
       waitForProgress();
     }
+  }
+
+  // giveUpUnfinished() for callers that already set the task thread's scope.
+  void abandonIfUnfinished(const std::string& why) {
+    if (canSettle() && (inFlight_ != 0 || tickets_.outstanding() != 0 || !buffer_.empty())) abandonUnfinished(why);
   }
 
   // Teardown after a drain that could not finish (`why` names the teardown): requests

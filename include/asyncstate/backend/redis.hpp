@@ -158,12 +158,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     });
     router.requireReachable();
     std::vector<detail::RedisRouter::Command> deletes;
-    for (const std::string& key : scanJobKeys(router, keys)) {
-      detail::RedisRouter::Command c;
-      c.args = {"UNLINK", key};
-      c.slot = detail::redisSlotOf(key);
-      deletes.push_back(std::move(c));
-    }
+    for (const std::string& key : scanJobKeys(router, keys)) deletes.push_back(unlink(key));
     const std::size_t count = deletes.size();
     router.runAll(std::move(deletes), "deleting the keys of job '" + options.job + "'");
     return count;
@@ -314,11 +309,7 @@ class RedisBackend final : public StateBackend, public LightweightCheckpoints {
     // (the markers that named them are gone, so nothing could roll back onto them).
     std::vector<detail::RedisRouter::Command> deletes;
     for (const std::string& key : jobKeys()) {
-      if (!keys_.parse(key) && !keys_.undoHashEpoch(key)) continue;
-      detail::RedisRouter::Command c;
-      c.args = {"UNLINK", key};
-      c.slot = detail::redisSlotOf(key);
-      deletes.push_back(std::move(c));
+      if (keys_.parse(key) || keys_.undoHashEpoch(key)) deletes.push_back(unlink(key));
     }
     admin_->runAll(std::move(deletes), "restore (clearing the old contents)");
 

@@ -468,13 +468,7 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     close();
     uploaded_.clear();  // the swapped-in files are another lineage: their names may repeat
     try {
-      fs::rename(options_.path, replaced);
-      syncParent();
-      rolledBackStep("restore: database moved aside");
-      fs::rename(staging, options_.path);
-      syncParent();
-      rolledBackStep("restore: checkpoint swapped in");
-      fs::remove_all(replaced);
+      swapIn(staging, replaced, "restore: ");
       open();
     } catch (const std::exception& e) {
       closedBecause_ = "restoring checkpoint " + dir.string() + " failed midway (" + e.what() + ")";
@@ -608,20 +602,27 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   // Steps 2-5 of a roll-back, from the complete copy `rolledBack` of checkpoint `id`;
   // repeatable from any point.
   void swapInRolledBack(const std::filesystem::path& rolledBack, std::uint64_t id) {
-    namespace fs = std::filesystem;
     if (!options_.checkpointRoot.empty()) RocksDbCheckpointStore(options_.checkpointRoot).dropNewerThan(id);
     rolledBackStep("newer checkpoints dropped");
-    const fs::path old = replacedByRollBack();
+    swapIn(rolledBack, replacedByRollBack(), "");
+  }
+
+  // Moves the database (if there is one) aside to `movedAside` and `incoming` into its
+  // place, each rename on disk before the next step, then deletes what was moved aside.
+  // The step names, prefixed by `stepPrefix`, are what the crash tests interrupt.
+  void swapIn(const std::filesystem::path& incoming, const std::filesystem::path& movedAside,
+              std::string_view stepPrefix) {
+    namespace fs = std::filesystem;
     if (fs::exists(options_.path)) {
-      fs::remove_all(old);
-      fs::rename(options_.path, old);
+      fs::remove_all(movedAside);
+      fs::rename(options_.path, movedAside);
       syncParent();
     }
-    rolledBackStep("database moved aside");
-    fs::rename(rolledBack, options_.path);
+    rolledBackStep(std::string(stepPrefix) + "database moved aside");
+    fs::rename(incoming, options_.path);
     syncParent();
-    rolledBackStep("checkpoint swapped in");
-    fs::remove_all(old);
+    rolledBackStep(std::string(stepPrefix) + "checkpoint swapped in");
+    fs::remove_all(movedAside);
   }
 
   // Before opening: finishes or undoes what an interrupted rollBackTo() left (see the
