@@ -245,6 +245,8 @@ TEST(RunnerTest, RestoreRejectsMalformedRunnerFieldsNamingThemAndTouchesNothing)
       {"watermark", std::string(3, '\0')},
       {"schedule.idleWatermarkDone", std::string(1, '\2')},
       {"timers", encode(std::uint32_t{1}) + encode(std::int64_t{5}) + encode(std::uint32_t{255})},
+      // Timers are listed once each; a repeat is corruption, not a second timer.
+      {"timers", encode(std::vector<std::pair<std::int64_t, std::string>>{{5, "k"}, {5, "k"}})},
   };
   for (const auto& [field, bytes] : malformed) {
     Savepoint checkpoint = valid;

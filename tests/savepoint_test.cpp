@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -191,6 +192,22 @@ TEST(SerializerTest, ContainersOfValuesThatTakeNoBytesRoundTripAndTheirCountStay
   EXPECT_THROW(encode(std::vector<std::tuple<>>(detail::kMaxBytelessElements + 1)), SerializationError)
       << "what could not be decoded is not encoded";
   EXPECT_THROW(decode<std::vector<std::string>>(std::string("\xff\xff\xff\xff", 4)), SerializationError);
+}
+
+TEST(SerializerTest, ALengthBeyondThirtyTwoBitsIsRefusedRatherThanCut) {
+  // A real 4 GiB string is too much for a test; the length prefix is what every
+  // container's and string's write goes through.
+  std::string out = "kept";
+  try {
+    detail::writeLength(out, std::size_t{1} << 32, 1);
+    FAIL() << "a length of 2^32 was written as " << out.size() - 4 << " bytes of a prefix that decodes as 0";
+  } catch (const SerializationError& e) {
+    EXPECT_NE(std::string(e.what()).find("a length prefix holds at most 4294967295"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(out, "kept");
+  detail::writeLength(out, std::numeric_limits<std::uint32_t>::max(), 1);
+  std::string_view written = std::string_view(out).substr(4);
+  EXPECT_EQ(Serializer<std::uint32_t>::read(written), std::numeric_limits<std::uint32_t>::max());
 }
 
 // Sets the process umask for one test (0: the system would grant every bit asked for).

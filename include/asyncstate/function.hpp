@@ -5,6 +5,7 @@
 // then finishes when the coroutine and everything it started have finished.
 
 #include <asyncstate/controller.hpp>
+#include <asyncstate/detail/printable_bytes.hpp>
 #include <asyncstate/serializer.hpp>
 #include <asyncstate/state.hpp>
 #include <asyncstate/task.hpp>
@@ -108,8 +109,15 @@ class BasicTimerService {
     return encode(std::vector<std::pair<std::int64_t, std::string>>(timers_.begin(), timers_.end()));
   }
   void restoreAll(std::string_view bytes) {
-    auto all = decode<std::vector<std::pair<std::int64_t, std::string>>>(bytes);
-    timers_ = std::set<std::pair<std::int64_t, std::string>>(all.begin(), all.end());
+    // encodeAll() lists each timer once: a repeat means the bytes are corrupt.
+    std::set<std::pair<std::int64_t, std::string>> restored;
+    for (auto& timer : decode<std::vector<std::pair<std::int64_t, std::string>>>(bytes)) {
+      if (!restored.insert(timer).second) {
+        throw SerializationError("corrupt timers: the timer of key " + detail::printableBytes(timer.second) + " at " +
+                                 std::to_string(timer.first) + " is listed twice");
+      }
+    }
+    timers_ = std::move(restored);
   }
   std::size_t size() const noexcept { return timers_.size(); }
 

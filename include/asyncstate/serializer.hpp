@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -92,6 +93,12 @@ inline void writeLength(std::string& out, std::size_t n, std::size_t minElementB
   if (minElementBytes == 0 && n > kMaxBytelessElements) {
     throw SerializationError("cannot encode " + std::to_string(n) + " elements that take no bytes: at most " +
                              std::to_string(kMaxBytelessElements) + " can be decoded");
+  }
+  // Cut to 32 bits, a longer length would decode as a shorter value: data lost silently.
+  if (n > std::numeric_limits<std::uint32_t>::max()) {
+    throw SerializationError("cannot encode " + std::to_string(n) +
+                             " elements or bytes: a length prefix holds at most " +
+                             std::to_string(std::numeric_limits<std::uint32_t>::max()));
   }
   Serializer<std::uint32_t>::write(out, static_cast<std::uint32_t>(n));
 }

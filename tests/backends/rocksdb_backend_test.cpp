@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -206,12 +207,13 @@ std::string valueAt(const std::filesystem::path& path) {
   return shown(run(db, {get(db.registerState("a", StateKind::Value), "k")})[0]);
 }
 
-// The names in `dir` besides the database and the checkpoint.
+// The names in `dir` besides the database, the checkpoint and the backends' lock files
+// (path_lock.hpp: they stay, as RocksDB's LOCK does).
 std::vector<std::string> leftovers(const std::filesystem::path& dir) {
   std::vector<std::string> names;
   for (const std::filesystem::directory_entry& entry : std::filesystem::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name != "db" && name != "cp") names.push_back(name);
+    if (name != "db" && name != "cp" && !name.ends_with(".lock")) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -278,6 +280,37 @@ TEST(RocksDb, ADatabaseBesideBothLeftoversOfARestoreIsNotOpened) {
   }
   EXPECT_EQ(leftovers(dir.path()), (std::vector<std::string>{"db.replaced", "db.restoring"}));
   EXPECT_EQ(valueAt(dir.path() / "db.replaced"), "old");
+}
+
+// Before it opens, a backend finishes or undoes what a crash interrupted, by renaming and
+// deleting the directories beside the database. On a path in use it did that to the
+// first backend's work in progress (here the copy a restoreCheckpoint() is staging)
+// before RocksDB's own lock refused it.
+TEST(RocksDb, ASecondBackendOnAPathInUseIsRefusedBeforeItTouchesAnything) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const fs::path path = dir.path() / "db";
+  auto first = std::make_unique<RocksDbBackend>(RocksDbOptions{path});
+  const std::uint32_t a = first->registerState("a", StateKind::Value);
+  run(*first, {put(a, "k", "kept")});
+  fs::create_directory(dir.path() / "db.restoring");
+  writeBytes(dir.path() / "db.restoring" / "CURRENT", "being copied");
+  for (int attempt = 0; attempt < 2; ++attempt) {  // the refused one holds nothing after
+    try {
+      const RocksDbBackend second(RocksDbOptions{path});
+      ADD_FAILURE() << "a second backend opened a path in use";
+    } catch (const BackendError& e) {
+      EXPECT_NE(std::string(e.what()).find(path.string() + " is in use by another backend (" +
+                                           (dir.path() / "db.lock").string() + " is locked); nothing was changed"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(readBytes(dir.path() / "db.restoring" / "CURRENT"), "being copied");
+  EXPECT_EQ(shown(run(*first, {get(a, "k")})[0]), "kept");
+  first.reset();
+  EXPECT_EQ(valueAt(path), "kept") << "the lock goes with the backend";
+  EXPECT_FALSE(fs::exists(dir.path() / "db.restoring")) << "and the next open clears what was left";
 }
 
 // The swap's steps on disk; the hook throws there as a failed rename would stop it.

@@ -65,7 +65,8 @@ std::vector<std::string> siblingsOf(const fs::path& db) {
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(db.parent_path())) {
     const std::string name = entry.path().filename().string();
-    if (name.starts_with(db.filename().string() + ".")) names.push_back(name);
+    // The lock file stays, as RocksDB's LOCK does (path_lock.hpp).
+    if (name.starts_with(db.filename().string() + ".") && !name.ends_with(".lock")) names.push_back(name);
   }
   return names;
 }

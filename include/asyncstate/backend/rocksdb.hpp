@@ -45,6 +45,7 @@
 // Users link librocksdb themselves (CMake: find_package(RocksDB) and RocksDB::rocksdb).
 
 #include <asyncstate/backend/errors.hpp>
+#include <asyncstate/backend/path_lock.hpp>
 #include <asyncstate/backend/rocksdb_checkpoint.hpp>
 #include <asyncstate/lightweight_checkpoint.hpp>
 #include <asyncstate/savepoint.hpp>
@@ -95,6 +96,7 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   explicit RocksDbBackend(RocksDbOptions options) : options_(std::move(options)) {
     // "<db>/" names the same directory as "<db>"; the roll-back's siblings need its name.
     if (!options_.path.has_filename()) options_.path = options_.path.parent_path();
+    lock_.emplace(options_.path);  // before the recovery below renames anything (path_lock.hpp)
     finishInterruptedRollBack();
     finishInterruptedRestore();
     open();
@@ -1100,6 +1102,9 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   }
 
   RocksDbOptions options_;
+  // Held from before recovery until after close(); none for restoreCheckpoint()'s probe of
+  // its private copy.
+  std::optional<detail::PathLock> lock_;
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* defaultHandle_ = nullptr;
   ColumnFamilies states_{"rocksdb " + options_.path.string()};
