@@ -282,6 +282,17 @@ TEST(RocksDb, ADatabaseBesideBothLeftoversOfARestoreIsNotOpened) {
   EXPECT_EQ(valueAt(dir.path() / "db.replaced"), "old");
 }
 
+// The lock file beside the database needs its directory before the database does.
+TEST(RocksDb, ADatabaseIsCreatedInDirectoriesThatDoNotExistYet) {
+  TempDir dir;
+  const std::filesystem::path path = dir.path() / "not" / "yet" / "db";
+  {
+    RocksDbBackend db(RocksDbOptions{path});
+    run(db, {put(db.registerState("a", StateKind::Value), "k", "v")});
+  }
+  EXPECT_EQ(valueAt(path), "v");
+}
+
 // Before it opens, a backend finishes or undoes what a crash interrupted, by renaming and
 // deleting the directories beside the database. On a path in use it did that to the
 // first backend's work in progress (here the copy a restoreCheckpoint() is staging)

@@ -48,6 +48,8 @@ class PathLock {
 
  private:
   static FileDescriptor openLockFile(const std::filesystem::path& file) {
+    // As the open would: a database may be asked for in a directory that does not exist yet.
+    if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path());
     FileDescriptor fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (fd.get() < 0) {
       throw BackendError("creating the lock file " + file.string() + ": " + std::generic_category().message(errno));
