@@ -419,6 +419,27 @@ TEST(RocksDbCheckpoint, RestoreNeverOverwritesAnExistingDirectory) {
   EXPECT_EQ(filesIn(dir.path() / "busy"), (std::set<std::string>{"data"}));
 }
 
+// A backend in the middle of restoreCheckpoint() holds its path's lock while its
+// database is renamed aside and its copy is staged in <path>.restoring. Restoring into
+// that path deleted the staged copy before the new backend's open was refused.
+TEST(RocksDbCheckpoint, RestoringIntoAPathAnotherBackendHoldsIsRefusedBeforeAnythingIsTouched) {
+  TempDir dir;
+  const fs::path root = dir.path() / "remote";
+  RocksDbBackend db(RocksDbOptions{dir.path() / "db"});
+  fillStates(db);
+  const CheckpointHandle handle = db.checkpoint(root);
+  const fs::path target = dir.path() / "busy";
+  const detail::PathLock heldByAnother(target);
+  fs::create_directories(target.string() + ".restoring");
+  std::ofstream(target.string() + ".restoring/CURRENT") << "being copied";
+  EXPECT_NE(errorOf([&] {
+              RocksDbBackend::restoreFromCheckpoint(root, handle.id, RocksDbOptions{target});
+            }).find(target.string() + " is in use by another backend"),
+            std::string::npos);
+  EXPECT_EQ(filesIn(target.string() + ".restoring"), (std::set<std::string>{"CURRENT"}));
+  EXPECT_FALSE(fs::exists(target));
+}
+
 TEST(RocksDbCheckpoint, CheckpointFilesAndDirectoriesAreOwnerOnly) {
   TempDir dir;
   const fs::path root = dir.path() / "remote";

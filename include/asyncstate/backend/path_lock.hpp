@@ -43,7 +43,9 @@ class PathLock {
   const std::filesystem::path& file() const noexcept { return file_; }
 
   static std::filesystem::path lockFileOf(const std::filesystem::path& path) {
-    return path.parent_path() / (path.filename().string() + ".lock");
+    // "<db>/" names the same database as "<db>".
+    const std::filesystem::path database = path.has_filename() ? path : path.parent_path();
+    return database.parent_path() / (database.filename().string() + ".lock");
   }
 
  private:

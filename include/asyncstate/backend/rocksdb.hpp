@@ -93,10 +93,15 @@ struct RocksDbOptions {
 
 class RocksDbBackend final : public StateBackend, public LightweightCheckpoints {
  public:
-  explicit RocksDbBackend(RocksDbOptions options) : options_(std::move(options)) {
+  explicit RocksDbBackend(RocksDbOptions options) : RocksDbBackend(std::move(options), std::nullopt) {}
+
+ private:
+  // `lock`: the path's lock, when the caller had to take it first (restoreFromCheckpoint).
+  RocksDbBackend(RocksDbOptions options, std::optional<detail::PathLock> lock)
+      : options_(std::move(options)), lock_(std::move(lock)) {
     // "<db>/" names the same directory as "<db>"; the roll-back's siblings need its name.
     if (!options_.path.has_filename()) options_.path = options_.path.parent_path();
-    lock_.emplace(options_.path);  // before the recovery below renames anything (path_lock.hpp)
+    if (!lock_) lock_.emplace(options_.path);  // before the recovery below renames anything (path_lock.hpp)
     finishInterruptedRollBack();
     finishInterruptedRestore();
     open();
@@ -108,9 +113,6 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     }
   }
 
-  ~RocksDbBackend() override { close(); }
-
- private:
   struct ExistingOnly {};
   // Opens the database at options.path without ever creating one: what restoreCheckpoint()
   // checks must already be a database, and not become an empty one.
@@ -119,6 +121,8 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
   }
 
  public:
+  ~RocksDbBackend() override { close(); }
+
   RocksDbBackend(const RocksDbBackend&) = delete;
   RocksDbBackend& operator=(const RocksDbBackend&) = delete;
 
@@ -378,11 +382,14 @@ class RocksDbBackend final : public StateBackend, public LightweightCheckpoints 
     const RocksDbCheckpointStore store(root);
     const CheckpointHandle handle = store.read(id);
     const std::filesystem::path target = options.path;
+    // Taken before materialize() replaces <path>.restoring, which may be the staged copy
+    // of a backend in use on the path.
+    detail::PathLock lock(target);
     const bool targetExisted = std::filesystem::exists(target);
     store.materialize(handle, target);
     std::unique_ptr<RocksDbBackend> backend;
     try {
-      backend = std::make_unique<RocksDbBackend>(std::move(options));
+      backend.reset(new RocksDbBackend(std::move(options), std::move(lock)));
     } catch (...) {
       // RocksDB refused the files: put the target back as it was (missing or empty).
       std::error_code ignored;
