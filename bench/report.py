@@ -657,7 +657,7 @@ def main():
            "## Reproduce", "",
            "```sh",
            "bench/run.sh                        # build/bench (g++ 12, RelWithDebInfo), both binaries with the "
-           "recorded flags (the futures binary a process per case), docs/bench/*.json, this page and the plots "
+           "recorded flags (a process per case), docs/bench/*.json, this page and the plots "
            "(~5 min)",
            "bench/run.sh --futures-only         # the futures binary and the instruction counts only (~2.5 min)",
            "/usr/bin/python3 bench/report.py    # this page and the plots again from docs/bench/*.json",
