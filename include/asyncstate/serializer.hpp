@@ -51,9 +51,22 @@ constexpr std::size_t minEncodedSize() {
 }
 }  // namespace detail
 
-// Fixed-width little-endian integers and IEEE floats (this library targets little-endian hosts).
+namespace detail {
+// Every value of the underlying type is a value of such an enum (enum class E, enum E :
+// int). One without a fixed type holds only its enumerators' range: copying a corrupt
+// value into it would be undefined behaviour, as with bool.
+template <class E>
+concept FixedUnderlyingEnum = std::is_enum_v<E> && requires { E{std::underlying_type_t<E>{}}; };
+}  // namespace detail
+
+// Fixed-width little-endian integers, IEEE floats and enums with a fixed underlying type
+// (this library targets little-endian hosts).
 template <class T>
 struct Serializer<T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<T>>> {
+  static_assert(!std::is_enum_v<T> || detail::FixedUnderlyingEnum<T>,
+                "an enum stored in state needs a fixed underlying type: declare it 'enum class E' or 'enum E : int' "
+                "(without one, a corrupt stored value could decode as a value the enum cannot hold), or specialize "
+                "asyncstate::Serializer<E> to check its values");
   static constexpr std::size_t kMinEncodedSize = sizeof(T);
   static void write(std::string& out, const T& value) {
     char bytes[sizeof(T)];
