@@ -13,7 +13,7 @@
 // of a process that dies.
 
 #include <asyncstate/backend/errors.hpp>
-#include <asyncstate/detail/private_file.hpp>
+#include <asyncstate/backend/rocksdb_checkpoint.hpp>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -21,7 +21,6 @@
 #include <cerrno>
 #include <filesystem>
 #include <string>
-#include <system_error>
 
 namespace asyncstate::detail {
 
@@ -37,10 +36,8 @@ class PathLock {
       throw BackendError(path.string() + " is in use by another backend (" + file_.string() +
                          " is locked); nothing was changed");
     }
-    if (locked != 0) throw BackendError("locking " + file_.string() + ": " + std::generic_category().message(errno));
+    if (locked != 0) throwFileError("locking", file_, errno);
   }
-
-  const std::filesystem::path& file() const noexcept { return file_; }
 
   static std::filesystem::path lockFileOf(const std::filesystem::path& path) {
     // "<db>/" names the same database as "<db>".
@@ -52,11 +49,7 @@ class PathLock {
   static FileDescriptor openLockFile(const std::filesystem::path& file) {
     // As the open would: a database may be asked for in a directory that does not exist yet.
     if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path());
-    FileDescriptor fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.get() < 0) {
-      throw BackendError("creating the lock file " + file.string() + ": " + std::generic_category().message(errno));
-    }
-    return fd;
+    return openFile(file, O_RDWR | O_CREAT | O_CLOEXEC, "creating the lock file");
   }
 
   std::filesystem::path file_;
